@@ -1,0 +1,262 @@
+//! The subcommands: read inputs, call the core, write and print results.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use dispatcher_core::model::DemandModel;
+use dispatcher_core::plan::ClusterState;
+use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, Strategy};
+use dispatcher_input::{InputPaths, Loaded};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{ModeArg, PlanArgs, ReleaseArgs, StrategyArg, render};
+
+fn load(paths: &InputPaths) -> Result<Loaded> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} reading {msg}: {human_pos} job files ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(paths.release.display().to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let loaded = dispatcher_input::load(paths, &|| bar.inc(1));
+    bar.finish_and_clear();
+    loaded.with_context(|| format!("Failed to read the inputs of {}", paths.release.display()))
+}
+
+fn paths(r: &ReleaseArgs) -> InputPaths {
+    InputPaths {
+        release: r.release.clone(),
+        clusters: r.clusters.clone(),
+        ..InputPaths::default()
+    }
+}
+
+/// Prints fatal problems and errors in full, and counts warnings.
+fn report(diags: &[Diagnostic], all: bool) {
+    let mut warnings = 0;
+    for d in diags {
+        if d.severity == Severity::Warning && !all {
+            warnings += 1;
+        } else {
+            eprintln!("{d}");
+        }
+    }
+    if warnings > 0 {
+        eprintln!(
+            "({warnings} warning(s) in the plan's diagnostics; `dispatcher validate` lists them)"
+        );
+    }
+}
+
+fn write_plan(plan: &Plan, out: &Path) -> Result<()> {
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, plan.to_json())
+        .with_context(|| format!("Failed to write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("Failed to write {}", out.display()))?;
+    Ok(())
+}
+
+pub fn validate(r: &ReleaseArgs) -> Result<ExitCode> {
+    let loaded = load(&paths(r))?;
+    let settings = Settings {
+        vsphere_cluster: r.vsphere_cluster.clone(),
+        ..Settings::default()
+    };
+    let diags = dispatcher_core::validate(&loaded.inputs(), &settings);
+    report(&diags, true);
+    let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
+    let jobs: usize = loaded.files.iter().map(|f| f.jobs.len()).sum();
+    println!(
+        "{} job files, {jobs} jobs, {} clusters: {} fatal, {} error(s), {} warning(s)",
+        loaded.files.len(),
+        loaded.inventory.clusters.len(),
+        count(Severity::Fatal),
+        count(Severity::Error),
+        count(Severity::Warning),
+    );
+    Ok(if count(Severity::Fatal) + count(Severity::Error) > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run(loaded: &Loaded, settings: &Settings, out: &Path) -> Result<ExitCode> {
+    let plan = match dispatcher_core::run(&loaded.inputs(), settings) {
+        Ok(p) => p,
+        Err(fatal) => {
+            report(&fatal.0, true);
+            bail!("{} fatal problem(s): nothing was placed", fatal.0.len());
+        }
+    };
+    report(&plan.diagnostics, false);
+    write_plan(&plan, out)?;
+    print!("{}", render::cluster_table(&plan));
+    println!("plan written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resolve(r: &ReleaseArgs, out: &Path) -> Result<ExitCode> {
+    let loaded = load(&paths(r))?;
+    let settings = Settings {
+        strategy: Strategy::Resolve,
+        vsphere_cluster: r.vsphere_cluster.clone(),
+        ..Settings::default()
+    };
+    run(&loaded, &settings, out)
+}
+
+pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
+    if matches!(a.mode, ModeArg::Delta) && a.previous.is_none() {
+        bail!("--mode delta places only jobs absent from a previous plan: pass --previous");
+    }
+    let loaded = load(&InputPaths {
+        volumes: Some(a.volumes.clone()),
+        durations: a.durations.clone(),
+        previous: a.previous.clone(),
+        ..paths(&a.release)
+    })?;
+    let settings = Settings {
+        strategy: match a.strategy {
+            StrategyArg::Balanced => Strategy::Balanced,
+            StrategyArg::Classic => Strategy::Classic,
+        },
+        mode: match a.mode {
+            ModeArg::Full => Mode::Full,
+            ModeArg::Delta => Mode::Delta,
+        },
+        vsphere_cluster: a.release.vsphere_cluster.clone(),
+        hysteresis_percent: a.hysteresis_percent,
+        movement_budget_percent: a.movement_budget_percent,
+        demand: DemandModel {
+            run_weight: a.run_weight,
+            hour_weight: a.hour_weight,
+            minimum: a.min_demand,
+        },
+    };
+    run(&loaded, &settings, &a.out)
+}
+
+fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Failed to read {}", path.display()))?;
+    Plan::from_json(&text).with_context(|| format!("{} is not a plan", path.display()))
+}
+
+pub fn explain(plan: &Path, job: &str) -> Result<ExitCode> {
+    let plan = read_plan(plan)?;
+    match render::explain(&plan, job) {
+        Some(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!("job {job:?} is not in the plan"),
+    }
+}
+
+pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
+    let (old, new) = (read_plan(old)?, read_plan(new)?);
+    print!("{}", render::diff(&old, &new));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
+    if !release.is_dir() {
+        bail!(
+            "--release must be a checkout directory to write into: {}",
+            release.display()
+        );
+    }
+    let plan = read_plan(plan_path)?;
+    let loaded = load(&InputPaths {
+        release: release.to_owned(),
+        ..InputPaths::default()
+    })?;
+    let mut files_changed = 0;
+    let mut jobs_changed = 0;
+    let mut failures = 0;
+    for f in &loaded.files {
+        let wanted =
+            |name: &str| -> Option<String> { plan.jobs.get(name).and_then(|e| e.cluster.clone()) };
+        if !f
+            .jobs
+            .iter()
+            .any(|j| wanted(&j.name).is_some_and(|c| j.cluster.as_deref() != Some(c.as_str())))
+        {
+            continue;
+        }
+        let path = release.join(&f.path);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("Failed to read {}", path.display()))?;
+        match dispatcher_input::writeback::rewrite_job_clusters(&text, &wanted) {
+            Ok(Some((new, n))) => {
+                std::fs::write(&path, new)
+                    .with_context(|| format!("Failed to write {}", path.display()))?;
+                files_changed += 1;
+                jobs_changed += n;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {}: {e}; left unchanged", f.path);
+            }
+        }
+    }
+    let farm = build_farm(&plan);
+    let config_path = release.join(dispatcher_input::CONFIG_PATH);
+    let text =
+        String::from_utf8(loaded.config_text.clone()).context("_config.yaml is not UTF-8")?;
+    let new = dispatcher_input::writeback::rewrite_build_farm(&text, &farm);
+    let config_changed = new != text;
+    if config_changed {
+        std::fs::write(&config_path, new)
+            .with_context(|| format!("Failed to write {}", config_path.display()))?;
+    }
+    println!(
+        "{jobs_changed} job(s) in {files_changed} file(s) rewritten; buildFarm {}",
+        if config_changed {
+            "rewritten"
+        } else {
+            "unchanged"
+        }
+    );
+    Ok(if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The `buildFarm` section a plan implies: every file outside the group paths, under its
+/// file-level cluster, for clusters that balance (active) or keep their files (cordoned).
+pub fn build_farm(plan: &Plan) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut farm: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for (name, c) in &plan.clusters {
+        if matches!(c.state, ClusterState::Active | ClusterState::Cordoned)
+            && let Some(p) = &c.provider
+        {
+            farm.entry(p.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
+        }
+    }
+    for (path, f) in &plan.files {
+        let Some(c) = f.cluster.as_deref() else {
+            continue;
+        };
+        if f.group_path {
+            continue;
+        }
+        if let Some(p) = plan.clusters.get(c).and_then(|e| e.provider.as_ref())
+            && let Some(list) = farm.get_mut(p).and_then(|m| m.get_mut(c))
+        {
+            list.push(dispatcher_core::model::basename(path).to_owned());
+        }
+    }
+    farm
+}

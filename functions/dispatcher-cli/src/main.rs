@@ -1,0 +1,147 @@
+//! `dispatcher`: the operator CLI.
+
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "dispatcher",
+    version,
+    about = "Place Prow jobs on build clusters, and explain why"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a release's config, inventory and job files; exit 1 on errors.
+    Validate(ReleaseArgs),
+    /// Apply the config as written, no rebalancing (what sanitize-prow-jobs does).
+    Resolve {
+        #[command(flatten)]
+        release: ReleaseArgs,
+        /// Where to write the plan.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Place every job: rules, capabilities, capacity-weighted balance, minimal churn.
+    Plan(Box<PlanArgs>),
+    /// Why is a job on its cluster?
+    Explain {
+        #[arg(long)]
+        plan: PathBuf,
+        job: String,
+    },
+    /// What moved between two plans, per cluster pair.
+    Diff { old: PathBuf, new: PathBuf },
+    /// Write a plan back into a release checkout: changed `cluster:` fields and `buildFarm`.
+    Sanitize {
+        /// A release checkout directory.
+        #[arg(long)]
+        release: PathBuf,
+        #[arg(long)]
+        plan: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ReleaseArgs {
+    /// A release checkout directory or a .tar.gz of one.
+    #[arg(long)]
+    release: PathBuf,
+    /// An inventory overriding the release's _clusters.yaml.
+    #[arg(long)]
+    clusters: Option<PathBuf>,
+    /// Target of the name-based vsphere rule.
+    #[arg(long, default_value = "vsphere02")]
+    vsphere_cluster: String,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Prometheus vector of run counts per job_name (JSON, optionally gzipped).
+    #[arg(long)]
+    volumes: PathBuf,
+    /// Prometheus vector of job run seconds per job_name, weighed as job-hours.
+    #[arg(long)]
+    durations: Option<PathBuf>,
+    /// The plan currently published; enables hysteresis and the movement budget.
+    #[arg(long)]
+    previous: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = StrategyArg::Balanced)]
+    strategy: StrategyArg,
+    #[arg(long, value_enum, default_value_t = ModeArg::Full)]
+    mode: ModeArg,
+    /// Keep a file's previous cluster unless another scores better by more than this.
+    #[arg(long, default_value_t = 10.0, value_parser = percent)]
+    hysteresis_percent: f64,
+    /// Demand that may move per run (forced moves exempt), as a percentage of the total.
+    #[arg(long, default_value_t = 10.0, value_parser = percent)]
+    movement_budget_percent: f64,
+    /// Demand of a job without samples, and the floor for every job.
+    #[arg(long, default_value_t = 1.0)]
+    min_demand: f64,
+    #[arg(long, default_value_t = 1.0)]
+    run_weight: f64,
+    #[arg(long, default_value_t = 1.0)]
+    hour_weight: f64,
+    /// Where to write the plan.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage between 0 and 100"))
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    Balanced,
+    Classic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Full,
+    Delta,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(r) => commands::validate(&r),
+        Command::Resolve { release, out } => commands::resolve(&release, &out),
+        Command::Plan(args) => commands::plan(&args),
+        Command::Explain { plan, job } => commands::explain(&plan, &job),
+        Command::Diff { old, new } => commands::diff(&old, &new),
+        Command::Sanitize { release, plan } => commands::sanitize(&release, &plan),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

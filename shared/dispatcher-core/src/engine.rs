@@ -1,0 +1,1178 @@
+//! One placement run: inputs in, plan out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::balance::{self, BalFile, Churn, Outcome, Pool, Start};
+use crate::classic::{self, ClassicFile, ClassicOutcome, FarmCluster};
+use crate::diag::{Diagnostic, FatalInputs, Severity};
+use crate::fnv::tie_hash;
+use crate::model::{DemandModel, DispatcherConfig, Inventory, Job, JobFile, Volumes};
+use crate::optimum::{self, DemandClass};
+use crate::plan::{
+    Candidate, ClusterEntry, ClusterState, FileEntry, FileReason, InputDigests, JobEntry, Mode,
+    PLAN_FORMAT, Parameters, Plan, Strategy, Summary, Unschedulable, round3, round6,
+};
+use crate::rules::{Decision, Fallback, LadderError, Rule, Rules, resolve_target};
+use crate::validate as checks;
+
+/// Names of the input files, for diagnostics.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub config: String,
+    pub inventory: String,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Self {
+            config: "core-services/sanitize-prow-jobs/_config.yaml".to_owned(),
+            inventory: "core-services/sanitize-prow-jobs/_clusters.yaml".to_owned(),
+        }
+    }
+}
+
+/// Everything a run reads. The core never touches files, the network or the clock.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub config: &'a DispatcherConfig,
+    pub inventory: &'a Inventory,
+    pub files: &'a [JobFile],
+    pub volumes: Option<&'a Volumes>,
+    pub previous: Option<&'a Plan>,
+    pub digests: InputDigests,
+    pub sources: Sources,
+    /// Findings of the parsers, carried into the plan.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub strategy: Strategy,
+    pub mode: Mode,
+    /// Target of the name-based vsphere rule.
+    pub vsphere_cluster: String,
+    pub hysteresis_percent: f64,
+    pub movement_budget_percent: f64,
+    pub demand: DemandModel,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Balanced,
+            mode: Mode::Full,
+            vsphere_cluster: "vsphere02".to_owned(),
+            hysteresis_percent: 10.0,
+            movement_budget_percent: 10.0,
+            demand: DemandModel::default(),
+        }
+    }
+}
+
+/// All findings about the inputs, sorted, without placing anything.
+pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
+    let mut diags = inputs.diagnostics.clone();
+    diags.extend(checks::check_config(inputs, settings));
+    match Rules::compile(
+        inputs.config,
+        inputs.inventory,
+        &settings.vsphere_cluster,
+        &inputs.sources.config,
+    ) {
+        Err(errors) => diags.extend(errors),
+        Ok(rules) => {
+            let files = sorted_files(inputs.files);
+            diags.extend(checks::check_files(&rules, &files));
+            let (_, dup) = dedupe_jobs(&files);
+            diags.extend(dup);
+            for f in &files {
+                for job in &f.jobs {
+                    if let Err(e) = rules.decide(job, &f.path, job.cluster.as_deref())
+                        && e.rule != Rule::GroupPath
+                    {
+                        diags.push(Diagnostic::error(
+                            f.path.clone(),
+                            job.name.clone(),
+                            e.reason,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    finish_diagnostics(diags)
+}
+
+fn finish_diagnostics(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort();
+    diags.dedup();
+    diags
+}
+
+fn sorted_files(files: &[JobFile]) -> Vec<&JobFile> {
+    let mut v: Vec<&JobFile> = files.iter().collect();
+    v.sort_by(|a, b| a.path.cmp(&b.path));
+    v.dedup_by(|a, b| a.path == b.path);
+    v
+}
+
+/// The first definition of a job name (in path order) wins; later ones are reported.
+fn dedupe_jobs<'a>(files: &[&'a JobFile]) -> (Vec<(usize, &'a Job)>, Vec<Diagnostic>) {
+    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut keep = Vec::new();
+    let mut diags = Vec::new();
+    for (fi, f) in files.iter().enumerate() {
+        for job in &f.jobs {
+            match first.get(job.name.as_str()) {
+                Some(other) => diags.push(Diagnostic::warning(
+                    f.path.clone(),
+                    job.name.clone(),
+                    format!(
+                        "job name is also defined in {other}; that definition is placed and this one follows its answer"
+                    ),
+                )),
+                None => {
+                    first.insert(&job.name, &f.path);
+                    keep.push((fi, job));
+                }
+            }
+        }
+    }
+    (keep, diags)
+}
+
+/// Where a job goes before file-level choices are made.
+#[derive(Debug, Clone)]
+enum Place {
+    NonKubernetes,
+    /// Target known regardless of the file's cluster.
+    Fixed {
+        cluster: String,
+        note: String,
+    },
+    /// Follows its file's cluster (relocatable, or pinned to a blocked cluster).
+    Movable,
+    Unschedulable {
+        reason: String,
+    },
+}
+
+struct PJob<'a> {
+    job: &'a Job,
+    file: usize,
+    demand: f64,
+    prev: Option<&'a str>,
+    decision: Result<Decision, LadderError>,
+    place: Place,
+}
+
+struct PFile<'a> {
+    file: &'a JobFile,
+    jobs: Vec<usize>,
+    group_path: bool,
+    cloud: Option<String>,
+    /// Eligible balanced clusters (bits over the pool).
+    mask: u128,
+    /// The cloud preference could not be met and was dropped.
+    relaxed: bool,
+    movable_demand: f64,
+    /// Most common previous cluster of the movable jobs.
+    prev: Option<String>,
+    /// Most common current cluster of the movable jobs (previous plan, else static).
+    incumbent: Option<String>,
+    /// Most common static `cluster:` field of all its jobs (the sanitizer's `mostUsed`).
+    static_most_used: Option<String>,
+}
+
+/// Runs the placement.
+pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs> {
+    let mut diags = inputs.diagnostics.clone();
+    diags.extend(checks::check_config(inputs, settings));
+    let fatal: Vec<Diagnostic> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Fatal)
+        .cloned()
+        .collect();
+    if !fatal.is_empty() {
+        return Err(FatalInputs(finish_diagnostics(fatal)));
+    }
+    let rules = Rules::compile(
+        inputs.config,
+        inputs.inventory,
+        &settings.vsphere_cluster,
+        &inputs.sources.config,
+    )
+    .map_err(|e| FatalInputs(finish_diagnostics(e)))?;
+    let inv = inputs.inventory;
+    let files = sorted_files(inputs.files);
+    diags.extend(checks::check_files(&rules, &files));
+    let (winners, dup) = dedupe_jobs(&files);
+    diags.extend(dup);
+
+    let prev_jobs = inputs.previous.map(|p| &p.jobs);
+    let volumes = if settings.strategy == Strategy::Resolve {
+        None
+    } else {
+        inputs.volumes
+    };
+
+    // The pool: usable, unreserved, uncordoned clusters of the build farm.
+    let pool = Pool {
+        names: inv
+            .clusters
+            .values()
+            .filter(|c| !c.blocked && !c.reserved && !c.cordoned)
+            .map(|c| c.name.clone())
+            .collect(),
+        cap: inv
+            .clusters
+            .values()
+            .filter(|c| !c.blocked && !c.reserved && !c.cordoned)
+            .map(|c| f64::from(c.capacity))
+            .collect(),
+    };
+    let farm_usable = |c: &str| {
+        inv.clusters
+            .get(c)
+            .is_some_and(|x| !x.blocked && !x.reserved)
+    };
+
+    // Per job: the ladder.
+    let mut jobs: Vec<PJob<'_>> = winners
+        .iter()
+        .map(|&(fi, job)| {
+            let prev = prev_jobs
+                .and_then(|p| p.get(&job.name))
+                .and_then(|e| e.cluster.as_deref());
+            let incumbent = if inputs.previous.is_some() {
+                prev
+            } else {
+                job.cluster.as_deref()
+            };
+            PJob {
+                job,
+                file: fi,
+                demand: settings.demand.demand(volumes, &job.name),
+                prev,
+                decision: rules.decide(job, &files[fi].path, incumbent),
+                place: Place::Movable,
+            }
+        })
+        .collect();
+    for j in &mut jobs {
+        j.place = first_place(j, inv, &settings.strategy);
+    }
+
+    // Per file.
+    let mut pfiles: Vec<PFile<'_>> = files
+        .iter()
+        .map(|f| PFile {
+            file: f,
+            jobs: Vec::new(),
+            group_path: !rules.group_path_matches(&f.path).is_empty(),
+            cloud: None,
+            mask: 0,
+            relaxed: false,
+            movable_demand: 0.0,
+            prev: None,
+            incumbent: None,
+            static_most_used: most_common(f.jobs.iter().filter_map(|j| j.cluster.as_deref())),
+        })
+        .collect();
+    for (ji, j) in jobs.iter().enumerate() {
+        pfiles[j.file].jobs.push(ji);
+    }
+    for pf in &mut pfiles {
+        let clouds: BTreeSet<String> = pf
+            .jobs
+            .iter()
+            .filter(|&&ji| jobs[ji].job.is_kubernetes())
+            .filter_map(|&ji| rules.mapped_cloud(jobs[ji].job))
+            .collect();
+        let farm_providers: BTreeSet<&str> = rules.farm_cloud.keys().map(String::as_str).collect();
+        if clouds.len() == 1 {
+            let c = clouds.into_iter().next().unwrap_or_default();
+            if farm_providers.contains(c.as_str()) {
+                pf.cloud = Some(c);
+            }
+        }
+        let all: u128 = (0..pool.names.len()).fold(0, |m, i| m | (1u128 << i));
+        pf.mask = match &pf.cloud {
+            Some(cloud) => {
+                let m = pool
+                    .names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| inv.clusters[*n].provider == *cloud)
+                    .fold(0u128, |m, (i, _)| m | (1u128 << i));
+                if m == 0 {
+                    pf.relaxed = true;
+                    all
+                } else {
+                    m
+                }
+            }
+            None => all,
+        };
+    }
+
+    // Acceptable previous clusters (delta keeps them; full mode keeps them for set rules).
+    if let Some(_prev) = inputs.previous {
+        for j in &mut jobs {
+            let Some(p) = j.prev else { continue };
+            let Ok(d) = &j.decision else { continue };
+            match &j.place {
+                Place::Fixed { cluster, .. }
+                    if cluster != p
+                        && d.rule.is_set_based()
+                        && d.set.iter().any(|s| s == p)
+                        && inv.usable(p) =>
+                {
+                    j.place = Place::Fixed {
+                        cluster: p.to_owned(),
+                        note: format!("kept previous cluster {p}, still in the rule's set"),
+                    };
+                }
+                Place::Movable if settings.mode == Mode::Delta => {
+                    let pf = &pfiles[j.file];
+                    let eligible = pool.index(p).is_some_and(|i| pf.mask & (1u128 << i) != 0)
+                        || (inv.is_cordoned(p) && farm_usable(p));
+                    if eligible {
+                        j.place = Place::Fixed {
+                            cluster: p.to_owned(),
+                            note: "delta: kept previous cluster".to_owned(),
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    for pf in &mut pfiles {
+        let movable: Vec<usize> = pf
+            .jobs
+            .iter()
+            .copied()
+            .filter(|&ji| matches!(jobs[ji].place, Place::Movable))
+            .collect();
+        pf.movable_demand = movable.iter().map(|&ji| jobs[ji].demand).sum();
+        pf.prev = most_common(movable.iter().filter_map(|&ji| jobs[ji].prev));
+        pf.incumbent = if inputs.previous.is_some() {
+            pf.prev.clone()
+        } else {
+            most_common(
+                movable
+                    .iter()
+                    .filter_map(|&ji| jobs[ji].job.cluster.as_deref()),
+            )
+        };
+    }
+
+    // File-level clusters.
+    let mut fixed_load = vec![0.0; pool.names.len()];
+    for j in &jobs {
+        if let Place::Fixed { cluster, .. } = &j.place
+            && let Some(i) = pool.index(cluster)
+        {
+            fixed_load[i] += j.demand;
+        }
+        if let (Place::Unschedulable { .. }, Some(p)) = (&j.place, j.prev)
+            && let Some(i) = pool.index(p)
+        {
+            fixed_load[i] += j.demand;
+        }
+    }
+    let total_demand: f64 = jobs
+        .iter()
+        .filter(|j| j.job.is_kubernetes())
+        .map(|j| j.demand)
+        .sum();
+    let churn = inputs.previous.map(|_| Churn {
+        hysteresis: settings.hysteresis_percent / 100.0,
+        budget: settings.movement_budget_percent / 100.0 * total_demand,
+    });
+    let choice = choose_files(
+        &pfiles,
+        &jobs,
+        &pool,
+        inv,
+        &rules,
+        &fixed_load,
+        settings,
+        inputs,
+        churn,
+    );
+
+    // Final targets.
+    let mut entries: BTreeMap<String, JobEntry> = BTreeMap::new();
+    let mut unschedulable = Vec::new();
+    for j in &jobs {
+        let f = &pfiles[j.file];
+        let (cluster, rule, detail) = match (&j.place, &j.decision) {
+            (Place::NonKubernetes, Ok(d)) => (None, Rule::NoClusterAgent, d.detail.clone()),
+            (Place::Fixed { cluster, note }, Ok(d)) => {
+                // A relocatable job can only be fixed when delta mode kept it in place.
+                let rule = if d.relocatable {
+                    Rule::Balanced
+                } else {
+                    d.rule
+                };
+                (Some(cluster.clone()), rule, join(&d.detail, note))
+            }
+            (Place::Movable, Ok(d)) => {
+                let c = if settings.strategy == Strategy::Resolve {
+                    resolve_file_cluster(j, d, &f.static_most_used, inv)
+                } else {
+                    choice[j.file].cluster.as_deref()
+                };
+                match resolve_target(inv, &inputs.config.default, &j.job.name, c, d) {
+                    Ok((t, fb)) => {
+                        let note = match fb {
+                            Fallback::None => String::new(),
+                            Fallback::FollowsFile => format!(
+                                "pinned cluster {} is blocked: follows its file",
+                                d.cluster.as_deref().unwrap_or_default()
+                            ),
+                            Fallback::Default => "target blocked: default cluster".to_owned(),
+                        };
+                        let rule = if settings.strategy == Strategy::Resolve {
+                            d.rule
+                        } else {
+                            Rule::Balanced
+                        };
+                        (Some(t), rule, join(&d.detail, &note))
+                    }
+                    Err(reason) => {
+                        unschedulable.push(Unschedulable {
+                            job: j.job.name.clone(),
+                            file: f.file.path.clone(),
+                            reason: reason.clone(),
+                            kept: j.prev.map(str::to_owned),
+                        });
+                        (j.prev.map(str::to_owned), Rule::Unschedulable, reason)
+                    }
+                }
+            }
+            (Place::Unschedulable { reason }, _) => {
+                unschedulable.push(Unschedulable {
+                    job: j.job.name.clone(),
+                    file: f.file.path.clone(),
+                    reason: reason.clone(),
+                    kept: j.prev.map(str::to_owned),
+                });
+                (
+                    j.prev.map(str::to_owned),
+                    Rule::Unschedulable,
+                    reason.clone(),
+                )
+            }
+            (_, Err(e)) => (
+                j.prev.map(str::to_owned),
+                Rule::Unschedulable,
+                e.reason.clone(),
+            ),
+        };
+        entries.insert(
+            j.job.name.clone(),
+            JobEntry {
+                cluster,
+                file: f.file.path.clone(),
+                rule,
+                demand: round3(j.demand),
+                detail,
+            },
+        );
+    }
+    unschedulable.sort();
+
+    // Per-file entries, with candidates for balanced files.
+    let final_load = loads_by_cluster(&entries, &jobs);
+    let pool_load: Vec<f64> = pool
+        .names
+        .iter()
+        .map(|n| final_load.get(n).copied().unwrap_or(0.0))
+        .collect();
+    let pool_total: f64 = pool_load.iter().sum();
+    let cap_sum: f64 = pool.cap.iter().sum();
+    let target: Vec<f64> = pool
+        .cap
+        .iter()
+        .map(|c| {
+            if cap_sum > 0.0 {
+                c / cap_sum * pool_total
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut file_entries = BTreeMap::new();
+    for (fi, pf) in pfiles.iter().enumerate() {
+        let ch = &choice[fi];
+        let mut candidates = Vec::new();
+        if pf.movable_demand > 0.0 && settings.strategy != Strategy::Resolve {
+            candidates =
+                explain_candidates(pf, ch.cluster.as_deref(), &pool, inv, &pool_load, &target);
+        }
+        let demand: f64 = pf.jobs.iter().map(|&ji| jobs[ji].demand).sum();
+        file_entries.insert(
+            pf.file.path.clone(),
+            FileEntry {
+                cluster: ch.cluster.clone(),
+                reason: ch.reason,
+                jobs: pf.jobs.len(),
+                demand: round3(demand),
+                movable_demand: round3(pf.movable_demand),
+                previous: pf.prev.clone(),
+                cloud: pf.cloud.clone(),
+                group_path: pf.group_path,
+                candidates,
+            },
+        );
+    }
+
+    // Moves against the previous plan.
+    let mut moved_jobs = 0;
+    let mut moved_demand = 0.0;
+    let mut forced_jobs = 0;
+    let mut forced_demand = 0.0;
+    let mut moved_in: BTreeMap<String, f64> = BTreeMap::new();
+    let mut moved_out: BTreeMap<String, f64> = BTreeMap::new();
+    let mut new_jobs = 0;
+    if inputs.previous.is_some() {
+        for j in &jobs {
+            let now = entries[&j.job.name].cluster.as_deref();
+            match (j.prev, now) {
+                (Some(p), Some(n)) if p != n => {
+                    moved_jobs += 1;
+                    moved_demand += j.demand;
+                    *moved_in.entry(n.to_owned()).or_default() += j.demand;
+                    *moved_out.entry(p.to_owned()).or_default() += j.demand;
+                    if is_forced(j, p, &pfiles[j.file], &pool) {
+                        forced_jobs += 1;
+                        forced_demand += j.demand;
+                    }
+                }
+                _ => {}
+            }
+            if prev_jobs.is_some_and(|pj| !pj.contains_key(&j.job.name)) {
+                new_jobs += 1;
+            }
+        }
+    }
+    let removed_jobs = prev_jobs.map_or(0, |pj| {
+        pj.keys().filter(|k| !entries.contains_key(*k)).count()
+    });
+
+    let clusters = cluster_entries(
+        inv,
+        &entries,
+        &file_entries,
+        &pool,
+        &target,
+        &moved_in,
+        &moved_out,
+        &jobs,
+    );
+    let classes = demand_classes(&pfiles, &choice, &pool);
+    // Everything on a pool cluster that did not come from a balanced file is fixed.
+    let mut fixed_on_pool = pool_load.clone();
+    for (fi, pf) in pfiles.iter().enumerate() {
+        if let Some(i) = balanced_index(&choice[fi], &pool) {
+            fixed_on_pool[i] = (fixed_on_pool[i] - pf.movable_demand).max(0.0);
+        }
+    }
+    let summary = Summary {
+        jobs: jobs.len(),
+        files: files.len(),
+        kubernetes_jobs: jobs.iter().filter(|j| j.job.is_kubernetes()).count(),
+        placed_jobs: entries.values().filter(|e| e.cluster.is_some()).count(),
+        unschedulable_jobs: unschedulable.len(),
+        moved_jobs,
+        moved_demand: round3(moved_demand),
+        forced_moved_jobs: forced_jobs,
+        forced_moved_demand: round3(forced_demand),
+        removed_jobs,
+        new_jobs,
+        total_demand: round3(total_demand),
+        budget_demand: churn
+            .filter(|_| settings.strategy == Strategy::Balanced && settings.mode == Mode::Full)
+            .map(|c| round3(c.budget)),
+        budget_used: round3(moved_demand - forced_demand),
+        max_deviation: round6(optimum::max_deviation(&pool.cap, &pool_load)),
+        fractional_optimum_deviation: round6(optimum::fractional_optimum(
+            &pool.cap,
+            &fixed_on_pool,
+            &classes,
+        )),
+    };
+    diags.extend(unschedulable_summary(&unschedulable));
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        strategy: settings.strategy,
+        mode: settings.mode,
+        parameters: Parameters {
+            vsphere_cluster: settings.vsphere_cluster.clone(),
+            hysteresis_percent: settings.hysteresis_percent,
+            movement_budget_percent: settings.movement_budget_percent,
+            demand: settings.demand,
+        },
+        inputs: inputs.digests.clone(),
+        summary,
+        clusters,
+        files: file_entries,
+        jobs: entries,
+        unschedulable,
+        diagnostics: finish_diagnostics(diags),
+    })
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (_, true) => a.to_owned(),
+        (true, false) => b.to_owned(),
+        (false, false) => format!("{a}; {b}"),
+    }
+}
+
+/// The place a job's decision gives before previous plans are considered.
+fn first_place(j: &PJob<'_>, inv: &Inventory, strategy: &Strategy) -> Place {
+    let d = match &j.decision {
+        Err(e) => {
+            return Place::Unschedulable {
+                reason: e.reason.clone(),
+            };
+        }
+        Ok(d) => d,
+    };
+    let Some(target) = d.cluster.as_deref() else {
+        return Place::NonKubernetes;
+    };
+    let exempt = crate::rules::is_cluster_upgrade_job(&j.job.name);
+    let blocked = inv.is_blocked(target) && !exempt;
+    if *strategy == Strategy::Resolve {
+        // Resolve is decided per job, with the file's most used static cluster standing in
+        // for C when the target is blocked (what the sanitizer does).
+        return Place::Movable;
+    }
+    if d.relocatable || blocked {
+        Place::Movable
+    } else {
+        Place::Fixed {
+            cluster: target.to_owned(),
+            note: String::new(),
+        }
+    }
+}
+
+/// Resolve's C: the sanitizer passes the file's most used static cluster only when the
+/// job's own target is blocked; otherwise C is empty and the target stands.
+fn resolve_file_cluster<'a>(
+    j: &PJob<'_>,
+    d: &Decision,
+    static_most_used: &'a Option<String>,
+    inv: &Inventory,
+) -> Option<&'a str> {
+    let target = d.cluster.as_deref()?;
+    let blocked = inv.is_blocked(target) && !crate::rules::is_cluster_upgrade_job(&j.job.name);
+    if blocked {
+        static_most_used.as_deref()
+    } else {
+        None
+    }
+}
+
+fn most_common<'a>(it: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in it.filter(|c| !c.is_empty()) {
+        *counts.entry(c).or_default() += 1;
+    }
+    // Highest count; ties go to the lexicographically smallest name (BTreeMap order).
+    let mut best: Option<(&str, usize)> = None;
+    for (c, n) in counts {
+        if best.is_none_or(|(_, bn)| n > bn) {
+            best = Some((c, n));
+        }
+    }
+    best.map(|(c, _)| c.to_owned())
+}
+
+#[derive(Debug, Clone)]
+struct FileChoice {
+    cluster: Option<String>,
+    reason: FileReason,
+    /// Whether the file's movable demand was balanced over `mask` (for the optimum).
+    balanced: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn choose_files(
+    pfiles: &[PFile<'_>],
+    jobs: &[PJob<'_>],
+    pool: &Pool,
+    inv: &Inventory,
+    rules: &Rules<'_>,
+    fixed_load: &[f64],
+    settings: &Settings,
+    inputs: &Inputs<'_>,
+    churn: Option<Churn>,
+) -> Vec<FileChoice> {
+    let mut out: Vec<Option<FileChoice>> = vec![None; pfiles.len()];
+    let farm_usable = |c: &str| {
+        inv.clusters
+            .get(c)
+            .is_some_and(|x| !x.blocked && !x.reserved)
+    };
+    let in_mask =
+        |pf: &PFile<'_>, c: &str| pool.index(c).is_some_and(|i| pf.mask & (1u128 << i) != 0);
+
+    if settings.strategy == Strategy::Resolve {
+        for (fi, pf) in pfiles.iter().enumerate() {
+            // The buildFarm listing as written.
+            let listed = pf
+                .jobs
+                .iter()
+                .filter_map(|&ji| jobs[ji].decision.as_ref().ok())
+                .find(|d| d.rule == Rule::BuildFarm)
+                .and_then(|d| d.cluster.clone());
+            out[fi] = Some(FileChoice {
+                cluster: listed,
+                reason: FileReason::Resolved,
+                balanced: false,
+            });
+        }
+        return out
+            .into_iter()
+            .map(|c| c.unwrap_or_else(no_choice))
+            .collect();
+    }
+
+    // Files that keep their cluster whatever the strategy.
+    for (fi, pf) in pfiles.iter().enumerate() {
+        if pf.movable_demand <= 0.0
+            && !pf
+                .jobs
+                .iter()
+                .any(|&ji| matches!(jobs[ji].place, Place::Movable))
+        {
+            let prev_file = inputs
+                .previous
+                .and_then(|p| p.files.get(&pf.file.path))
+                .and_then(|e| e.cluster.clone())
+                .filter(|c| in_mask(pf, c) || (inv.is_cordoned(c) && farm_usable(c)));
+            let cluster = prev_file.or_else(|| {
+                pool.members(pf.mask)
+                    .min_by_key(|&i| (tie_hash(&pf.file.path, &pool.names[i]), i))
+                    .map(|i| pool.names[i].clone())
+            });
+            out[fi] = Some(FileChoice {
+                cluster,
+                reason: FileReason::NoMovableDemand,
+                balanced: false,
+            });
+        } else if let Some(inc) = pf
+            .incumbent
+            .as_deref()
+            .filter(|c| inv.is_cordoned(c) && farm_usable(c))
+        {
+            out[fi] = Some(FileChoice {
+                cluster: Some(inc.to_owned()),
+                reason: FileReason::CordonedKeep,
+                balanced: false,
+            });
+        } else if pool.names.is_empty() {
+            out[fi] = Some(FileChoice {
+                cluster: None,
+                reason: FileReason::NoEligibleCluster,
+                balanced: false,
+            });
+        }
+    }
+
+    if settings.mode == Mode::Delta {
+        // Existing files keep their cluster; a new file follows the config as written (what
+        // the sanitizer put in its static fields) when that cluster is eligible, else the
+        // best score.
+        let mut load = fixed_load.to_vec();
+        for (fi, pf) in pfiles.iter().enumerate() {
+            if out[fi].is_some() {
+                continue;
+            }
+            if let Some(p) = pf.prev.as_deref().filter(|p| in_mask(pf, p)) {
+                out[fi] = Some(FileChoice {
+                    cluster: Some(p.to_owned()),
+                    reason: FileReason::DeltaKept,
+                    balanced: false,
+                });
+                if let Some(i) = pool.index(p) {
+                    load[i] += pf.movable_demand;
+                }
+            }
+        }
+        for (fi, pf) in pfiles.iter().enumerate() {
+            if out[fi].is_some() {
+                continue;
+            }
+            let decided = most_common(pf.jobs.iter().filter_map(|&ji| {
+                let j = &jobs[ji];
+                matches!(j.place, Place::Movable)
+                    .then(|| j.decision.as_ref().ok().and_then(|d| d.cluster.as_deref()))
+                    .flatten()
+            }));
+            let (cluster, reason) = match decided.filter(|d| in_mask(pf, d)) {
+                Some(d) => (pool.index(&d).unwrap_or(0), FileReason::Resolved),
+                None => {
+                    let bf = bal_file(pf, Start::Free, 0.0);
+                    (
+                        balance::best_cluster(pool, &load, &bf, None),
+                        FileReason::BestScore,
+                    )
+                }
+            };
+            load[cluster] += pf.movable_demand;
+            out[fi] = Some(FileChoice {
+                cluster: Some(pool.names[cluster].clone()),
+                reason,
+                balanced: false,
+            });
+        }
+        return out
+            .into_iter()
+            .map(|c| c.unwrap_or_else(no_choice))
+            .collect();
+    }
+
+    match settings.strategy {
+        Strategy::Classic => {
+            let cap_sum: f64 = inv
+                .clusters
+                .values()
+                .filter(|c| !c.blocked)
+                .map(|c| f64::from(c.capacity))
+                .sum();
+            let total: f64 = jobs
+                .iter()
+                .filter(|j| j.job.is_kubernetes())
+                .map(|j| j.demand)
+                .sum();
+            let farm: BTreeMap<String, FarmCluster> = rules
+                .farm_cloud
+                .values()
+                .flatten()
+                .map(|n| {
+                    let c = &inv.clusters[n];
+                    (
+                        n.clone(),
+                        FarmCluster {
+                            provider: c.provider.clone(),
+                            capacity: c.capacity,
+                            cordoned: c.cordoned,
+                            share: f64::from(c.capacity) / cap_sum * total,
+                        },
+                    )
+                })
+                .collect();
+            let idx: Vec<usize> = (0..pfiles.len()).filter(|&fi| out[fi].is_none()).collect();
+            let cfiles: Vec<ClassicFile<'_>> = idx
+                .iter()
+                .map(|&fi| {
+                    let pf = &pfiles[fi];
+                    let incumbent = |ji: usize| {
+                        if inputs.previous.is_some() {
+                            jobs[ji].prev
+                        } else {
+                            jobs[ji].job.cluster.as_deref()
+                        }
+                    };
+                    ClassicFile {
+                        path: &pf.file.path,
+                        size: pf.file.size,
+                        preference: pf.cloud.as_deref(),
+                        most_used: most_common(pf.jobs.iter().filter_map(|&ji| incumbent(ji))),
+                        movable_demand: pf.movable_demand,
+                        fixed: pf
+                            .jobs
+                            .iter()
+                            .filter_map(|&ji| match &jobs[ji].place {
+                                Place::Fixed { cluster, .. } => {
+                                    Some((cluster.as_str(), jobs[ji].demand))
+                                }
+                                _ => None,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            let placed = classic::place(&farm, &cfiles);
+            for (k, &fi) in idx.iter().enumerate() {
+                let (cluster, o) = placed[k].clone();
+                out[fi] = Some(FileChoice {
+                    cluster,
+                    reason: match o {
+                        ClassicOutcome::Sticky => FileReason::Sticky,
+                        ClassicOutcome::LeastLoaded => FileReason::LeastLoaded,
+                        ClassicOutcome::NoCluster => FileReason::NoEligibleCluster,
+                    },
+                    balanced: true,
+                });
+            }
+        }
+        Strategy::Balanced | Strategy::Resolve => {
+            let idx: Vec<usize> = (0..pfiles.len()).filter(|&fi| out[fi].is_none()).collect();
+            let bfiles: Vec<BalFile<'_>> = idx
+                .iter()
+                .map(|&fi| {
+                    let pf = &pfiles[fi];
+                    let start = match (&churn, pf.prev.as_deref()) {
+                        (None, _) | (_, None) => Start::Free,
+                        (Some(_), Some(p)) => match pool.index(p) {
+                            Some(i) if pf.mask & (1u128 << i) != 0 => Start::Stay(i),
+                            _ => Start::Forced,
+                        },
+                    };
+                    let cost: f64 = pf
+                        .jobs
+                        .iter()
+                        .filter(|&&ji| matches!(jobs[ji].place, Place::Movable))
+                        .filter(|&&ji| {
+                            jobs[ji].prev.is_some() && jobs[ji].prev == pf.prev.as_deref()
+                        })
+                        .map(|&ji| jobs[ji].demand)
+                        .sum();
+                    bal_file(pf, start, cost)
+                })
+                .collect();
+            let placed = balance::place(pool, fixed_load, &bfiles, churn);
+            for (k, &fi) in idx.iter().enumerate() {
+                let c = placed.cluster[k];
+                let reason = match placed.outcome[k] {
+                    Outcome::BestScore => FileReason::BestScore,
+                    Outcome::Rebalanced => FileReason::Rebalanced,
+                    Outcome::Forced => FileReason::ForcedMove,
+                    Outcome::Kept => kept_reason(pool, &placed.load, &bfiles[k], c, churn),
+                };
+                out[fi] = Some(FileChoice {
+                    cluster: pool.names.get(c).cloned(),
+                    reason,
+                    balanced: true,
+                });
+            }
+        }
+    }
+    out.into_iter()
+        .map(|c| c.unwrap_or_else(no_choice))
+        .collect()
+}
+
+fn no_choice() -> FileChoice {
+    FileChoice {
+        cluster: None,
+        reason: FileReason::NoEligibleCluster,
+        balanced: false,
+    }
+}
+
+fn bal_file<'a>(pf: &'a PFile<'_>, start: Start, cost: f64) -> BalFile<'a> {
+    BalFile {
+        path: &pf.file.path,
+        demand: pf.movable_demand,
+        mask: pf.mask,
+        start,
+        cost,
+    }
+}
+
+/// Why a file stayed: already best, within the hysteresis, or held by the budget.
+fn kept_reason(
+    pool: &Pool,
+    load: &[f64],
+    f: &BalFile<'_>,
+    c: usize,
+    churn: Option<Churn>,
+) -> FileReason {
+    let Some(ch) = churn else {
+        return FileReason::BestScore;
+    };
+    let alt = balance::best_cluster(pool, load, f, Some(c));
+    if alt == usize::MAX {
+        return FileReason::Kept;
+    }
+    let here = load[c] / pool.cap[c];
+    let there = (load[alt] + f.demand) / pool.cap[alt];
+    if here > there * (1.0 + ch.hysteresis) {
+        FileReason::BudgetExhausted
+    } else if here > there {
+        FileReason::Hysteresis
+    } else {
+        FileReason::Kept
+    }
+}
+
+/// Scores of every cluster for one file, given the final loads; rejected clusters say why.
+fn explain_candidates(
+    pf: &PFile<'_>,
+    chosen: Option<&str>,
+    pool: &Pool,
+    inv: &Inventory,
+    load: &[f64],
+    target: &[f64],
+) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for c in inv.clusters.values() {
+        let mut rejected = Vec::new();
+        if c.blocked {
+            rejected.push("blocked".to_owned());
+        }
+        if c.reserved {
+            rejected.push("reserved".to_owned());
+        }
+        if c.cordoned && chosen != Some(c.name.as_str()) {
+            rejected.push("cordoned".to_owned());
+        }
+        if let Some(cloud) = &pf.cloud
+            && !pf.relaxed
+            && c.provider != *cloud
+        {
+            rejected.push(format!("cloud-mismatch (file wants {cloud})"));
+        }
+        let score = pool
+            .index(&c.name)
+            .filter(|_| rejected.is_empty())
+            .map(|i| {
+                let own = if chosen == Some(c.name.as_str()) {
+                    pf.movable_demand
+                } else {
+                    0.0
+                };
+                let t = target[i].max(f64::MIN_POSITIVE);
+                round6((load[i] - own + pf.movable_demand) / t)
+            });
+        out.push(Candidate {
+            cluster: c.name.clone(),
+            score,
+            rejected,
+        });
+    }
+    out
+}
+
+fn loads_by_cluster(
+    entries: &BTreeMap<String, JobEntry>,
+    jobs: &[PJob<'_>],
+) -> BTreeMap<String, f64> {
+    let mut load: BTreeMap<String, f64> = BTreeMap::new();
+    for j in jobs {
+        if let Some(c) = entries[&j.job.name].cluster.as_deref() {
+            *load.entry(c.to_owned()).or_default() += j.demand;
+        }
+    }
+    load
+}
+
+/// Whether a job's move off `prev` was unavoidable: its previous cluster is blocked,
+/// removed or no longer eligible, its rule now says otherwise, or its file is being
+/// reunited on one cluster. Only balancing moves are charged to the budget.
+fn is_forced(j: &PJob<'_>, prev: &str, pf: &PFile<'_>, pool: &Pool) -> bool {
+    match j.place {
+        Place::Movable => {
+            let eligible = pool
+                .index(prev)
+                .is_some_and(|i| pf.mask & (1u128 << i) != 0);
+            !eligible || pf.prev.as_deref() != Some(prev)
+        }
+        _ => true,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cluster_entries(
+    inv: &Inventory,
+    entries: &BTreeMap<String, JobEntry>,
+    files: &BTreeMap<String, FileEntry>,
+    pool: &Pool,
+    target: &[f64],
+    moved_in: &BTreeMap<String, f64>,
+    moved_out: &BTreeMap<String, f64>,
+    jobs: &[PJob<'_>],
+) -> BTreeMap<String, ClusterEntry> {
+    let load = loads_by_cluster(entries, jobs);
+    let all: f64 = load.values().sum();
+    let mut names: BTreeSet<String> = inv.clusters.keys().cloned().collect();
+    names.extend(load.keys().cloned());
+    names
+        .into_iter()
+        .map(|n| {
+            let c = inv.clusters.get(&n);
+            let state = match c {
+                None => ClusterState::Unmanaged,
+                Some(c) if c.blocked => ClusterState::Blocked,
+                Some(c) if c.reserved => ClusterState::Reserved,
+                Some(c) if c.cordoned => ClusterState::Cordoned,
+                Some(_) => ClusterState::Active,
+            };
+            let demand = load.get(&n).copied().unwrap_or(0.0);
+            let share = |x: f64| if all > 0.0 { round6(x / all) } else { 0.0 };
+            let entry = ClusterEntry {
+                state,
+                provider: c.map(|c| c.provider.clone()),
+                capacity: c.map(|c| c.capacity),
+                jobs: entries
+                    .values()
+                    .filter(|e| e.cluster.as_deref() == Some(n.as_str()))
+                    .count(),
+                files: files
+                    .values()
+                    .filter(|f| f.cluster.as_deref() == Some(n.as_str()))
+                    .count(),
+                demand: round3(demand),
+                share: share(demand),
+                target_share: pool.index(&n).map(|i| share(target[i])),
+                moved_in_demand: round3(moved_in.get(&n).copied().unwrap_or(0.0)),
+                moved_out_demand: round3(moved_out.get(&n).copied().unwrap_or(0.0)),
+            };
+            (n, entry)
+        })
+        .collect()
+}
+
+/// The pool index of a file whose movable demand was balanced.
+fn balanced_index(ch: &FileChoice, pool: &Pool) -> Option<usize> {
+    ch.cluster
+        .as_deref()
+        .and_then(|c| pool.index(c))
+        .filter(|_| ch.balanced)
+}
+
+/// Balanced files' movable demand grouped by eligibility, for the fractional optimum.
+fn demand_classes(pfiles: &[PFile<'_>], choice: &[FileChoice], pool: &Pool) -> Vec<DemandClass> {
+    let mut by_mask: BTreeMap<u128, f64> = BTreeMap::new();
+    for (fi, pf) in pfiles.iter().enumerate() {
+        if balanced_index(&choice[fi], pool).is_some() {
+            *by_mask.entry(pf.mask).or_default() += pf.movable_demand;
+        }
+    }
+    by_mask
+        .into_iter()
+        .map(|(mask, demand)| DemandClass { mask, demand })
+        .collect()
+}
+
+/// One warning per distinct reason, so that a blocked gpu cluster does not print a line per
+/// job.
+fn unschedulable_summary(list: &[Unschedulable]) -> Vec<Diagnostic> {
+    let mut by_reason: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for u in list {
+        let e = by_reason.entry(&u.reason).or_insert((0, &u.job));
+        e.0 += 1;
+    }
+    by_reason
+        .into_iter()
+        .map(|(reason, (n, example))| {
+            Diagnostic::error(
+                "plan",
+                format!("unschedulable ({n} job(s), e.g. {example})"),
+                reason.to_owned(),
+            )
+        })
+        .collect()
+}

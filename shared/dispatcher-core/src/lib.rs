@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+pub mod diag;
+pub mod engine;
+pub mod model;
+pub mod optimum;
+pub mod plan;
+pub mod rules;
+
+mod balance;
+mod classic;
+mod fnv;
+mod validate;
+
+pub use diag::{Diagnostic, FatalInputs, Severity};
+pub use engine::{Inputs, Settings, Sources, run, validate};
+pub use plan::{Mode, Plan, Strategy};

@@ -1,0 +1,211 @@
+//! The parsed inputs of a placement run: dispatcher config, cluster inventory, job files and
+//! volumes. Parsing lives outside the core (`dispatcher-input`); these are plain values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Label keys and values the rule ladder reads (dispatcher-semantics.md §4).
+pub mod labels {
+    pub const CLUSTER: &str = "ci-operator.openshift.io/cluster";
+    pub const CLOUD: &str = "ci-operator.openshift.io/cloud";
+    pub const CLOUD_CLUSTER_PROFILE: &str = "ci-operator.openshift.io/cloud-cluster-profile";
+    pub const VSPHERE_ELASTIC_POC: &str = "vsphere-elastic-poc";
+    pub const KVM: &str = "devices.kubevirt.io/kvm";
+    pub const SSH_BASTION: &str = "dptp.openshift.io/ssh-bastion";
+    pub const NO_BUILDS: &str = "ci.openshift.io/no-builds";
+    pub const CAPABILITY_PREFIX: &str = "capability/";
+}
+
+/// `core-services/sanitize-prow-jobs/_config.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DispatcherConfig {
+    pub default: String,
+    pub ssh_bastion: Option<String>,
+    pub kvm: Vec<String>,
+    pub no_builds: Vec<String>,
+    pub determine_e2e_by_job: bool,
+    pub cloud_mapping: BTreeMap<String, String>,
+    /// cluster -> manual assignments.
+    pub groups: BTreeMap<String, Group>,
+    /// cloud -> cluster -> job-file basenames (the generated section).
+    pub build_farm: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Valid targets that are never auto-scheduled (HEAD's `manualClusters`).
+    pub manual_clusters: Vec<String>,
+}
+
+/// One entry of `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub jobs: Vec<String>,
+    /// Go RE2 regexes, matched unanchored against the repo-relative file path.
+    pub paths: Vec<String>,
+}
+
+/// `_clusters.yaml`, normalised: capacity clamped to 1..=100, capabilities a sorted set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub provider: String,
+    /// Desired percentage of load, 1..=100 after normalisation.
+    pub capacity: u32,
+    pub capabilities: BTreeSet<String>,
+    pub blocked: bool,
+    /// Ours: receives only jobs that require one of its capabilities or are pinned to it.
+    pub reserved: bool,
+    /// Ours: keeps what it has, receives nothing new.
+    pub cordoned: bool,
+}
+
+impl Inventory {
+    pub fn usable(&self, name: &str) -> bool {
+        self.clusters.get(name).is_some_and(|c| !c.blocked)
+    }
+
+    pub fn is_blocked(&self, name: &str) -> bool {
+        self.clusters.get(name).is_some_and(|c| c.blocked)
+    }
+
+    pub fn is_cordoned(&self, name: &str) -> bool {
+        self.clusters
+            .get(name)
+            .is_some_and(|c| c.cordoned && !c.blocked)
+    }
+}
+
+/// Which section of a Prow job file a job came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Presubmit,
+    Postsubmit,
+    Periodic,
+}
+
+/// The fields of a Prow job that the rules read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub name: String,
+    pub kind: JobKind,
+    /// Empty means Kubernetes.
+    pub agent: String,
+    /// The static `cluster:` field (Prow's fallback).
+    pub cluster: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub image: String,
+    /// Values of `CLUSTER_TYPE` environment variables, in order.
+    pub cluster_types: Vec<String>,
+}
+
+impl Job {
+    pub fn is_kubernetes(&self) -> bool {
+        self.agent.is_empty() || self.agent == "kubernetes"
+    }
+
+    /// Exactly one container whose image contains `applyconfig`.
+    pub fn is_applyconfig(&self) -> bool {
+        self.containers.len() == 1 && self.containers[0].image.contains("applyconfig")
+    }
+
+    /// The raw cloud: the cloud label if non-empty, else the first `CLUSTER_TYPE` that is
+    /// `aws` or `gcp`.
+    pub fn raw_cloud(&self) -> Option<&str> {
+        if let Some(v) = self.labels.get(labels::CLOUD).filter(|v| !v.is_empty()) {
+            return Some(v);
+        }
+        self.containers
+            .iter()
+            .flat_map(|c| c.cluster_types.iter())
+            .find(|v| *v == "aws" || *v == "gcp")
+            .map(String::as_str)
+    }
+
+    /// Required capabilities: `capability/X: X` labels only, as a sorted set (F1: one
+    /// extractor for every use).
+    pub fn capabilities(&self) -> BTreeSet<String> {
+        self.labels
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(labels::CAPABILITY_PREFIX)
+                    .filter(|suffix| !suffix.is_empty() && *suffix == v)
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+}
+
+/// One Prow job file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    /// Repo-relative path, e.g. `ci-operator/jobs/org/repo/org-repo-main-presubmits.yaml`.
+    pub path: String,
+    /// Size in bytes (the classic strategy orders files by it).
+    pub size: u64,
+    pub jobs: Vec<Job>,
+}
+
+impl JobFile {
+    pub fn basename(&self) -> &str {
+        basename(&self.path)
+    }
+}
+
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Job volumes from Prometheus: runs per job over the window, and optionally job-hours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Volumes {
+    pub runs: BTreeMap<String, f64>,
+    pub hours: Option<BTreeMap<String, f64>>,
+}
+
+/// How runs and hours become one demand figure (HEAD's demand formula).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DemandModel {
+    pub run_weight: f64,
+    pub hour_weight: f64,
+    /// Floor for every job, so that jobs without samples are not free (F14).
+    pub minimum: f64,
+}
+
+impl Default for DemandModel {
+    fn default() -> Self {
+        Self {
+            run_weight: 1.0,
+            hour_weight: 1.0,
+            minimum: 1.0,
+        }
+    }
+}
+
+impl DemandModel {
+    pub fn demand(&self, volumes: Option<&Volumes>, job: &str) -> f64 {
+        let Some(v) = volumes else {
+            return self.minimum;
+        };
+        let runs = v.runs.get(job).copied().unwrap_or(0.0);
+        let hours = v
+            .hours
+            .as_ref()
+            .and_then(|h| h.get(job).copied())
+            .unwrap_or(0.0);
+        let d = runs * self.run_weight + hours * self.hour_weight;
+        if d.is_finite() {
+            d.max(self.minimum)
+        } else {
+            self.minimum
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The plan: the output of a run, and the `--previous` input of the next one.
+//!
+//! Every map is a `BTreeMap` and every list is sorted, so identical inputs give a
+//! byte-identical JSON document.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diag::Diagnostic;
+use crate::model::DemandModel;
+use crate::rules::Rule;
+
+/// Version of the plan document; bumped on incompatible changes.
+pub const PLAN_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Capacity-normalised balancing with hysteresis and a movement budget.
+    Balanced,
+    /// The Go dispatcher's classic balancing, with deterministic ties.
+    Classic,
+    /// The config applied as written, no balancing (what the sanitizer does).
+    Resolve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Full,
+    /// Place only jobs absent from the previous plan; move nothing else.
+    Delta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub strategy: Strategy,
+    pub mode: Mode,
+    pub parameters: Parameters,
+    pub inputs: InputDigests,
+    pub summary: Summary,
+    pub clusters: BTreeMap<String, ClusterEntry>,
+    pub files: BTreeMap<String, FileEntry>,
+    pub jobs: BTreeMap<String, JobEntry>,
+    pub unschedulable: Vec<Unschedulable>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    pub vsphere_cluster: String,
+    pub hysteresis_percent: f64,
+    pub movement_budget_percent: f64,
+    pub demand: DemandModel,
+}
+
+/// `sha256:<hex>` digests of the inputs, computed by the reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDigests {
+    pub config: String,
+    pub inventory: String,
+    pub jobs: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Distinct job names.
+    pub jobs: usize,
+    pub files: usize,
+    pub kubernetes_jobs: usize,
+    /// Jobs with a cluster in this plan.
+    pub placed_jobs: usize,
+    pub unschedulable_jobs: usize,
+    /// Jobs of the previous plan whose cluster changed (forced moves included).
+    pub moved_jobs: usize,
+    pub moved_demand: f64,
+    /// Of those, moves the run could not avoid: a blocked, removed or no longer eligible
+    /// cluster, or a changed rule. Exempt from the budget.
+    pub forced_moved_jobs: usize,
+    pub forced_moved_demand: f64,
+    /// Jobs of the previous plan that no longer exist.
+    pub removed_jobs: usize,
+    pub new_jobs: usize,
+    pub total_demand: f64,
+    /// Movement budget in demand units (`None` without a previous plan).
+    pub budget_demand: Option<f64>,
+    /// Budgeted (non-forced) demand moved.
+    pub budget_used: f64,
+    /// Max relative deviation of a balanced cluster's demand from its capacity target.
+    pub max_deviation: f64,
+    /// The same for the best fractional placement under the same hard constraints: the
+    /// floor no integral placement can beat.
+    pub fractional_optimum_deviation: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterState {
+    /// Balanced: in the build farm and accepting new files.
+    Active,
+    Blocked,
+    Cordoned,
+    Reserved,
+    /// A target named by the config (groups, pins, manualClusters) but not in the inventory.
+    Unmanaged,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterEntry {
+    pub state: ClusterState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    pub jobs: usize,
+    /// Files whose file-level cluster is this one (what `buildFarm` lists).
+    pub files: usize,
+    pub demand: f64,
+    /// Share of all placed demand.
+    pub share: f64,
+    /// For active clusters: capacity share of the balanced demand, as a share of all demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_share: Option<f64>,
+    pub moved_in_demand: f64,
+    pub moved_out_demand: f64,
+}
+
+/// Why a file's cluster is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileReason {
+    /// The lowest score among eligible clusters.
+    BestScore,
+    /// Kept on its previous cluster, which is already the best.
+    Kept,
+    /// Kept: another cluster scores better, but by less than the hysteresis.
+    Hysteresis,
+    /// Kept: moving would help beyond the hysteresis, but the movement budget is spent.
+    BudgetExhausted,
+    /// Budgeted move: reduces imbalance the most per unit of demand moved.
+    Rebalanced,
+    /// Its previous cluster is blocked, removed or no longer eligible.
+    ForcedMove,
+    /// On a cordoned cluster, which keeps what it has.
+    CordonedKeep,
+    /// Classic: the most used cluster is below 75% of its share.
+    Sticky,
+    /// Classic: the least raw volume among full-capacity clusters.
+    LeastLoaded,
+    /// No job follows the file's cluster; chosen by a stable hash.
+    NoMovableDemand,
+    /// Resolve: the config as written.
+    Resolved,
+    /// Delta: existing files keep their cluster.
+    DeltaKept,
+    /// No eligible cluster: its jobs fall back to their decided cluster.
+    NoEligibleCluster,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The file-level cluster (C), listed in `buildFarm` unless the path is in a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub reason: FileReason,
+    pub jobs: usize,
+    pub demand: f64,
+    /// Demand of the jobs that follow the file's cluster.
+    pub movable_demand: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The mapped cloud shared by the file's jobs, if it restricts eligibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    /// Whether the path matches a group regex (then it is not listed in `buildFarm`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_path: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One cluster considered for a balanced file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub cluster: String,
+    /// `(assigned + projected demand) / capacity target`: 1.0 means exactly on target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEntry {
+    /// `None` for non-Kubernetes agents and unschedulable jobs without a previous cluster.
+    pub cluster: Option<String>,
+    pub file: String,
+    pub rule: Rule,
+    pub demand: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Unschedulable {
+    pub job: String,
+    pub file: String,
+    pub reason: String,
+    /// The previous cluster the job keeps, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
+}
+
+impl Plan {
+    /// Serialises the plan: pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// Rounds a demand figure for output, so that float noise does not show.
+pub(crate) fn round3(x: f64) -> f64 {
+    // `+ 0.0` turns the -0.0 of an empty float sum into 0.0.
+    (x * 1000.0).round() / 1000.0 + 0.0
+}
+
+pub(crate) fn round6(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0 + 0.0
+}

@@ -1,0 +1,202 @@
+//! Validation of the config against the inventory. It runs on every path (validate,
+//! resolve, plan), not only in tests (F4).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::Diagnostic;
+use crate::engine::{Inputs, Settings};
+use crate::model::JobFile;
+use crate::rules::Rules;
+
+/// The most clusters balancing handles (eligibility is a 128-bit set).
+pub const MAX_BALANCED_CLUSTERS: usize = 128;
+
+/// Config- and inventory-level findings.
+pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
+    let cfg = inputs.config;
+    let inv = inputs.inventory;
+    let cf = inputs.sources.config.as_str();
+    let inf = inputs.sources.inventory.as_str();
+    let mut out = Vec::new();
+
+    if cfg.default.trim().is_empty() {
+        out.push(Diagnostic::fatal(
+            cf,
+            "default",
+            "the default cluster must be set",
+        ));
+    }
+    if inv.clusters.values().all(|c| c.blocked) {
+        out.push(Diagnostic::fatal(
+            inf,
+            "",
+            "no usable cluster: every cluster is blocked or the inventory is empty (refusing to place anything, F4b)",
+        ));
+    }
+    let balanced = inv
+        .clusters
+        .values()
+        .filter(|c| !c.blocked && !c.reserved)
+        .count();
+    if balanced > MAX_BALANCED_CLUSTERS {
+        out.push(Diagnostic::fatal(
+            inf,
+            "",
+            format!("{balanced} balanced clusters; at most {MAX_BALANCED_CLUSTERS} are supported"),
+        ));
+    }
+
+    // Job names listed more than once: in two groups is fatal (which group wins would be
+    // arbitrary); twice in the same group is harmless but still an error to fix.
+    let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (cluster, group) in &cfg.groups {
+        for job in &group.jobs {
+            seen.entry(job).or_default().push(cluster);
+        }
+    }
+    for (job, clusters) in &seen {
+        if clusters.len() < 2 {
+            continue;
+        }
+        let distinct: BTreeSet<&str> = clusters.iter().copied().collect();
+        if distinct.len() > 1 {
+            out.push(Diagnostic::fatal(
+                cf,
+                format!("groups.*.jobs {job}"),
+                format!(
+                    "job is listed in several groups: {}",
+                    distinct.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        } else {
+            out.push(Diagnostic::error(
+                cf,
+                format!("groups.{}.jobs", clusters[0]),
+                format!("job {job:?} is listed {} times", clusters.len()),
+            ));
+        }
+    }
+
+    // Clusters the config names must exist: in the inventory, in manualClusters, or be the
+    // vsphere cluster given on the command line.
+    let known = |c: &str| {
+        inv.clusters.contains_key(c)
+            || cfg.manual_clusters.iter().any(|m| m == c)
+            || c == settings.vsphere_cluster
+    };
+    let mut refs: Vec<(String, &str)> = Vec::new();
+    if !cfg.default.is_empty() {
+        refs.push(("default".to_owned(), &cfg.default));
+    }
+    if let Some(b) = cfg.ssh_bastion.as_deref().filter(|b| !b.is_empty()) {
+        refs.push(("sshBastion".to_owned(), b));
+    }
+    for (i, c) in cfg.kvm.iter().enumerate() {
+        refs.push((format!("kvm[{i}]"), c));
+    }
+    for (i, c) in cfg.no_builds.iter().enumerate() {
+        refs.push((format!("noBuilds[{i}]"), c));
+    }
+    for c in cfg.groups.keys() {
+        refs.push((format!("groups.{c}"), c));
+    }
+    for (key, c) in &refs {
+        if !known(c) {
+            out.push(Diagnostic::error(
+                cf,
+                key.clone(),
+                format!(
+                    "cluster {c:?} is not in the inventory ({inf}); add it there or list it under manualClusters"
+                ),
+            ));
+        }
+    }
+    for (cloud, clusters) in &cfg.build_farm {
+        for c in clusters.keys() {
+            if !inv.usable(c) || inv.clusters.get(c).is_some_and(|x| x.reserved) {
+                out.push(Diagnostic::warning(
+                    cf,
+                    format!("buildFarm.{cloud}.{c}"),
+                    "cluster is not a usable build-farm cluster in the inventory; its files are rebalanced",
+                ));
+            } else if inv.clusters[c].provider != *cloud {
+                out.push(Diagnostic::warning(
+                    cf,
+                    format!("buildFarm.{cloud}.{c}"),
+                    format!(
+                        "the inventory puts {c} under {}; the inventory wins",
+                        inv.clusters[c].provider
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, m) in cfg.manual_clusters.iter().enumerate() {
+        if inv.clusters.contains_key(m) {
+            out.push(Diagnostic::error(
+                cf,
+                format!("manualClusters[{i}]"),
+                format!("manual cluster {m:?} is also in the inventory ({inf})"),
+            ));
+        }
+    }
+    if let Some(d) = inv.clusters.get(&cfg.default) {
+        if d.blocked {
+            out.push(Diagnostic::error(
+                cf,
+                "default",
+                format!("the default cluster {} is blocked: jobs whose target is blocked have nowhere to go", d.name),
+            ));
+        } else if d.reserved || d.cordoned {
+            out.push(Diagnostic::warning(
+                cf,
+                "default",
+                format!(
+                    "the default cluster {} is {}",
+                    d.name,
+                    if d.reserved { "reserved" } else { "cordoned" }
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// File-level findings that placement isolates (F7): a file matched by more than one group
+/// path or build-farm entry.
+pub(crate) fn check_files(rules: &Rules<'_>, files: &[&JobFile]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut listed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (cloud, clusters) in &rules.config.build_farm {
+        for (cluster, names) in clusters {
+            for n in names {
+                listed
+                    .entry(n.as_str())
+                    .or_default()
+                    .push(format!("buildFarm.{cloud}.{cluster}"));
+            }
+        }
+    }
+    for f in files {
+        let mut hits: Vec<String> = rules
+            .group_path_matches(&f.path)
+            .into_iter()
+            .map(|(c, re)| format!("groups.{c}.paths {re:?}"))
+            .collect();
+        if let Some(l) = listed.get(f.basename()) {
+            hits.extend(l.iter().cloned());
+        }
+        if hits.len() > 1 {
+            hits.sort();
+            out.push(Diagnostic::error(
+                f.path.clone(),
+                "",
+                format!(
+                    "file matches more than one entry: {}; its relocatable jobs are unschedulable",
+                    hits.join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}

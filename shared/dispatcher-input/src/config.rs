@@ -1,0 +1,324 @@
+//! `core-services/sanitize-prow-jobs/_config.yaml`.
+
+use std::collections::BTreeMap;
+
+use dispatcher_core::Diagnostic;
+use dispatcher_core::model::{DispatcherConfig, Group};
+use yaml_serde::Value;
+
+use crate::yaml::{boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_keys};
+
+const KEYS: &[&str] = &[
+    "default",
+    "sshBastion",
+    "kvm",
+    "noBuilds",
+    "determineE2EByJob",
+    "cloudMapping",
+    "groups",
+    "buildFarm",
+    "manualClusters",
+];
+
+/// Parses the dispatcher config. Problems that make the file unusable are fatal
+/// diagnostics (and the returned config is partial); unknown keys are warnings.
+pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut cfg = DispatcherConfig::default();
+    let bytes = match maybe_gunzip(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            diags.push(Diagnostic::fatal(file, "", format!("cannot gunzip: {e}")));
+            return (cfg, diags);
+        }
+    };
+    let root: Value = match yaml_serde::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let key = crate::yaml::error_line(&e)
+                .map(|l| format!("line {l}"))
+                .unwrap_or_default();
+            diags.push(Diagnostic::fatal(file, key, format!("not valid YAML: {e}")));
+            return (cfg, diags);
+        }
+    };
+    let map = match root {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            diags.push(Diagnostic::fatal(file, "", "the file is empty"));
+            return (cfg, diags);
+        }
+        other => {
+            diags.push(Diagnostic::fatal(
+                file,
+                "",
+                format!("expected a mapping, found {}", kind(&other)),
+            ));
+            return (cfg, diags);
+        }
+    };
+    for k in unknown_keys(&map, KEYS) {
+        diags.push(Diagnostic::warning(file, k, "unknown key, ignored"));
+    }
+    let mut fatal = |key: &str, msg: String| diags.push(Diagnostic::fatal(file, key, msg));
+
+    match get(&map, "default") {
+        Some(Value::String(s)) => cfg.default = s.clone(),
+        Some(Value::Null) | None => {}
+        Some(other) => fatal(
+            "default",
+            format!("expected a cluster name, found {}", kind(other)),
+        ),
+    }
+    match get(&map, "sshBastion") {
+        Some(Value::String(s)) => cfg.ssh_bastion = Some(s.clone()),
+        Some(Value::Null) | None => {}
+        Some(other) => fatal(
+            "sshBastion",
+            format!("expected a cluster name, found {}", kind(other)),
+        ),
+    }
+    for (key, slot) in [
+        ("kvm", &mut cfg.kvm),
+        ("noBuilds", &mut cfg.no_builds),
+        ("manualClusters", &mut cfg.manual_clusters),
+    ] {
+        if let Some(v) = get(&map, key) {
+            match string_list(v) {
+                Ok(l) => *slot = l,
+                Err(e) => fatal(key, e),
+            }
+        }
+    }
+    if let Some(v) = get(&map, "determineE2EByJob") {
+        match boolean(v) {
+            Ok(b) => cfg.determine_e2e_by_job = b,
+            Err(e) => fatal("determineE2EByJob", e),
+        }
+    }
+    match get(&map, "cloudMapping") {
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                match crate::yaml::scalar_text(v) {
+                    Some(to) => {
+                        cfg.cloud_mapping.insert(key_text(k), to);
+                    }
+                    None => fatal(
+                        &format!("cloudMapping.{}", key_text(k)),
+                        format!("expected a cloud name, found {}", kind(v)),
+                    ),
+                }
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(other) => fatal(
+            "cloudMapping",
+            format!("expected a mapping, found {}", kind(other)),
+        ),
+    }
+    match get(&map, "groups") {
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                let cluster = key_text(k);
+                let key = format!("groups.{cluster}");
+                let gm = match v {
+                    Value::Mapping(gm) => gm,
+                    Value::Null => {
+                        cfg.groups.insert(cluster, Group::default());
+                        continue;
+                    }
+                    other => {
+                        diags.push(Diagnostic::fatal(
+                            file,
+                            &key,
+                            format!("expected a mapping, found {}", kind(other)),
+                        ));
+                        continue;
+                    }
+                };
+                for u in unknown_keys(gm, &["jobs", "paths"]) {
+                    diags.push(Diagnostic::warning(
+                        file,
+                        format!("{key}.{u}"),
+                        "unknown key, ignored",
+                    ));
+                }
+                let mut g = Group::default();
+                for (sub, slot) in [("jobs", &mut g.jobs), ("paths", &mut g.paths)] {
+                    if let Some(v) = get(gm, sub) {
+                        match string_list(v) {
+                            Ok(l) => *slot = l,
+                            Err(e) => {
+                                diags.push(Diagnostic::fatal(file, format!("{key}.{sub}"), e))
+                            }
+                        }
+                    }
+                }
+                cfg.groups.insert(cluster, g);
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(other) => diags.push(Diagnostic::fatal(
+            file,
+            "groups",
+            format!("expected a mapping, found {}", kind(other)),
+        )),
+    }
+    match get(&map, "buildFarm") {
+        Some(Value::Mapping(m)) => {
+            for (cloud, clusters) in m {
+                let cloud = key_text(cloud);
+                let mut entry: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                match clusters {
+                    Value::Mapping(cm) => {
+                        for (c, v) in cm {
+                            let c = key_text(c);
+                            let key = format!("buildFarm.{cloud}.{c}");
+                            let files = match v {
+                                Value::Null => Vec::new(),
+                                Value::Mapping(fm) => {
+                                    for u in unknown_keys(fm, &["filenames"]) {
+                                        diags.push(Diagnostic::warning(
+                                            file,
+                                            format!("{key}.{u}"),
+                                            "unknown key, ignored (only filenames is read)",
+                                        ));
+                                    }
+                                    match get(fm, "filenames").map(string_list) {
+                                        None => Vec::new(),
+                                        Some(Ok(l)) => l,
+                                        Some(Err(e)) => {
+                                            diags.push(Diagnostic::fatal(
+                                                file,
+                                                format!("{key}.filenames"),
+                                                e,
+                                            ));
+                                            Vec::new()
+                                        }
+                                    }
+                                }
+                                other => {
+                                    diags.push(Diagnostic::fatal(
+                                        file,
+                                        key,
+                                        format!("expected a mapping, found {}", kind(other)),
+                                    ));
+                                    Vec::new()
+                                }
+                            };
+                            entry.insert(c, files);
+                        }
+                    }
+                    Value::Null => {}
+                    other => diags.push(Diagnostic::fatal(
+                        file,
+                        format!("buildFarm.{cloud}"),
+                        format!("expected a mapping, found {}", kind(other)),
+                    )),
+                }
+                cfg.build_farm.insert(cloud, entry);
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(other) => diags.push(Diagnostic::fatal(
+            file,
+            "buildFarm",
+            format!("expected a mapping, found {}", kind(other)),
+        )),
+    }
+    (cfg, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use dispatcher_core::Severity;
+
+    use super::*;
+
+    const FILE: &str = "_config.yaml";
+
+    #[test]
+    fn reads_every_key() {
+        let text = r#"
+buildFarm:
+  aws:
+    build01:
+      filenames:
+      - a-presubmits.yaml
+    build03: {}
+cloudMapping:
+  equinix-ocp-metal: aws
+default: build01
+determineE2EByJob: true
+groups:
+  app.ci:
+    jobs:
+    - job-a
+    paths:
+    - '[^-]infra-periodics.yaml'
+kvm:
+- build02
+noBuilds:
+- build04
+sshBastion: build01
+manualClusters:
+- app.ci
+"#;
+        let (cfg, diags) = parse_config(text.as_bytes(), FILE);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(cfg.default, "build01");
+        assert_eq!(cfg.ssh_bastion.as_deref(), Some("build01"));
+        assert_eq!(cfg.kvm, vec!["build02"]);
+        assert_eq!(cfg.no_builds, vec!["build04"]);
+        assert!(cfg.determine_e2e_by_job);
+        assert_eq!(cfg.cloud_mapping["equinix-ocp-metal"], "aws");
+        assert_eq!(cfg.groups["app.ci"].jobs, vec!["job-a"]);
+        assert_eq!(cfg.groups["app.ci"].paths, vec!["[^-]infra-periodics.yaml"]);
+        assert_eq!(cfg.build_farm["aws"]["build01"], vec!["a-presubmits.yaml"]);
+        assert!(cfg.build_farm["aws"]["build03"].is_empty());
+        assert_eq!(cfg.manual_clusters, vec!["app.ci"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_naming_the_key() {
+        let (_, diags) = parse_config(b"default: build01\nsshBastionn: build01\n", FILE);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].severity, Severity::Warning);
+        assert_eq!(diags[0].key, "sshBastionn");
+        assert_eq!(diags[0].file, FILE);
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_like_go() {
+        let (cfg, diags) = parse_config(b"Default: build03\nKVM: [build02]\n", FILE);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(cfg.default, "build03");
+        assert_eq!(cfg.kvm, vec!["build02"]);
+    }
+
+    #[test]
+    fn wrong_types_are_fatal_and_named() {
+        let (_, diags) = parse_config(b"default: [a, b]\nkvm: build02\n", FILE);
+        let keys: Vec<&str> = diags.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, vec!["default", "kvm"]);
+        assert!(diags.iter().all(|d| d.severity == Severity::Fatal));
+    }
+
+    #[test]
+    fn invalid_yaml_reports_the_line() {
+        let (_, diags) = parse_config(b"default: build01\ngroups:\n  a: [\n", FILE);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].severity, Severity::Fatal);
+        assert!(diags[0].key.starts_with("line "), "{:?}", diags[0]);
+    }
+
+    #[test]
+    fn gzip_is_accepted() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"default: build05\n").unwrap();
+        let (cfg, diags) = parse_config(&gz.finish().unwrap(), FILE);
+        assert!(diags.is_empty());
+        assert_eq!(cfg.default, "build05");
+    }
+}

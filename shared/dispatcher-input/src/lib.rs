@@ -1,0 +1,207 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod digest;
+pub mod inventory;
+pub mod jobs;
+pub mod release;
+pub mod volumes;
+pub mod writeback;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use dispatcher_core::model::{DispatcherConfig, Inventory, JobFile, Volumes};
+use dispatcher_core::plan::InputDigests;
+use dispatcher_core::{Diagnostic, Inputs, Plan, Sources};
+
+pub use config::parse_config;
+pub use inventory::parse_inventory;
+pub use jobs::parse_job_file;
+pub use release::{CLUSTERS_PATH, CONFIG_PATH, Release, read_release};
+pub use volumes::parse_vector;
+
+/// Where a run's inputs come from.
+#[derive(Debug, Clone, Default)]
+pub struct InputPaths {
+    pub release: PathBuf,
+    /// Overrides the inventory inside the release.
+    pub clusters: Option<PathBuf>,
+    /// Prometheus run counts.
+    pub volumes: Option<PathBuf>,
+    /// Prometheus job seconds (optional second query), turned into job-hours.
+    pub durations: Option<PathBuf>,
+    pub previous: Option<PathBuf>,
+}
+
+/// Everything read for one run, owned; [`Loaded::inputs`] lends it to the core.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: DispatcherConfig,
+    pub inventory: Inventory,
+    pub files: Vec<JobFile>,
+    pub volumes: Option<Volumes>,
+    pub previous: Option<Plan>,
+    pub digests: InputDigests,
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Bytes of `_config.yaml` as read (for writing `buildFarm` back).
+    pub config_text: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Volumes {
+        path: PathBuf,
+        #[source]
+        source: volumes::VolumeError,
+    },
+    #[error("{path}: not a plan: {source}")]
+    Plan {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_vector(
+    path: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<(volumes::Vector, String), LoadError> {
+    let bytes = read(path)?;
+    let v = parse_vector(&bytes).map_err(|source| LoadError::Volumes {
+        path: path.to_owned(),
+        source,
+    })?;
+    for w in &v.warnings {
+        diags.push(Diagnostic::warning(
+            path.display().to_string(),
+            "warnings",
+            w.clone(),
+        ));
+    }
+    Ok((v, digest::sha256(&bytes)))
+}
+
+/// Reads and parses every input of a run. Problems with the release's own files become
+/// diagnostics (so that `validate` can list them all); unreadable side inputs are errors.
+pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, LoadError> {
+    let release = read_release(&src.release, progress)?;
+    let mut diags = release.diagnostics;
+    let config_text = release.config.unwrap_or_default();
+    let (config, d) = if config_text.is_empty() {
+        (
+            DispatcherConfig::default(),
+            vec![Diagnostic::fatal(
+                CONFIG_PATH,
+                "",
+                format!("not found in {}", src.release.display()),
+            )],
+        )
+    } else {
+        parse_config(&config_text, CONFIG_PATH)
+    };
+    diags.extend(d);
+    let (inventory_name, inventory_bytes) = match &src.clusters {
+        Some(p) => (p.display().to_string(), Some(read(p)?)),
+        None => (CLUSTERS_PATH.to_owned(), release.clusters),
+    };
+    let inventory = match &inventory_bytes {
+        Some(b) => {
+            let (inv, d) = parse_inventory(b, &inventory_name);
+            diags.extend(d);
+            inv
+        }
+        None => {
+            diags.push(Diagnostic::fatal(
+                inventory_name.clone(),
+                "",
+                format!("not found in {}; pass --clusters", src.release.display()),
+            ));
+            Inventory::default()
+        }
+    };
+    let mut digests = InputDigests {
+        config: digest::sha256(&config_text),
+        // Canonical JSON of the parsed inventory: formatting-only edits keep the digest.
+        inventory: digest::sha256(&serde_json::to_vec(&inventory).unwrap_or_default()),
+        jobs: release.jobs_digest,
+        ..InputDigests::default()
+    };
+    let mut volumes = None;
+    if let Some(p) = &src.volumes {
+        let (runs, d) = read_vector(p, &mut diags)?;
+        digests.volumes = Some(d);
+        volumes = Some(Volumes {
+            runs: runs.values,
+            hours: None,
+        });
+    }
+    if let Some(p) = &src.durations {
+        let (secs, d) = read_vector(p, &mut diags)?;
+        digests.durations = Some(d);
+        let hours = secs
+            .values
+            .into_iter()
+            .map(|(k, s)| (k, s / 3600.0))
+            .collect();
+        volumes.get_or_insert_with(Volumes::default).hours = Some(hours);
+    }
+    let previous = match &src.previous {
+        Some(p) => {
+            let bytes = read(p)?;
+            digests.previous = Some(digest::sha256(&bytes));
+            let text = String::from_utf8_lossy(&bytes);
+            Some(Plan::from_json(&text).map_err(|source| LoadError::Plan {
+                path: p.clone(),
+                source,
+            })?)
+        }
+        None => None,
+    };
+    Ok(Loaded {
+        config,
+        inventory,
+        files: release.files,
+        volumes,
+        previous,
+        digests,
+        sources: Sources {
+            config: CONFIG_PATH.to_owned(),
+            inventory: inventory_name,
+        },
+        diagnostics: diags,
+        config_text,
+    })
+}
+
+impl Loaded {
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            config: &self.config,
+            inventory: &self.inventory,
+            files: &self.files,
+            volumes: self.volumes.as_ref(),
+            previous: self.previous.as_ref(),
+            digests: self.digests.clone(),
+            sources: self.sources.clone(),
+            diagnostics: self.diagnostics.clone(),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Reading a release repository: a checkout directory or a `.tar.gz` of one (as GitHub
+//! serves tarballs, with or without a top-level directory), streamed and parsed in parallel.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use dispatcher_core::Diagnostic;
+use dispatcher_core::model::JobFile;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::jobs::parse_job_file;
+
+pub const CONFIG_PATH: &str = "core-services/sanitize-prow-jobs/_config.yaml";
+pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
+pub const JOBS_DIR: &str = "ci-operator/jobs/";
+
+/// The parts of a release the dispatcher reads.
+#[derive(Debug, Clone, Default)]
+pub struct Release {
+    pub config: Option<Vec<u8>>,
+    pub clusters: Option<Vec<u8>>,
+    /// Job files that parsed, sorted by path.
+    pub files: Vec<JobFile>,
+    /// Files that did not parse (path and line), left out of placement.
+    pub diagnostics: Vec<Diagnostic>,
+    /// `sha256:` over every job file's path and content, in path order.
+    pub jobs_digest: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} has no {JOBS_DIR} directory: not a release checkout")]
+    NoJobs(PathBuf),
+}
+
+/// One file of interest, read but not yet parsed.
+struct Raw {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+struct Parsed {
+    path: String,
+    size: u64,
+    digest: [u8; 32],
+    result: Result<Vec<dispatcher_core::model::Job>, crate::jobs::JobFileError>,
+}
+
+enum Item {
+    Config(Vec<u8>),
+    Clusters(Vec<u8>),
+    Job(Parsed),
+}
+
+/// What a repo-relative path is to us.
+fn classify(path: &str) -> Option<u8> {
+    if path == CONFIG_PATH {
+        Some(0)
+    } else if path == CLUSTERS_PATH {
+        Some(1)
+    } else if path.starts_with(JOBS_DIR) && path.ends_with(".yaml") {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Maps a tarball member path to a repo-relative one: GitHub tarballs put everything under
+/// `<owner>-<repo>-<sha>/`.
+fn repo_relative(path: &str) -> Option<&str> {
+    let path = path.trim_start_matches("./");
+    if classify(path).is_some() {
+        return Some(path);
+    }
+    let (_, rest) = path.split_once('/')?;
+    classify(rest).map(|_| rest)
+}
+
+fn process(raw: Raw) -> Item {
+    match classify(&raw.path) {
+        Some(0) => Item::Config(raw.bytes),
+        Some(1) => Item::Clusters(raw.bytes),
+        _ => Item::Job(Parsed {
+            size: raw.bytes.len() as u64,
+            digest: Sha256::digest(&raw.bytes).into(),
+            result: parse_job_file(&raw.bytes),
+            path: raw.path,
+        }),
+    }
+}
+
+/// Reads a release from a directory or a `.tar.gz`; `progress` is called once per job file.
+pub fn read_release(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Release, ReleaseError> {
+    let io = |source| ReleaseError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let items: Vec<Item> = if meta.is_dir() {
+        read_dir(path, progress)?
+    } else {
+        read_tarball(path, progress)?
+    };
+    let mut release = Release::default();
+    let mut parsed = Vec::new();
+    for item in items {
+        match item {
+            Item::Config(b) => release.config = Some(b),
+            Item::Clusters(b) => release.clusters = Some(b),
+            Item::Job(p) => parsed.push(p),
+        }
+    }
+    if parsed.is_empty() && meta.is_dir() && !path.join(JOBS_DIR).is_dir() {
+        return Err(ReleaseError::NoJobs(path.to_owned()));
+    }
+    parsed.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut digest = Sha256::new();
+    for p in parsed {
+        digest.update(p.path.as_bytes());
+        digest.update([0]);
+        digest.update(p.digest);
+        match p.result {
+            Ok(jobs) => release.files.push(JobFile {
+                path: p.path,
+                size: p.size,
+                jobs,
+            }),
+            Err(e) => release.diagnostics.push(Diagnostic::error(
+                p.path,
+                e.line.map(|l| format!("line {l}")).unwrap_or_default(),
+                format!("job file does not parse, left out: {}", e.message),
+            )),
+        }
+    }
+    release.jobs_digest = crate::digest::hex(&digest.finalize());
+    Ok(release)
+}
+
+fn read_dir(root: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, ReleaseError> {
+    let mut paths: Vec<(PathBuf, String)> = Vec::new();
+    for rel in [CONFIG_PATH, CLUSTERS_PATH] {
+        let p = root.join(rel);
+        if p.is_file() {
+            paths.push((p, rel.to_owned()));
+        }
+    }
+    let jobs_root = root.join(JOBS_DIR);
+    if jobs_root.is_dir() {
+        for entry in walkdir::WalkDir::new(&jobs_root).sort_by_file_name() {
+            let entry = entry.map_err(|e| ReleaseError::Io {
+                path: jobs_root.clone(),
+                source: e.into(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if classify(&rel) == Some(2) {
+                paths.push((entry.path().to_owned(), rel));
+            }
+        }
+    }
+    paths
+        .into_par_iter()
+        .map(|(abs, rel)| {
+            let bytes =
+                std::fs::read(&abs).map_err(|source| ReleaseError::Io { path: abs, source })?;
+            let item = process(Raw { path: rel, bytes });
+            if matches!(item, Item::Job(_)) {
+                progress();
+            }
+            Ok(item)
+        })
+        .collect()
+}
+
+fn read_tarball(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, ReleaseError> {
+    let file = File::open(path).map_err(|source| ReleaseError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    // One thread streams the archive; the pool parses what it hands over.
+    let (tx, rx) = mpsc::sync_channel::<Raw>(256);
+    let owned = path.to_owned();
+    let reader = std::thread::spawn(move || -> Result<(), ReleaseError> {
+        let io = |source| ReleaseError::Io {
+            path: owned.clone(),
+            source,
+        };
+        let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 16, file));
+        let mut archive = tar::Archive::new(gz);
+        for entry in archive.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
+            let Some(rel) = repo_relative(&name) else {
+                continue;
+            };
+            let rel = rel.to_owned();
+            let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+            entry.read_to_end(&mut bytes).map_err(io)?;
+            if tx.send(Raw { path: rel, bytes }).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let items: Vec<Item> = rx
+        .into_iter()
+        .par_bridge()
+        .map(|raw| {
+            let item = process(raw);
+            if matches!(item, Item::Job(_)) {
+                progress();
+            }
+            item
+        })
+        .collect();
+    match reader.join() {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(ReleaseError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other("the tarball reader panicked"),
+            });
+        }
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_tarball_prefixes_are_stripped() {
+        assert_eq!(
+            repo_relative("openshift-release-abc123/ci-operator/jobs/o/r/x.yaml"),
+            Some("ci-operator/jobs/o/r/x.yaml")
+        );
+        assert_eq!(
+            repo_relative("ci-operator/jobs/o/r/x.yaml"),
+            Some("ci-operator/jobs/o/r/x.yaml")
+        );
+        assert_eq!(
+            repo_relative("./core-services/sanitize-prow-jobs/_config.yaml"),
+            Some(CONFIG_PATH)
+        );
+        assert_eq!(repo_relative("ci-operator/jobs/o/r/OWNERS"), None);
+        assert_eq!(repo_relative("ci-operator/config/o/r/x.yaml"), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Prometheus `/api/v1/query` responses (resultType `vector`) keyed by `job_name`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::yaml::maybe_gunzip;
+
+/// The dispatcher's run-count query (dispatcher-semantics.md §7).
+pub const RUNS_QUERY: &str =
+    r#"sum(increase(prowjob_state_transitions{state="pending"}[7d])) by (job_name)"#;
+
+#[derive(Debug, Deserialize)]
+struct Response {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Sample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+/// A parsed vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vector {
+    pub values: BTreeMap<String, f64>,
+    /// Evaluation time of the query (seconds since the epoch), from the samples.
+    pub time: Option<f64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("not a Prometheus query response: {0}")]
+    Shape(String),
+    #[error("the query failed: {0}")]
+    Failed(String),
+    #[error("expected resultType vector, found {0}")]
+    NotVector(String),
+    #[error("sample {index}: {message}")]
+    Sample { index: usize, message: String },
+    #[error("the vector is empty: refusing to treat every job as weightless")]
+    Empty,
+}
+
+/// Parses a vector response; every value must be finite and non-negative, every series
+/// must carry a `job_name`, and an empty vector is an error (it is suspicious, F2/§7).
+pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
+    let bytes =
+        maybe_gunzip(bytes).map_err(|e| VolumeError::Shape(format!("cannot gunzip: {e}")))?;
+    let resp: Response =
+        serde_json::from_slice(&bytes).map_err(|e| VolumeError::Shape(e.to_string()))?;
+    if resp.status != "success" {
+        return Err(VolumeError::Failed(format!(
+            "status {}: {} {}",
+            resp.status,
+            resp.error_type.unwrap_or_default(),
+            resp.error.unwrap_or_default()
+        )));
+    }
+    let data = resp
+        .data
+        .ok_or_else(|| VolumeError::Shape("no data".to_owned()))?;
+    if data.result_type != "vector" {
+        return Err(VolumeError::NotVector(data.result_type));
+    }
+    if data.result.is_empty() {
+        return Err(VolumeError::Empty);
+    }
+    let mut values = BTreeMap::new();
+    let mut time = None;
+    for (index, s) in data.result.into_iter().enumerate() {
+        let err = |message: String| VolumeError::Sample { index, message };
+        let name = s
+            .metric
+            .get("job_name")
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err("no job_name label".to_owned()))?;
+        let v: f64 = s
+            .value
+            .1
+            .parse()
+            .map_err(|_| err(format!("{name}: value {:?} is not a number", s.value.1)))?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(err(format!(
+                "{name}: value {v} is not finite and non-negative"
+            )));
+        }
+        if values.insert(name.clone(), v).is_some() {
+            return Err(err(format!("{name}: job_name appears twice")));
+        }
+        time.get_or_insert(s.value.0);
+    }
+    Ok(Vector {
+        values,
+        time,
+        warnings: resp.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_vector() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"job_name":"a"},"value":[1655683200,"6.5"]},
+            {"metric":{"job_name":"b"},"value":[1655683200,"0"]}]}}"#;
+        let v = parse_vector(body).unwrap();
+        assert_eq!(v.values["a"], 6.5);
+        assert_eq!(v.values["b"], 0.0);
+        assert_eq!(v.time, Some(1_655_683_200.0));
+    }
+
+    #[test]
+    fn rejects_what_must_not_become_demand() {
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#, "failed"),
+            (br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#, "vector"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#, "empty"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#, "job_name"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"NaN"]}]}}"#, "finite"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"-3"]}]}}"#, "non-negative"),
+        ];
+        for (body, want) in cases {
+            let e = parse_vector(body).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} should mention {want}");
+        }
+    }
+}
