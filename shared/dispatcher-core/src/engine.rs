@@ -85,22 +85,60 @@ pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
             diags.extend(checks::check_files(&rules, &files));
             let (_, dup) = dedupe_jobs(&files);
             diags.extend(dup);
+            let mut decisions = Vec::new();
             for f in &files {
                 for job in &f.jobs {
-                    if let Err(e) = rules.decide(job, &f.path, job.cluster.as_deref())
-                        && e.rule != Rule::GroupPath
-                    {
-                        diags.push(Diagnostic::error(
+                    match rules.decide(job, &f.path, job.cluster.as_deref()) {
+                        Ok(d) => decisions.push(d),
+                        // A file matching several entries is reported once, by check_files.
+                        Err(e) if e.rule == Rule::GroupPath => {}
+                        Err(e) => diags.push(Diagnostic::error(
                             f.path.clone(),
                             job.name.clone(),
                             e.reason,
-                        ));
+                        )),
                     }
                 }
             }
+            diags.extend(unknown_targets(decisions.iter(), inputs, settings));
         }
     }
     finish_diagnostics(diags)
+}
+
+/// One warning per cluster that jobs are pinned to although neither the inventory nor
+/// `manualClusters` knows it (the Go dispatcher does not check pin values at all).
+fn unknown_targets<'d>(
+    decisions: impl Iterator<Item = &'d Decision>,
+    inputs: &Inputs<'_>,
+    settings: &Settings,
+) -> Vec<Diagnostic> {
+    let mut unknown: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for d in decisions {
+        let Some(c) = d.cluster.as_deref() else {
+            continue;
+        };
+        if d.relocatable
+            || inputs.inventory.clusters.contains_key(c)
+            || inputs.config.manual_clusters.iter().any(|m| m == c)
+            || c == settings.vsphere_cluster
+        {
+            continue;
+        }
+        unknown.entry(c).or_insert((0, d.rule.as_str())).0 += 1;
+    }
+    unknown
+        .into_iter()
+        .map(|(c, (n, rule))| {
+            Diagnostic::warning(
+                inputs.sources.inventory.clone(),
+                c.to_owned(),
+                format!(
+                    "{n} job(s) are sent to {c} (e.g. by rule {rule}), which is neither in the inventory nor in manualClusters"
+                ),
+            )
+        })
+        .collect()
 }
 
 fn finish_diagnostics(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -262,6 +300,11 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     for j in &mut jobs {
         j.place = first_place(j, inv, &settings.strategy);
     }
+    diags.extend(unknown_targets(
+        jobs.iter().filter_map(|j| j.decision.as_ref().ok()),
+        inputs,
+        settings,
+    ));
 
     // Per file.
     let mut pfiles: Vec<PFile<'_>> = files
@@ -357,13 +400,34 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             .filter(|&ji| matches!(jobs[ji].place, Place::Movable))
             .collect();
         pf.movable_demand = movable.iter().map(|&ji| jobs[ji].demand).sum();
-        pf.prev = most_common(movable.iter().filter_map(|&ji| jobs[ji].prev));
+        // A file lives where its relocatable jobs are; pinned jobs that follow it because
+        // their pin is blocked only count when there is nothing else.
+        let relocatable: Vec<usize> = movable
+            .iter()
+            .copied()
+            .filter(|&ji| jobs[ji].decision.as_ref().is_ok_and(|d| d.relocatable))
+            .collect();
+        let home = if relocatable.is_empty() {
+            &movable
+        } else {
+            &relocatable
+        };
+        // Prefer a previous cluster the file may still use: fewer forced moves.
+        let usable_home = |c: &&str| {
+            pool.index(c).is_some_and(|i| pf.mask & (1u128 << i) != 0)
+                || (inv.is_cordoned(c) && farm_usable(c))
+        };
+        pf.prev = most_common(
+            home.iter()
+                .filter_map(|&ji| jobs[ji].prev)
+                .filter(usable_home),
+        )
+        .or_else(|| most_common(home.iter().filter_map(|&ji| jobs[ji].prev)));
         pf.incumbent = if inputs.previous.is_some() {
             pf.prev.clone()
         } else {
             most_common(
-                movable
-                    .iter()
+                home.iter()
                     .filter_map(|&ji| jobs[ji].job.cluster.as_deref()),
             )
         };
@@ -426,7 +490,18 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
                 } else {
                     choice[j.file].cluster.as_deref()
                 };
-                match resolve_target(inv, &inputs.config.default, &j.job.name, c, d) {
+                let stranded = (settings.strategy == Strategy::Balanced
+                    || settings.mode == Mode::Delta)
+                    && c.is_none()
+                    && d.cluster
+                        .as_deref()
+                        .is_some_and(|x| inv.clusters.contains_key(x));
+                let target = if stranded {
+                    Err(no_eligible_reason(inv))
+                } else {
+                    resolve_target(inv, &inputs.config.default, &j.job.name, c, d)
+                };
+                match target {
                     Ok((t, fb)) => {
                         let note = match fb {
                             Fallback::None => String::new(),
@@ -436,12 +511,13 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
                             ),
                             Fallback::Default => "target blocked: default cluster".to_owned(),
                         };
-                        let rule = if settings.strategy == Strategy::Resolve {
-                            d.rule
+                        if settings.strategy == Strategy::Resolve {
+                            (Some(t), d.rule, join(&d.detail, &note))
                         } else {
-                            Rule::Balanced
-                        };
-                        (Some(t), rule, join(&d.detail, &note))
+                            let detail =
+                                format!("relocatable ({}), placed with its file", d.detail);
+                            (Some(t), Rule::Balanced, join(&detail, &note))
+                        }
                     }
                     Err(reason) => {
                         unschedulable.push(Unschedulable {
@@ -627,6 +703,25 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     })
 }
 
+/// Why a relocatable job found no cluster: what each one is.
+fn no_eligible_reason(inv: &Inventory) -> String {
+    let states: Vec<String> = inv
+        .clusters
+        .values()
+        .map(|c| {
+            let state = if c.blocked {
+                "blocked"
+            } else if c.reserved {
+                "reserved"
+            } else {
+                "cordoned"
+            };
+            format!("{} {state}", c.name)
+        })
+        .collect();
+    format!("no cluster accepts new files ({})", states.join(", "))
+}
+
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (_, true) => a.to_owned(),
@@ -760,7 +855,14 @@ fn choose_files(
                 .and_then(|p| p.files.get(&pf.file.path))
                 .and_then(|e| e.cluster.clone())
                 .filter(|c| in_mask(pf, c) || (inv.is_cordoned(c) && farm_usable(c)));
-            let cluster = prev_file.or_else(|| {
+            // Where its jobs run, so that `buildFarm` lists the file where it lives; else a
+            // stable hash spreads such files.
+            let majority = most_common(pf.jobs.iter().filter_map(|&ji| match &jobs[ji].place {
+                Place::Fixed { cluster, .. } => Some(cluster.as_str()),
+                _ => None,
+            }))
+            .filter(|c| in_mask(pf, c));
+            let cluster = prev_file.or(majority).or_else(|| {
                 pool.members(pf.mask)
                     .min_by_key(|&i| (tie_hash(&pf.file.path, &pool.names[i]), i))
                     .map(|i| pool.names[i].clone())
