@@ -1,13 +1,11 @@
 //! The subcommands: read inputs, call the core, write and print results.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use dispatcher_core::model::DemandModel;
-use dispatcher_core::plan::ClusterState;
 use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, Strategy};
 use dispatcher_input::{InputPaths, Loaded};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -165,6 +163,7 @@ pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
 }
 
 pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
+    use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, planned_cluster};
     if !release.is_dir() {
         bail!(
             "--release must be a checkout directory to write into: {}",
@@ -176,23 +175,19 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
         release: release.to_owned(),
         ..InputPaths::default()
     })?;
-    let mut files_changed = 0;
-    let mut jobs_changed = 0;
-    let mut failures = 0;
+    let (mut files_changed, mut jobs_changed, mut failures) = (0, 0, 0);
     for f in &loaded.files {
-        let wanted =
-            |name: &str| -> Option<String> { plan.jobs.get(name).and_then(|e| e.cluster.clone()) };
-        if !f
-            .jobs
-            .iter()
-            .any(|j| wanted(&j.name).is_some_and(|c| j.cluster.as_deref() != Some(c.as_str())))
-        {
+        let stale = f.jobs.iter().any(|j| {
+            planned_cluster(&plan, &j.name)
+                .is_some_and(|c| j.cluster.as_deref() != Some(c.as_str()))
+        });
+        if !stale {
             continue;
         }
         let path = release.join(&f.path);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("Failed to read {}", path.display()))?;
-        match dispatcher_input::writeback::rewrite_job_clusters(&text, &wanted) {
+        match job_file_for_plan(&text, &plan) {
             Ok(Some((new, n))) => {
                 std::fs::write(&path, new)
                     .with_context(|| format!("Failed to write {}", path.display()))?;
@@ -206,16 +201,17 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
             }
         }
     }
-    let farm = build_farm(&plan);
-    let config_path = release.join(dispatcher_input::CONFIG_PATH);
     let text =
         String::from_utf8(loaded.config_text.clone()).context("_config.yaml is not UTF-8")?;
-    let new = dispatcher_input::writeback::rewrite_build_farm(&text, &farm);
-    let config_changed = new != text;
-    if config_changed {
-        std::fs::write(&config_path, new)
-            .with_context(|| format!("Failed to write {}", config_path.display()))?;
-    }
+    let config_changed = match config_for_plan(&text, &plan) {
+        Some(new) => {
+            let path = release.join(dispatcher_input::CONFIG_PATH);
+            std::fs::write(&path, new)
+                .with_context(|| format!("Failed to write {}", path.display()))?;
+            true
+        }
+        None => false,
+    };
     println!(
         "{jobs_changed} job(s) in {files_changed} file(s) rewritten; buildFarm {}",
         if config_changed {
@@ -229,34 +225,4 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The `buildFarm` section a plan implies: every file outside the group paths, under its
-/// file-level cluster, for clusters that balance (active) or keep their files (cordoned).
-pub fn build_farm(plan: &Plan) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    let mut farm: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for (name, c) in &plan.clusters {
-        if matches!(c.state, ClusterState::Active | ClusterState::Cordoned)
-            && let Some(p) = &c.provider
-        {
-            farm.entry(p.clone())
-                .or_default()
-                .entry(name.clone())
-                .or_default();
-        }
-    }
-    for (path, f) in &plan.files {
-        let Some(c) = f.cluster.as_deref() else {
-            continue;
-        };
-        if f.group_path {
-            continue;
-        }
-        if let Some(p) = plan.clusters.get(c).and_then(|e| e.provider.as_ref())
-            && let Some(list) = farm.get_mut(p).and_then(|m| m.get_mut(c))
-        {
-            list.push(dispatcher_core::model::basename(path).to_owned());
-        }
-    }
-    farm
 }

@@ -177,6 +177,20 @@ pub(crate) fn check_files(rules: &Rules<'_>, files: &[&JobFile]) -> Vec<Diagnost
             }
         }
     }
+    let mut by_basename: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in files {
+        by_basename.entry(f.basename()).or_default().push(&f.path);
+    }
+    for (base, paths) in by_basename.iter().filter(|(_, p)| p.len() > 1) {
+        out.push(Diagnostic::error(
+            paths[1].to_owned(),
+            "",
+            format!(
+                "shares its basename {base} with {}: buildFarm lists files by basename and cannot tell them apart",
+                paths[0]
+            ),
+        ));
+    }
     for f in files {
         let mut hits: Vec<String> = rules
             .group_path_matches(&f.path)

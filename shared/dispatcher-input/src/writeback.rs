@@ -7,6 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use dispatcher_core::Plan;
+use dispatcher_core::plan::ClusterState;
+
 use crate::jobs::parse_job_file_unpruned;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -431,6 +434,59 @@ pub fn rewrite_build_farm(
             out
         }
     }
+}
+
+/// The cluster a plan gives a job, for [`rewrite_job_clusters`]: never empty (F8).
+pub fn planned_cluster(plan: &Plan, job: &str) -> Option<String> {
+    plan.jobs
+        .get(job)
+        .and_then(|e| e.cluster.clone())
+        .filter(|c| !c.is_empty())
+}
+
+/// A job file's new text under a plan, if any `cluster:` field changes.
+pub fn job_file_for_plan(
+    text: &str,
+    plan: &Plan,
+) -> Result<Option<(String, usize)>, WritebackError> {
+    rewrite_job_clusters(text, &|name| planned_cluster(plan, name))
+}
+
+/// The `buildFarm` section a plan implies: every file outside the group paths, by basename,
+/// under its file-level cluster, for clusters that balance (active) or keep their files
+/// (cordoned); other clusters are left out, as the Go dispatcher drops disabled ones.
+pub fn build_farm_of(plan: &Plan) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut farm: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for (name, c) in &plan.clusters {
+        if matches!(c.state, ClusterState::Active | ClusterState::Cordoned)
+            && let Some(p) = &c.provider
+        {
+            farm.entry(p.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
+        }
+    }
+    for (path, f) in &plan.files {
+        let Some(c) = f.cluster.as_deref() else {
+            continue;
+        };
+        if f.group_path {
+            continue;
+        }
+        if let Some(p) = plan.clusters.get(c).and_then(|e| e.provider.as_ref())
+            && let Some(list) = farm.get_mut(p).and_then(|m| m.get_mut(c))
+        {
+            list.push(dispatcher_core::model::basename(path).to_owned());
+        }
+    }
+    farm
+}
+
+/// `_config.yaml`'s new text under a plan, if its `buildFarm` section changes.
+pub fn config_for_plan(text: &str, plan: &Plan) -> Option<String> {
+    let new = rewrite_build_farm(text, &build_farm_of(plan));
+    (new != text).then_some(new)
 }
 
 #[cfg(test)]
