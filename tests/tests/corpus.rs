@@ -200,8 +200,8 @@ fn pruned_parsing_agrees_with_full_parsing_on_every_file() {
 }
 
 fn extract(c: &Path, into: &Path) {
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(tarball(c)).unwrap());
-    tar::Archive::new(gz).unpack(into).unwrap();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(tarball(c)).expect("open the corpus tarball"));
+    tar::Archive::new(gz).unpack(into).expect("unpack the corpus tarball");
 }
 
 #[test]
@@ -389,8 +389,8 @@ fn modern_jobs_with_capabilities_land_on_capable_clusters() {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
+    for e in std::fs::read_dir(dir).expect("list a corpus directory") {
+        let p = e.expect("read a corpus directory").path();
         if p.is_dir() {
             out.extend(walk(&p));
         } else {

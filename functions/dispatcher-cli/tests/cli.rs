@@ -21,20 +21,20 @@ fn s(p: &Path) -> &str {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
+    std::fs::create_dir_all(to).expect("create a directory");
+    for e in std::fs::read_dir(from).expect("list a directory") {
+        let e = e.expect("read a directory entry");
         let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        if e.file_type().expect("file type").is_dir() {
             copy_dir(&e.path(), &dest);
         } else {
-            std::fs::copy(e.path(), dest).unwrap();
+            std::fs::copy(e.path(), dest).expect("copy a file");
         }
     }
 }
 
 fn read_plan(p: &Path) -> Plan {
-    Plan::from_json(&std::fs::read_to_string(p).unwrap()).unwrap()
+    Plan::from_json(&std::fs::read_to_string(p).expect("read a plan")).expect("parse a plan")
 }
 
 #[test]
