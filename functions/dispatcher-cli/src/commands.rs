@@ -59,7 +59,11 @@ fn write_plan(plan: &Plan, out: &Path) -> Result<()> {
 }
 
 pub fn validate(r: &ReleaseArgs) -> Result<ExitCode> {
-    let loaded = load(&paths(r))?;
+    // Every byte of every job file, so that any YAML error is reported.
+    let loaded = load(&InputPaths {
+        parse: dispatcher_input::Parse::Full,
+        ..paths(r)
+    })?;
     let settings = Settings {
         vsphere_cluster: r.vsphere_cluster.clone(),
         ..Settings::default()

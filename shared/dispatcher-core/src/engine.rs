@@ -1,6 +1,6 @@
 //! One placement run: inputs in, plan out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::balance::{self, BalFile, Churn, Outcome, Pool, Start};
 use crate::classic::{self, ClassicFile, ClassicOutcome, FarmCluster};
@@ -87,8 +87,9 @@ pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
             diags.extend(dup);
             let mut decisions = Vec::new();
             for f in &files {
+                let facts = rules.file_facts(&f.path);
                 for job in &f.jobs {
-                    match rules.decide(job, &f.path, job.cluster.as_deref()) {
+                    match rules.decide_in(job, &facts, job.cluster.as_deref()) {
                         Ok(d) => decisions.push(d),
                         // A file matching several entries is reported once, by check_files.
                         Err(e) if e.rule == Rule::GroupPath => {}
@@ -156,7 +157,8 @@ fn sorted_files(files: &[JobFile]) -> Vec<&JobFile> {
 
 /// The first definition of a job name (in path order) wins; later ones are reported.
 fn dedupe_jobs<'a>(files: &[&'a JobFile]) -> (Vec<(usize, &'a Job)>, Vec<Diagnostic>) {
-    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    // Only membership is asked of this map, so its order cannot leak into the output.
+    let mut first: HashMap<&str, &str> = HashMap::with_capacity(files.len() * 4);
     let mut keep = Vec::new();
     let mut diags = Vec::new();
     for (fi, f) in files.iter().enumerate() {
@@ -248,6 +250,13 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     diags.extend(dup);
 
     let prev_jobs = inputs.previous.map(|p| &p.jobs);
+    let prev_index: HashMap<&str, Option<&str>> = prev_jobs
+        .map(|pj| {
+            pj.iter()
+                .map(|(k, e)| (k.as_str(), e.cluster.as_deref()))
+                .collect()
+        })
+        .unwrap_or_default();
     let volumes = if settings.strategy == Strategy::Resolve {
         None
     } else {
@@ -276,12 +285,12 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     };
 
     // Per job: the ladder.
+    let facts: Vec<_> = files.iter().map(|f| rules.file_facts(&f.path)).collect();
+    let demand = DemandIndex::new(volumes, settings.demand);
     let mut jobs: Vec<PJob<'_>> = winners
         .iter()
         .map(|&(fi, job)| {
-            let prev = prev_jobs
-                .and_then(|p| p.get(&job.name))
-                .and_then(|e| e.cluster.as_deref());
+            let prev = prev_index.get(job.name.as_str()).copied().flatten();
             let incumbent = if inputs.previous.is_some() {
                 prev
             } else {
@@ -290,9 +299,9 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             PJob {
                 job,
                 file: fi,
-                demand: settings.demand.demand(volumes, &job.name),
+                demand: demand.of(&job.name),
                 prev,
-                decision: rules.decide(job, &files[fi].path, incumbent),
+                decision: rules.decide_in(job, &facts[fi], incumbent),
                 place: Place::Movable,
             }
         })
@@ -309,10 +318,11 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     // Per file.
     let mut pfiles: Vec<PFile<'_>> = files
         .iter()
-        .map(|f| PFile {
+        .zip(&facts)
+        .map(|(f, facts)| PFile {
             file: f,
             jobs: Vec::new(),
-            group_path: !rules.group_path_matches(&f.path).is_empty(),
+            group_path: facts.matches_group_path(),
             cloud: None,
             mask: 0,
             relaxed: false,
@@ -468,8 +478,8 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
         churn,
     );
 
-    // Final targets.
-    let mut entries: BTreeMap<String, JobEntry> = BTreeMap::new();
+    // Final targets, by job index; the name-keyed map is built once at the end.
+    let mut finals: Vec<JobEntry> = Vec::with_capacity(jobs.len());
     let mut unschedulable = Vec::new();
     for j in &jobs {
         let f = &pfiles[j.file];
@@ -549,21 +559,18 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
                 e.reason.clone(),
             ),
         };
-        entries.insert(
-            j.job.name.clone(),
-            JobEntry {
-                cluster,
-                file: f.file.path.clone(),
-                rule,
-                demand: round3(j.demand),
-                detail,
-            },
-        );
+        finals.push(JobEntry {
+            cluster,
+            file: f.file.path.clone(),
+            rule,
+            demand: round3(j.demand),
+            detail,
+        });
     }
     unschedulable.sort();
 
     // Per-file entries, with candidates for balanced files.
-    let final_load = loads_by_cluster(&entries, &jobs);
+    let final_load = loads_by_cluster(&finals, &jobs);
     let pool_load: Vec<f64> = pool
         .names
         .iter()
@@ -616,8 +623,8 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     let mut moved_out: BTreeMap<String, f64> = BTreeMap::new();
     let mut new_jobs = 0;
     if inputs.previous.is_some() {
-        for j in &jobs {
-            let now = entries[&j.job.name].cluster.as_deref();
+        for (j, e) in jobs.iter().zip(&finals) {
+            let now = e.cluster.as_deref();
             match (j.prev, now) {
                 (Some(p), Some(n)) if p != n => {
                     moved_jobs += 1;
@@ -631,18 +638,17 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
                 }
                 _ => {}
             }
-            if prev_jobs.is_some_and(|pj| !pj.contains_key(&j.job.name)) {
+            if !prev_index.contains_key(j.job.name.as_str()) {
                 new_jobs += 1;
             }
         }
     }
-    let removed_jobs = prev_jobs.map_or(0, |pj| {
-        pj.keys().filter(|k| !entries.contains_key(*k)).count()
-    });
+    let current: HashSet<&str> = jobs.iter().map(|j| j.job.name.as_str()).collect();
+    let removed_jobs = prev_index.keys().filter(|k| !current.contains(*k)).count();
 
     let clusters = cluster_entries(
         inv,
-        &entries,
+        &finals,
         &file_entries,
         &pool,
         &target,
@@ -662,7 +668,7 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
         jobs: jobs.len(),
         files: files.len(),
         kubernetes_jobs: jobs.iter().filter(|j| j.job.is_kubernetes()).count(),
-        placed_jobs: entries.values().filter(|e| e.cluster.is_some()).count(),
+        placed_jobs: finals.iter().filter(|e| e.cluster.is_some()).count(),
         unschedulable_jobs: unschedulable.len(),
         moved_jobs,
         moved_demand: round3(moved_demand),
@@ -697,7 +703,11 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
         summary,
         clusters,
         files: file_entries,
-        jobs: entries,
+        jobs: jobs
+            .iter()
+            .zip(finals)
+            .map(|(j, e)| (j.job.name.clone(), e))
+            .collect(),
         unschedulable,
         diagnostics: finish_diagnostics(diags),
     })
@@ -720,6 +730,40 @@ fn no_eligible_reason(inv: &Inventory) -> String {
         })
         .collect();
     format!("no cluster accepts new files ({})", states.join(", "))
+}
+
+/// Demand by job name, hashed once: the volumes map is looked up for every job.
+struct DemandIndex<'a> {
+    runs: HashMap<&'a str, f64>,
+    hours: Option<HashMap<&'a str, f64>>,
+    model: DemandModel,
+    sampled: bool,
+}
+
+impl<'a> DemandIndex<'a> {
+    fn new(volumes: Option<&'a Volumes>, model: DemandModel) -> Self {
+        let index =
+            |m: &'a BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        Self {
+            runs: volumes.map(|v| index(&v.runs)).unwrap_or_default(),
+            hours: volumes.and_then(|v| v.hours.as_ref()).map(index),
+            model,
+            sampled: volumes.is_some(),
+        }
+    }
+
+    fn of(&self, job: &str) -> f64 {
+        if !self.sampled {
+            return self.model.minimum;
+        }
+        let runs = self.runs.get(job).copied().unwrap_or(0.0);
+        let hours = self
+            .hours
+            .as_ref()
+            .and_then(|h| h.get(job).copied())
+            .unwrap_or(0.0);
+        self.model.combine(runs, hours)
+    }
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -1158,14 +1202,16 @@ fn explain_candidates(
     out
 }
 
-fn loads_by_cluster(
-    entries: &BTreeMap<String, JobEntry>,
-    jobs: &[PJob<'_>],
-) -> BTreeMap<String, f64> {
+fn loads_by_cluster(finals: &[JobEntry], jobs: &[PJob<'_>]) -> BTreeMap<String, f64> {
     let mut load: BTreeMap<String, f64> = BTreeMap::new();
-    for j in jobs {
-        if let Some(c) = entries[&j.job.name].cluster.as_deref() {
-            *load.entry(c.to_owned()).or_default() += j.demand;
+    for (j, e) in jobs.iter().zip(finals) {
+        if let Some(c) = e.cluster.as_deref() {
+            match load.get_mut(c) {
+                Some(l) => *l += j.demand,
+                None => {
+                    load.insert(c.to_owned(), j.demand);
+                }
+            }
         }
     }
     load
@@ -1189,7 +1235,7 @@ fn is_forced(j: &PJob<'_>, prev: &str, pf: &PFile<'_>, pool: &Pool) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn cluster_entries(
     inv: &Inventory,
-    entries: &BTreeMap<String, JobEntry>,
+    finals: &[JobEntry],
     files: &BTreeMap<String, FileEntry>,
     pool: &Pool,
     target: &[f64],
@@ -1197,8 +1243,16 @@ fn cluster_entries(
     moved_out: &BTreeMap<String, f64>,
     jobs: &[PJob<'_>],
 ) -> BTreeMap<String, ClusterEntry> {
-    let load = loads_by_cluster(entries, jobs);
+    let load = loads_by_cluster(finals, jobs);
     let all: f64 = load.values().sum();
+    let mut job_count: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in finals.iter().filter_map(|e| e.cluster.as_deref()) {
+        *job_count.entry(c).or_default() += 1;
+    }
+    let mut file_count: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in files.values().filter_map(|f| f.cluster.as_deref()) {
+        *file_count.entry(c).or_default() += 1;
+    }
     let mut names: BTreeSet<String> = inv.clusters.keys().cloned().collect();
     names.extend(load.keys().cloned());
     names
@@ -1218,14 +1272,8 @@ fn cluster_entries(
                 state,
                 provider: c.map(|c| c.provider.clone()),
                 capacity: c.map(|c| c.capacity),
-                jobs: entries
-                    .values()
-                    .filter(|e| e.cluster.as_deref() == Some(n.as_str()))
-                    .count(),
-                files: files
-                    .values()
-                    .filter(|f| f.cluster.as_deref() == Some(n.as_str()))
-                    .count(),
+                jobs: job_count.get(n.as_str()).copied().unwrap_or(0),
+                files: file_count.get(n.as_str()).copied().unwrap_or(0),
                 demand: round3(demand),
                 share: share(demand),
                 target_share: pool.index(&n).map(|i| share(target[i])),

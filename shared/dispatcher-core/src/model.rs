@@ -15,6 +15,15 @@ pub mod labels {
     pub const SSH_BASTION: &str = "dptp.openshift.io/ssh-bastion";
     pub const NO_BUILDS: &str = "ci.openshift.io/no-builds";
     pub const CAPABILITY_PREFIX: &str = "capability/";
+
+    /// Whether the rules read a label; readers keep only these.
+    pub fn is_read(key: &str) -> bool {
+        key.starts_with(CAPABILITY_PREFIX)
+            || matches!(
+                key,
+                CLUSTER | CLOUD | CLOUD_CLUSTER_PROFILE | KVM | SSH_BASTION | NO_BUILDS
+            )
+    }
 }
 
 /// `core-services/sanitize-prow-jobs/_config.yaml`.
@@ -96,6 +105,7 @@ pub struct Job {
     pub agent: String,
     /// The static `cluster:` field (Prow's fallback).
     pub cluster: Option<String>,
+    /// The labels the rules read ([`labels::is_read`]).
     pub labels: BTreeMap<String, String>,
     pub containers: Vec<Container>,
 }
@@ -201,6 +211,11 @@ impl DemandModel {
             .as_ref()
             .and_then(|h| h.get(job).copied())
             .unwrap_or(0.0);
+        self.combine(runs, hours)
+    }
+
+    /// Runs and hours weighed into one figure, floored at the minimum.
+    pub fn combine(&self, runs: f64, hours: f64) -> f64 {
         let d = runs * self.run_weight + hours * self.hour_weight;
         if d.is_finite() {
             d.max(self.minimum)

@@ -220,9 +220,10 @@ pub struct Unschedulable {
 }
 
 impl Plan {
-    /// Serialises the plan: pretty JSON with a trailing newline.
+    /// Serialises the plan: compact JSON (a corpus plan is tens of MB; `jq` pretty-prints)
+    /// with a trailing newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        let mut s = serde_json::to_string(self).unwrap_or_default();
         s.push('\n');
         s
     }

@@ -79,6 +79,22 @@ pub struct Decision {
     pub set: Vec<String>,
 }
 
+/// Per-file inputs of the ladder: the group paths and `buildFarm` entries matching it.
+#[derive(Debug, Clone)]
+pub struct FileFacts<'p, 'a> {
+    pub path: &'p str,
+    pub basename_len: usize,
+    group_paths: Vec<(&'a str, &'a Regex)>,
+    farm: Vec<&'a str>,
+}
+
+impl FileFacts<'_, '_> {
+    /// Whether a group path regex matches the file (then `buildFarm` does not list it).
+    pub fn matches_group_path(&self) -> bool {
+        !self.group_paths.is_empty()
+    }
+}
+
 /// Why the ladder could not decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LadderError {
@@ -193,17 +209,47 @@ impl<'a> Rules<'a> {
         })
     }
 
-    /// The rule ladder (first match wins).
-    ///
-    /// `incumbent` is where the job runs now; it only matters for cordoned clusters, which
-    /// keep what they have but receive nothing new.
+    /// What the ladder needs to know about a file, computed once for all its jobs.
+    pub fn file_facts<'p, 'r>(&'r self, path: &'p str) -> FileFacts<'p, 'r> {
+        FileFacts {
+            path,
+            basename_len: crate::model::basename(path).len(),
+            group_paths: self
+                .group_paths
+                .iter()
+                .filter(|(_, re)| re.is_match(path))
+                .map(|(c, re)| (*c, re))
+                .collect(),
+            farm: self
+                .farm_files
+                .get(crate::model::basename(path))
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The rule ladder for a job of the file at `path`; see [`Rules::decide_in`].
     pub fn decide(
         &self,
         job: &Job,
         path: &str,
         incumbent: Option<&str>,
     ) -> Result<Decision, LadderError> {
-        let basename_len = crate::model::basename(path).len();
+        self.decide_in(job, &self.file_facts(path), incumbent)
+    }
+
+    /// The rule ladder (first match wins).
+    ///
+    /// `incumbent` is where the job runs now; it only matters for cordoned clusters, which
+    /// keep what they have but receive nothing new.
+    pub fn decide_in(
+        &self,
+        job: &Job,
+        file: &FileFacts<'_, '_>,
+        incumbent: Option<&str>,
+    ) -> Result<Decision, LadderError> {
+        let basename_len = file.basename_len;
+        let path = file.path;
         let fixed = |cluster: &str, rule: Rule, detail: String| Decision {
             cluster: Some(cluster.to_owned()),
             relocatable: false,
@@ -312,33 +358,29 @@ impl<'a> Rules<'a> {
             decided = Some(d);
         }
         let mut matches: Vec<String> = Vec::new();
-        for (cluster, re) in &self.group_paths {
-            if re.is_match(path) {
-                if decided.is_none() {
-                    let mut d = fixed(
-                        cluster,
-                        Rule::GroupPath,
-                        format!("path matches groups.{cluster}.paths {:?}", re.as_str()),
-                    );
-                    d.relocatable = carried_relocatable;
-                    decided = Some(d);
-                }
-                matches.push(format!("groups.{cluster}.paths {:?}", re.as_str()));
+        for (cluster, re) in &file.group_paths {
+            if decided.is_none() {
+                let mut d = fixed(
+                    cluster,
+                    Rule::GroupPath,
+                    format!("path matches groups.{cluster}.paths {:?}", re.as_str()),
+                );
+                d.relocatable = carried_relocatable;
+                decided = Some(d);
             }
+            matches.push(format!("groups.{cluster}.paths {:?}", re.as_str()));
         }
-        if let Some(clusters) = self.farm_files.get(crate::model::basename(path)) {
-            for cluster in clusters {
-                if decided.is_none() {
-                    decided = Some(Decision {
-                        cluster: Some((*cluster).to_owned()),
-                        relocatable: true,
-                        rule: Rule::BuildFarm,
-                        detail: format!("file listed in buildFarm under {cluster}"),
-                        set: Vec::new(),
-                    });
-                }
-                matches.push(format!("buildFarm {cluster}"));
+        for cluster in &file.farm {
+            if decided.is_none() {
+                decided = Some(Decision {
+                    cluster: Some((*cluster).to_owned()),
+                    relocatable: true,
+                    rule: Rule::BuildFarm,
+                    detail: format!("file listed in buildFarm under {cluster}"),
+                    set: Vec::new(),
+                });
             }
+            matches.push(format!("buildFarm {cluster}"));
         }
         if matches.len() > 1 {
             matches.sort();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use dispatcher_core::model::{Container, Job, JobKind};
+use dispatcher_core::model::{Container, Job, JobKind, labels};
 use serde::Deserialize;
 
 use crate::yaml::maybe_gunzip;
@@ -85,15 +85,33 @@ pub fn parse_job_file(bytes: &[u8]) -> Result<Vec<Job>, JobFileError> {
         line: None,
         message: format!("not UTF-8: {e}"),
     })?;
-    // The subtrees we never read make up most of the bytes; dropping them before the YAML
+    // The entries we never read make up most of the bytes; dropping them before the YAML
     // parser sees them is what makes the whole tree parse quickly. If the pruned text does
     // not parse, the original is parsed instead so that errors carry the real line.
-    let mut pruned = String::with_capacity(text.len() / 2);
-    prune(text, &mut pruned);
-    match parse_text(&pruned) {
+    match parse_pruned(text) {
         Ok(jobs) => Ok(jobs),
         Err(_) => parse_text(text),
     }
+}
+
+fn parse_pruned(text: &str) -> Result<Vec<Job>, JobFileError> {
+    let mut pruned = String::with_capacity(text.len() / 2);
+    prune(text, &mut pruned);
+    parse_text(&pruned)
+}
+
+/// The pruned path alone, without the fallback: what the corpus test holds to
+/// [`parse_job_file_unpruned`].
+pub fn parse_job_file_pruned_only(bytes: &[u8]) -> Result<Vec<Job>, JobFileError> {
+    let bytes = maybe_gunzip(bytes).map_err(|e| JobFileError {
+        line: None,
+        message: e.to_string(),
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| JobFileError {
+        line: None,
+        message: e.to_string(),
+    })?;
+    parse_pruned(text)
 }
 
 /// Parses without pruning: the reference the pruned path must agree with.
@@ -162,6 +180,7 @@ fn convert(j: RawJob, kind: JobKind) -> Job {
             .labels
             .unwrap_or_default()
             .into_iter()
+            .filter(|(k, _)| labels::is_read(k))
             .map(|(k, v)| (k, v.0))
             .collect(),
         containers: j
@@ -183,62 +202,129 @@ fn convert(j: RawJob, kind: JobKind) -> Job {
     }
 }
 
-/// Keys whose block values the rules never read.
-const SKIPPED: &[&str] = &[
-    "args:",
-    "command:",
-    "volumeMounts:",
-    "volumes:",
-    "resources:",
-    "decoration_config:",
-    "branches:",
-    "skip_branches:",
-    "reporter_config:",
-    "extra_refs:",
-    "annotations:",
-    "securityContext:",
-    "tolerations:",
-    "nodeSelector:",
-    "utility_images:",
-    "gcs_configuration:",
-];
+/// Keys whose values the rules never read, wherever they appear outside `labels` and `env`.
+/// A `match` rather than a list: this runs on every line of every job file.
+fn skipped(key: &str) -> bool {
+    matches!(
+        key,
+        "always_run"
+            | "annotations"
+            | "args"
+            | "branches"
+            | "command"
+            | "context"
+            | "cron"
+            | "decorate"
+            | "decoration_config"
+            | "extra_refs"
+            | "gcs_configuration"
+            | "hidden"
+            | "imagePullPolicy"
+            | "interval"
+            | "max_concurrency"
+            | "minimum_interval"
+            | "nodeSelector"
+            | "optional"
+            | "path_alias"
+            | "reporter_config"
+            | "rerun_command"
+            | "resources"
+            | "run_if_changed"
+            | "securityContext"
+            | "serviceAccountName"
+            | "skip_branches"
+            | "skip_if_only_changed"
+            | "skip_report"
+            | "tolerations"
+            | "trigger"
+            | "utility_images"
+            | "volumeMounts"
+            | "volumes"
+    )
+}
 
-/// Copies `src` to `out` without the block values of [`SKIPPED`] keys.
+/// Where a block of the file is, for the pruner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Other,
+    /// A `labels` mapping: only the labels the rules read matter.
+    Labels,
+    /// Inside `env` (or another block whose keys are data): keep everything.
+    Data,
+}
+
+/// Copies `src` to `out` without what the rules never read: the entries of [`skipped`]
+/// keys, and the labels [`labels::is_read`] rejects.
 ///
-/// Works on block-style YAML by indentation: a skipped key's value is every following line
-/// indented deeper than the key, or at the key's indentation and starting with `- ` (a
-/// compact sequence). Blank and comment lines inside are dropped too. The key line itself
-/// stays, so the key maps to null. A "key" that is really text inside a block scalar only
-/// drops more of that scalar's text, which nothing reads.
+/// Works on block-style YAML by indentation. An entry's value is every following line
+/// indented deeper than its key, or at the key's indentation and starting with `- ` (a
+/// compact sequence); blank and comment lines inside go too. An entry is dropped whole,
+/// unless its key starts a list item (dropping it would drop the item): then the line
+/// stays and only the value goes. A "key" that is really text inside a block scalar only
+/// drops more of that scalar's text, which nothing reads. The corpus test holds this to
+/// parsing without pruning, file by file.
 pub(crate) fn prune(src: &str, out: &mut String) {
+    // Open block keys enclosing the current line: (indent of the key, what it holds).
+    let mut open: Vec<(usize, Block)> = Vec::new();
     let mut skip_indent: Option<usize> = None;
     for line in src.split_inclusive('\n') {
         let trimmed = line.trim_start_matches(' ');
         let indent = line.len() - trimmed.len();
+        let t = trimmed.trim_end();
+        let item = t.starts_with("- ") || t == "-";
         if let Some(si) = skip_indent {
-            let t = trimmed.trim_end();
-            if t.is_empty()
-                || t.starts_with('#')
-                || indent > si
-                || (indent == si && (t.starts_with("- ") || t == "-"))
-            {
+            if t.is_empty() || t.starts_with('#') || indent > si || (indent == si && item) {
                 continue;
             }
             skip_indent = None;
         }
-        out.push_str(line);
-        let (key_part, key_indent) = match trimmed.strip_prefix("- ") {
+        if t.is_empty() || t.starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        // Compact sequences sit at their key's indentation.
+        while open
+            .last()
+            .is_some_and(|&(i, _)| i > indent || (i == indent && !item))
+        {
+            open.pop();
+        }
+        let context = open.last().map_or(Block::Other, |&(_, b)| b);
+        let (key_part, key_indent) = match t.strip_prefix("- ") {
             Some(rest) => (rest, indent + 2),
-            None => (trimmed, indent),
+            None => (t, indent),
         };
-        for k in SKIPPED {
-            if let Some(rest) = key_part.strip_prefix(k) {
-                let rest = rest.trim();
-                if rest.is_empty() || rest.starts_with('#') {
-                    skip_indent = Some(key_indent);
-                }
-                break;
+        let Some((key, rest)) = key_part.split_once(':') else {
+            out.push_str(line);
+            continue;
+        };
+        let after = &key_part[key.len() + 1..];
+        let is_key = after.is_empty() || after.starts_with(' ');
+        let plain = !key.starts_with(['"', '\'']);
+        let drop = is_key
+            && plain
+            && match context {
+                Block::Other => skipped(key),
+                Block::Labels => !labels::is_read(key),
+                Block::Data => false,
+            };
+        if drop {
+            skip_indent = Some(key_indent);
+            if item {
+                out.push_str(line);
             }
+            continue;
+        }
+        out.push_str(line);
+        let rest = rest.trim();
+        if rest.is_empty() || rest.starts_with('#') {
+            let block = match (context, key) {
+                (Block::Other, "labels") => Block::Labels,
+                (Block::Other, "env") => Block::Data,
+                (Block::Other, _) => Block::Other,
+                _ => Block::Data,
+            };
+            open.push((key_indent, block));
         }
     }
 }
@@ -280,7 +366,8 @@ periodics:
 - agent: jenkins
   name: periodic-jenkins
   labels:
-    flag: true
+    ci.openshift.io/no-builds: true
+    not-read: x
 "#;
 
     #[test]
@@ -295,7 +382,11 @@ periodics:
         assert_eq!(j.containers[0].image, "ci-operator:latest");
         assert_eq!(j.containers[0].cluster_types, vec!["gcp"]);
         assert_eq!(jobs[1].agent, "jenkins");
-        assert_eq!(jobs[1].labels["flag"], "true");
+        assert_eq!(jobs[1].labels["ci.openshift.io/no-builds"], "true");
+        assert!(
+            !jobs[1].labels.contains_key("not-read"),
+            "only labels the rules read are kept"
+        );
     }
 
     #[test]
@@ -310,9 +401,17 @@ periodics:
 
     #[test]
     fn errors_carry_the_original_line() {
-        let text = "periodics:\n- name: a\n  labels:\n    x: [unclosed\n";
+        let text =
+            "periodics:\n- name: a\n  labels:\n    ci-operator.openshift.io/cloud: [unclosed\n";
         let e = parse_job_file(text.as_bytes()).unwrap_err();
-        assert!(e.line.is_some(), "{e:?}");
+        assert_eq!(e.line, Some(5), "{e:?}");
+    }
+
+    #[test]
+    fn only_the_full_parse_sees_errors_in_what_the_rules_never_read() {
+        let text = "periodics:\n- name: a\n  labels:\n    x: [unclosed\n";
+        assert!(parse_job_file(text.as_bytes()).is_ok());
+        assert!(parse_job_file_unpruned(text.as_bytes()).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use dispatcher_core::{Diagnostic, Inputs, Plan, Sources};
 pub use config::parse_config;
 pub use inventory::parse_inventory;
 pub use jobs::parse_job_file;
-pub use release::{CLUSTERS_PATH, CONFIG_PATH, Release, read_release};
+pub use release::{CLUSTERS_PATH, CONFIG_PATH, Parse, Release, read_release};
 pub use volumes::parse_vector;
 
 /// Where a run's inputs come from.
@@ -32,6 +32,7 @@ pub struct InputPaths {
     /// Prometheus job seconds (optional second query), turned into job-hours.
     pub durations: Option<PathBuf>,
     pub previous: Option<PathBuf>,
+    pub parse: Parse,
 }
 
 /// Everything read for one run, owned; [`Loaded::inputs`] lends it to the core.
@@ -102,7 +103,7 @@ fn read_vector(
 /// Reads and parses every input of a run. Problems with the release's own files become
 /// diagnostics (so that `validate` can list them all); unreadable side inputs are errors.
 pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, LoadError> {
-    let release = read_release(&src.release, progress)?;
+    let release = read_release(&src.release, src.parse, progress)?;
     let mut diags = release.diagnostics;
     let config_text = release.config.unwrap_or_default();
     let (config, d) = if config_text.is_empty() {

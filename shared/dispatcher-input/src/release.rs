@@ -11,7 +11,18 @@ use dispatcher_core::model::JobFile;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::parse_job_file;
+use crate::jobs::{parse_job_file, parse_job_file_unpruned};
+
+/// How thoroughly job files are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Parse {
+    /// Only what the rules read: fast, but YAML errors in entries the rules never read go
+    /// unnoticed (Prow's own config check reports those).
+    #[default]
+    Fast,
+    /// Every byte: what `validate` uses, so that any YAML error is reported.
+    Full,
+}
 
 pub const CONFIG_PATH: &str = "core-services/sanitize-prow-jobs/_config.yaml";
 pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
@@ -85,30 +96,37 @@ fn repo_relative(path: &str) -> Option<&str> {
     classify(rest).map(|_| rest)
 }
 
-fn process(raw: Raw) -> Item {
+fn process(raw: Raw, parse: Parse) -> Item {
     match classify(&raw.path) {
         Some(0) => Item::Config(raw.bytes),
         Some(1) => Item::Clusters(raw.bytes),
         _ => Item::Job(Parsed {
             size: raw.bytes.len() as u64,
             digest: Sha256::digest(&raw.bytes).into(),
-            result: parse_job_file(&raw.bytes),
+            result: match parse {
+                Parse::Fast => parse_job_file(&raw.bytes),
+                Parse::Full => parse_job_file_unpruned(&raw.bytes),
+            },
             path: raw.path,
         }),
     }
 }
 
 /// Reads a release from a directory or a `.tar.gz`; `progress` is called once per job file.
-pub fn read_release(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Release, ReleaseError> {
+pub fn read_release(
+    path: &Path,
+    parse: Parse,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Release, ReleaseError> {
     let io = |source| ReleaseError::Io {
         path: path.to_owned(),
         source,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     let items: Vec<Item> = if meta.is_dir() {
-        read_dir(path, progress)?
+        read_dir(path, parse, progress)?
     } else {
-        read_tarball(path, progress)?
+        read_tarball(path, parse, progress)?
     };
     let mut release = Release::default();
     let mut parsed = Vec::new();
@@ -145,7 +163,11 @@ pub fn read_release(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Release
     Ok(release)
 }
 
-fn read_dir(root: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, ReleaseError> {
+fn read_dir(
+    root: &Path,
+    parse: Parse,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Item>, ReleaseError> {
     let mut paths: Vec<(PathBuf, String)> = Vec::new();
     for rel in [CONFIG_PATH, CLUSTERS_PATH] {
         let p = root.join(rel);
@@ -177,7 +199,7 @@ fn read_dir(root: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, Rele
         .map(|(abs, rel)| {
             let bytes =
                 std::fs::read(&abs).map_err(|source| ReleaseError::Io { path: abs, source })?;
-            let item = process(Raw { path: rel, bytes });
+            let item = process(Raw { path: rel, bytes }, parse);
             if matches!(item, Item::Job(_)) {
                 progress();
             }
@@ -186,7 +208,11 @@ fn read_dir(root: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, Rele
         .collect()
 }
 
-fn read_tarball(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, ReleaseError> {
+fn read_tarball(
+    path: &Path,
+    parse: Parse,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Item>, ReleaseError> {
     let file = File::open(path).map_err(|source| ReleaseError::Io {
         path: path.to_owned(),
         source,
@@ -223,7 +249,7 @@ fn read_tarball(path: &Path, progress: &(dyn Fn() + Sync)) -> Result<Vec<Item>, 
         .into_iter()
         .par_bridge()
         .map(|raw| {
-            let item = process(raw);
+            let item = process(raw, parse);
             if matches!(item, Item::Job(_)) {
                 progress();
             }

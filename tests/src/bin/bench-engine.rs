@@ -1,0 +1,297 @@
+//! Benchmark of the placement engine on the real corpus. Prints figures measured in one run
+//! (ratios, since the machines are shared and noisy); it is a program, not a timed test.
+//!
+//! `cargo run --release -p dispatcher-tests --bin bench-engine`
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dispatcher_core::{Plan, Settings, Strategy};
+use dispatcher_input::InputPaths;
+use dispatcher_tests::corpus_dir;
+
+const RUNS: usize = 3;
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let v = f()?;
+        best = best.min(t.elapsed());
+        last = Some(v);
+    }
+    Ok((best, last.context("no run")?))
+}
+
+/// The floor: decompress the tarball and read every member into memory, nothing else.
+fn untar(path: &Path) -> Result<usize> {
+    let gz = flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(
+        1 << 16,
+        std::fs::File::open(path)?,
+    ));
+    let mut archive = tar::Archive::new(gz);
+    let mut bytes = 0;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut buf = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+        entry.read_to_end(&mut buf)?;
+        bytes += buf.len();
+    }
+    Ok(bytes)
+}
+
+fn settings(strategy: Strategy) -> Settings {
+    Settings {
+        strategy,
+        vsphere_cluster: "vsphere".to_owned(),
+        ..Settings::default()
+    }
+}
+
+/// The whole `plan` pipeline in process: read and parse, place, serialise.
+fn plan(
+    release: &Path,
+    clusters: &Path,
+    volumes: &Path,
+    previous: Option<&Path>,
+    s: &Settings,
+) -> Result<(Plan, usize)> {
+    let loaded = dispatcher_input::load(
+        &InputPaths {
+            release: release.to_owned(),
+            clusters: Some(clusters.to_owned()),
+            volumes: Some(volumes.to_owned()),
+            previous: previous.map(Path::to_owned),
+            ..InputPaths::default()
+        },
+        &|| {},
+    )?;
+    let plan = dispatcher_core::run(&loaded.inputs(), s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let json = plan.to_json();
+    Ok((plan, json.len()))
+}
+
+/// A corpus `copies` times larger: every job file again under `s<k>/`, with its basename
+/// and job names suffixed so that nothing collides, and volumes to match.
+fn synthesize(corpus: &Path, copies: usize, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let name_line = regex::Regex::new(r"(?m)^(\s*(?:- )?name: )([A-Za-z0-9_.\-]+)\s*$")?;
+    let gz =
+        flate2::read::GzDecoder::new(std::fs::File::open(corpus.join("release-7659af06.tar.gz"))?);
+    let mut members = Vec::new();
+    for entry in tar::Archive::new(gz).entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut buf = Vec::new();
+        entry.read_to_end(&mut buf)?;
+        members.push((path, buf));
+    }
+    let out = dir.join(format!("synthetic-x{copies}.tar.gz"));
+    let gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(&out)?, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut append = |path: &str, data: &[u8]| -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data)?;
+        Ok(())
+    };
+    for (path, data) in &members {
+        let Some(rest) = path.strip_prefix("ci-operator/jobs/") else {
+            append(path, data)?;
+            continue;
+        };
+        for k in 0..copies {
+            if k == 0 {
+                append(path, data)?;
+                continue;
+            }
+            let text = String::from_utf8_lossy(data);
+            let renamed = name_line.replace_all(&text, |c: &regex::Captures<'_>| {
+                format!("{}{}-s{k}", &c[1], &c[2])
+            });
+            let (dirs, base) = rest.rsplit_once('/').unwrap_or(("", rest));
+            append(
+                &format!("ci-operator/jobs/s{k}/{dirs}/s{k}-{base}"),
+                renamed.as_bytes(),
+            )?;
+        }
+    }
+    tar.into_inner()?.finish()?;
+
+    let mut week1 = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(
+        corpus.join("volumes-7659af06.week1.json.gz"),
+    )?)
+    .read_to_string(&mut week1)?;
+    let mut v: serde_json::Value = serde_json::from_str(&week1)?;
+    let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
+    let mut all = Vec::new();
+    for k in 0..copies {
+        for s in &result {
+            let mut s = s.clone();
+            if k > 0 {
+                let name = s["metric"]["job_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                s["metric"]["job_name"] = serde_json::Value::String(format!("{name}-s{k}"));
+            }
+            all.push(s);
+        }
+    }
+    v["data"]["result"] = serde_json::Value::Array(all);
+    let vols = dir.join(format!("synthetic-x{copies}.volumes.json"));
+    std::fs::File::create(&vols)?.write_all(serde_json::to_string(&v)?.as_bytes())?;
+    Ok((out, vols))
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn main() -> Result<()> {
+    let Some(c) = corpus_dir() else {
+        eprintln!(
+            "bench-engine needs the corpus (../shared/corpus beside the repository, or DISPATCHER_CORPUS)"
+        );
+        std::process::exit(2);
+    };
+    let tarball = c.join("release-7659af06.tar.gz");
+    let clusters = c.join("clusters-2022.yaml");
+    let week1 = c.join("volumes-7659af06.week1.json.gz");
+    let week2 = c.join("volumes-7659af06.week2.json.gz");
+    let balanced = settings(Strategy::Balanced);
+    let threads = rayon::current_num_threads();
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+
+    println!("## Placement engine ({threads} threads; best of {RUNS} runs each)\n");
+    println!("### Cost against the floor of decompressing and untarring the same tarball\n");
+    println!(
+        "| corpus | job files | jobs | floor | plan | plan / floor | plan on 1 thread / floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let tmp = tempfile::tempdir()?;
+    let (floor1, bytes) = best_of(RUNS, || untar(&tarball))?;
+    let (plan1, (p1, json1)) =
+        best_of(RUNS, || plan(&tarball, &clusters, &week1, None, &balanced))?;
+    let (plan1_st, _) = best_of(RUNS, || {
+        single.install(|| plan(&tarball, &clusters, &week1, None, &balanced))
+    })?;
+    let row = |label: String, p: &Plan, floor: Duration, plan: Duration, single: Duration| {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| {label} | {} | {} | {:.0} ms | {:.0} ms | {:.2}x | {:.2}x |",
+            p.summary.files,
+            p.summary.jobs,
+            ms(floor),
+            ms(plan),
+            plan.as_secs_f64() / floor.as_secs_f64(),
+            single.as_secs_f64() / floor.as_secs_f64(),
+        );
+    };
+    row(
+        format!("1x (real, {:.1} MB)", bytes as f64 / 1e6),
+        &p1,
+        floor1,
+        plan1,
+        plan1_st,
+    );
+    let (synthetic, synthetic_volumes) = synthesize(&c, 5, tmp.path())?;
+    let (floor5, bytes5) = best_of(RUNS, || untar(&synthetic))?;
+    let (plan5, (p5, _)) = best_of(RUNS, || {
+        plan(&synthetic, &clusters, &synthetic_volumes, None, &balanced)
+    })?;
+    let (plan5_st, _) = best_of(RUNS, || {
+        single.install(|| plan(&synthetic, &clusters, &synthetic_volumes, None, &balanced))
+    })?;
+    row(
+        format!("5x (synthetic, {:.1} MB)", bytes5 as f64 / 1e6),
+        &p5,
+        floor5,
+        plan5,
+        plan5_st,
+    );
+    let (read, loaded) = best_of(RUNS, || {
+        Ok(dispatcher_input::load(
+            &InputPaths {
+                release: tarball.clone(),
+                clusters: Some(clusters.clone()),
+                volumes: Some(week1.clone()),
+                ..InputPaths::default()
+            },
+            &|| {},
+        )?)
+    })?;
+    let (place, placed) = best_of(RUNS, || {
+        dispatcher_core::run(&loaded.inputs(), &balanced).map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
+    let (write, _) = best_of(RUNS, || Ok(placed.to_json()))?;
+    let share = |d: Duration| d.as_secs_f64() / (read + place + write).as_secs_f64() * 100.0;
+    println!(
+        "\nWhere the 1x time goes: read and parse {:.0} ms ({:.0}%), place {:.0} ms ({:.0}%), serialise {:.0} ms ({:.0}%).",
+        read.as_secs_f64() * 1e3,
+        share(read),
+        place.as_secs_f64() * 1e3,
+        share(place),
+        write.as_secs_f64() * 1e3,
+        share(write),
+    );
+    let job_ratio = p5.summary.jobs as f64 / p1.summary.jobs as f64;
+    let cost_ratio = plan5.as_secs_f64() / plan1.as_secs_f64();
+    println!(
+        "Growth: {job_ratio:.2}x the jobs cost {cost_ratio:.2}x the time ({:.2}x per job; 1.00 is linear). Plan JSON: {:.1} MB for the real corpus.\n",
+        cost_ratio / job_ratio,
+        json1 as f64 / 1e6
+    );
+
+    println!(
+        "### Balance with week-1 volumes (max relative deviation of a balanced cluster from its capacity target)\n"
+    );
+    println!("| strategy | max deviation | fractional optimum | gap |");
+    println!("|---|---:|---:|---:|");
+    let classic = settings(Strategy::Classic);
+    let (_, (c1, _)) = best_of(1, || plan(&tarball, &clusters, &week1, None, &classic))?;
+    for (name, p) in [("balanced", &p1), ("classic", &c1)] {
+        println!(
+            "| {name} | {} | {} | {:.2} points |",
+            pct(p.summary.max_deviation),
+            pct(p.summary.fractional_optimum_deviation),
+            (p.summary.max_deviation - p.summary.fractional_optimum_deviation) * 100.0
+        );
+    }
+
+    println!("\n### Churn: week-2 volumes planned with the week-1 plan as previous\n");
+    println!("| strategy | moved jobs | moved demand | of total | forced | max deviation after |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let no_hysteresis = Settings {
+        hysteresis_percent: 0.0,
+        ..settings(Strategy::Balanced)
+    };
+    for (name, first, s) in [
+        ("balanced (10% hysteresis, 10% budget)", &p1, &balanced),
+        ("balanced (0% hysteresis, 10% budget)", &p1, &no_hysteresis),
+        ("classic", &c1, &classic),
+    ] {
+        let prev = tmp.path().join("previous.json");
+        std::fs::write(&prev, first.to_json())?;
+        let (_, (p2, _)) = best_of(1, || plan(&tarball, &clusters, &week2, Some(&prev), s))?;
+        let m = &p2.summary;
+        println!(
+            "| {name} | {} | {:.0} | {} | {} | {} |",
+            m.moved_jobs,
+            m.moved_demand,
+            pct(m.moved_demand / m.total_demand),
+            m.forced_moved_jobs,
+            pct(m.max_deviation)
+        );
+    }
+    Ok(())
+}
