@@ -1,5 +1,6 @@
 //! Shared helpers for the corpus tests and the benchmark programs.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// The team corpus (`../shared/corpus` beside the repository, or `$DISPATCHER_CORPUS`).
@@ -16,7 +17,9 @@ pub fn corpus_dir() -> Option<PathBuf> {
 pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
     let dir = corpus_dir();
     if dir.is_none() {
-        eprintln!(
+        // Straight to the process's stderr: the test harness captures `eprintln!`.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: the corpus is absent (expected ../shared/corpus beside the repository, or set DISPATCHER_CORPUS)"
         );
     }

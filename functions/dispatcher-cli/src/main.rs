@@ -2,6 +2,7 @@
 
 mod commands;
 mod render;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,20 @@ enum Command {
         #[arg(long)]
         plan: PathBuf,
     },
+    /// Publish a plan as the next generation (cause: manual).
+    Publish {
+        #[arg(long)]
+        plan: PathBuf,
+    },
+    /// Republish an older generation's snapshot as a new generation (cause: rollback).
+    Rollback {
+        #[arg(long)]
+        to: u64,
+    },
+    /// A job's assignment changes.
+    History { job: String },
+    /// The current generation: when and why it was published, and the per-cluster shares.
+    Status,
 }
 
 #[derive(Args, Clone)]
@@ -99,6 +114,24 @@ struct PlanArgs {
     out: PathBuf,
 }
 
+/// `dispatcher status | head` closes stdout early; `println!` then panics. Exit quietly
+/// instead, as other command-line tools do.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn percent(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=100.0).contains(&v) {
@@ -120,7 +153,8 @@ enum ModeArg {
     Delta,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -128,6 +162,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(r) => commands::validate(&r),
@@ -136,6 +171,10 @@ fn main() -> ExitCode {
         Command::Explain { plan, job } => commands::explain(&plan, &job),
         Command::Diff { old, new } => commands::diff(&old, &new),
         Command::Sanitize { release, plan } => commands::sanitize(&release, &plan),
+        Command::Publish { plan } => store::publish(&plan).await,
+        Command::Rollback { to } => store::rollback(to).await,
+        Command::History { job } => store::history(&job).await,
+        Command::Status => store::status().await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,139 @@
+//! The store commands: publish, rollback, history, status. The store is the one the
+//! environment names (`DISPATCHER_TABLE` + `DISPATCHER_BUCKET` for AWS; otherwise the local
+//! store in `DISPATCHER_LOCAL_DIR`, default `.dispatcher`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use dispatcher_core::Plan;
+use dispatcher_store::publish::{self, PublishOptions, Published};
+use dispatcher_store::{Cause, StoreConfig, Stores};
+
+async fn open() -> Result<Stores> {
+    let config = StoreConfig::from_env()?;
+    dispatcher_aws::open(&config)
+        .await
+        .with_context(|| format!("Failed to open the store {config:?}"))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub fn when(at: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn report(p: &Published) {
+    if p.unchanged {
+        println!(
+            "generation {} already serves this plan; nothing written",
+            p.generation
+        );
+    } else {
+        println!(
+            "published generation {}: {} assignment(s) changed, {} deleted; {} table write request(s) for {} item(s), {} snapshot object(s)",
+            p.generation, p.changed, p.deleted, p.writes.requests, p.writes.items, p.snapshot_puts
+        );
+    }
+}
+
+pub async fn publish(plan: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(plan)
+        .with_context(|| format!("Failed to read {}", plan.display()))?;
+    let plan: Plan =
+        Plan::from_json(&text).with_context(|| format!("{} is not a plan", plan.display()))?;
+    let stores = open().await?;
+    let p = publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, now())).await?;
+    report(&p);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rollback(to: u64) -> Result<ExitCode> {
+    let stores = open().await?;
+    let p = publish::rollback(&stores, to, now()).await?;
+    report(&p);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(job: &str) -> Result<ExitCode> {
+    let stores = open().await?;
+    let changes = publish::history(&stores, job).await?;
+    if changes.is_empty() {
+        println!("no recorded change for {job}");
+    }
+    for c in changes {
+        println!(
+            "generation {:>5}  {}  {:<8}  {} -> {}",
+            c.generation,
+            when(c.at),
+            c.cause.as_str(),
+            c.from.as_deref().unwrap_or("(none)"),
+            c.to.as_deref().unwrap_or("(none)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status() -> Result<ExitCode> {
+    let stores = open().await?;
+    let Some(pointer) = stores.table.pointer().await? else {
+        println!(
+            "nothing published yet: every lookup answers 404 and Prow uses the static cluster fields"
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(p) = &pointer.pending {
+        println!(
+            "publish in progress: generation {} of {} since {} (lease until {})",
+            p.generation,
+            p.plan_digest,
+            when(p.started_at),
+            when(p.lease_until)
+        );
+    }
+    if pointer.generation == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "generation {}, published {} ({}), snapshot {}",
+        pointer.generation,
+        when(pointer.published_at),
+        pointer.cause.as_str(),
+        pointer.snapshot
+    );
+    println!(
+        "inputs: config {}, inventory {}, jobs {}",
+        pointer.inputs.config, pointer.inputs.inventory, pointer.inputs.jobs
+    );
+    if let Some(r) = stores.table.generation(pointer.generation).await? {
+        println!(
+            "{} jobs, {} placed, {} unschedulable; {} assignment(s) changed{}",
+            r.jobs,
+            r.placed_jobs,
+            r.unschedulable_jobs,
+            r.changed,
+            r.base
+                .map_or(String::new(), |b| format!(" against generation {b}"))
+        );
+        println!(
+            "{:<12} {:>12} {:>8} {:>8}",
+            "cluster", "demand", "target", "share"
+        );
+        for (name, c) in &r.clusters {
+            println!(
+                "{name:<12} {:>12.1} {:>8} {:>7.2}%",
+                c.demand,
+                c.target_share
+                    .map_or("-".to_owned(), |t| format!("{:.2}%", t * 100.0)),
+                c.share * 100.0
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,436 @@
+//! The table role on DynamoDB: one table, partition key `pk`, TTL attribute `expires_at`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    TransactWriteItem, WriteRequest,
+};
+use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
+use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
+
+use crate::convert::{item, to_attr, typed};
+
+const POINTER: &str = "meta#pointer";
+/// BatchWriteItem takes at most 25 requests, BatchGetItem at most 100 keys.
+const WRITE_BATCH: usize = 25;
+const READ_BATCH: usize = 100;
+/// Unprocessed items are retried with exponential backoff, this many times.
+const RETRIES: u32 = 8;
+
+fn job_key(name: &str) -> String {
+    format!("job#{name}")
+}
+
+fn generation_key(n: u64) -> String {
+    format!("gen#{n:010}")
+}
+
+fn key(pk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Maps SDK failures onto the store's classification: connection trouble and throttling
+/// are retryable, a failed condition is a conflict.
+pub(crate) fn classify<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = format!("{op}: {}", DisplayErrorContext(&e));
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
+            "ConditionalCheckFailedException" => StoreError::Conflict(text),
+            "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable" => StoreError::Unavailable(text),
+            _ => StoreError::Other(text),
+        },
+        _ => StoreError::Other(text),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64 << attempt.min(6))
+}
+
+/// The table role on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoTable {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, pk: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            // Readers resolve items against the pointer: both must be current.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        out.item.map(|i| typed(pk, &i)).transpose()
+    }
+
+    async fn put<T: serde::Serialize>(&self, pk: &str, value: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(pk, value)))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Sends write requests in batches, retrying what DynamoDB leaves unprocessed.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<WriteStats, StoreError> {
+        let mut stats = WriteStats::default();
+        for chunk in requests.chunks(WRITE_BATCH) {
+            let mut pending = chunk.to_vec();
+            stats.items += pending.len();
+            let mut attempt = 0;
+            loop {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", e))?;
+                stats.requests += 1;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                attempt += 1;
+                if attempt > RETRIES {
+                    return Err(StoreError::Unavailable(format!(
+                        "BatchWriteItem: {} items still unprocessed after {RETRIES} retries",
+                        pending.len()
+                    )));
+                }
+                stats.retries += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn pointer_condition(base: u64) -> &'static str {
+        if base == 0 {
+            "attribute_not_exists(generation)"
+        } else {
+            "generation = :base"
+        }
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("request: {e}"))
+}
+
+#[async_trait]
+impl AssignmentStore for DynamoTable {
+    async fn pointer(&self) -> Result<Option<Pointer>, StoreError> {
+        self.get(POINTER).await
+    }
+
+    async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError> {
+        self.get(&job_key(name)).await
+    }
+
+    async fn jobs(&self, names: &[String]) -> Result<Vec<JobItem>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(READ_BATCH) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|n| key(&job_key(n))).collect();
+            let mut attempt = 0;
+            while !keys.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?;
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetItem", e))?;
+                for i in resp
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let pk = match i.get("pk") {
+                        Some(AttributeValue::S(s)) => s.clone(),
+                        _ => String::new(),
+                    };
+                    out.push(typed(&pk, &i)?);
+                }
+                keys = resp
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    attempt += 1;
+                    if attempt > RETRIES {
+                        return Err(StoreError::Unavailable(
+                            "BatchGetItem: keys still unprocessed".to_owned(),
+                        ));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError> {
+        let requests = items
+            .iter()
+            .map(|i| {
+                Ok(WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item(&job_key(&i.job), i)))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError> {
+        let requests = names
+            .iter()
+            .map(|n| {
+                Ok(WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(key(&job_key(n))))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError> {
+        let pending_attr = to_attr(&serde_json::to_value(pending).unwrap_or_default());
+        let condition = format!(
+            "{} AND (attribute_not_exists(pending) OR pending.plan_digest = :digest OR pending.lease_until < :now)",
+            Self::pointer_condition(base)
+        );
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(POINTER)))
+            .update_expression("SET pending = :pending")
+            .condition_expression(condition)
+            .expression_attribute_values(":pending", pending_attr)
+            .expression_attribute_values(":digest", AttributeValue::S(pending.plan_digest.clone()))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld);
+        if base > 0 {
+            request =
+                request.expression_attribute_values(":base", AttributeValue::N(base.to_string()));
+        }
+        match request
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(claim)", e))
+        {
+            Ok(out) => {
+                let old: Option<Pointer> = out
+                    .attributes
+                    .filter(|a| !a.is_empty())
+                    .map(|a| typed(POINTER, &a))
+                    .transpose()?;
+                let taken_over = old
+                    .and_then(|p| p.pending)
+                    .filter(|p| p.plan_digest != pending.plan_digest);
+                Ok(Claim::Won { taken_over })
+            }
+            Err(StoreError::Conflict(_)) => Ok(Claim::Lost(self.pointer().await?.map(Box::new))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn commit(
+        &self,
+        base: u64,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError> {
+        let condition = format!(
+            "{} AND pending.plan_digest = :digest AND pending.generation = :gen",
+            Self::pointer_condition(base)
+        );
+        let mut values = HashMap::from([
+            (
+                ":digest".to_owned(),
+                AttributeValue::S(pointer.plan_digest.clone()),
+            ),
+            (
+                ":gen".to_owned(),
+                AttributeValue::N(pointer.generation.to_string()),
+            ),
+        ]);
+        if base > 0 {
+            values.insert(":base".to_owned(), AttributeValue::N(base.to_string()));
+        }
+        let put_pointer = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(POINTER, pointer)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        let put_record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(&generation_key(record.generation), record)))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_pointer).build())
+            .transact_items(TransactWriteItem::builder().put(put_record).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let cancelled = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                            Some(c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                if cancelled {
+                    Err(StoreError::Conflict(format!(
+                        "the claim on generation {} is no longer ours",
+                        pointer.generation
+                    )))
+                } else {
+                    Err(classify("TransactWriteItems(commit)", e))
+                }
+            }
+        }
+    }
+
+    async fn generation(&self, g: u64) -> Result<Option<GenerationRecord>, StoreError> {
+        self.get(&generation_key(g)).await
+    }
+
+    async fn remember(
+        &self,
+        key_: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut attrs = item(
+            &format!("mem#{key_}"),
+            &serde_json::json!({ "value": value }),
+        );
+        attrs.insert("expires_at".to_owned(), n(expires_at));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            // DynamoDB deletes expired items lazily (up to days later): check the time too.
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem(remember)", e));
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn recall(&self, key_: &str, now: i64) -> Result<Option<String>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Remembered {
+            value: String,
+            expires_at: Option<i64>,
+        }
+        let r: Option<Remembered> = self.get(&format!("mem#{key_}")).await?;
+        Ok(r.filter(|r| r.expires_at.is_none_or(|e| e > now))
+            .map(|r| r.value))
+    }
+
+    async fn forget(&self, key_: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&format!("mem#{key_}"))))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Marker {
+            value: String,
+        }
+        Ok(self
+            .get::<Marker>(&format!("marker#{name}"))
+            .await?
+            .map(|m| m.value))
+    }
+
+    async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.put(
+            &format!("marker#{name}"),
+            &serde_json::json!({ "value": value }),
+        )
+        .await
+    }
+}

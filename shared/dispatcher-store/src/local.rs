@@ -1,0 +1,399 @@
+//! The embedded local store: items in a SQLite file, snapshot objects as files. No server
+//! process; several processes (a local server and the CLI) may share it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
+use crate::ports::{AssignmentStore, Claim, SnapshotStore, StoreError, Stores, WriteStats};
+
+const POINTER: &str = "meta#pointer";
+const BATCH: usize = 25;
+
+fn job_key(name: &str) -> String {
+    format!("job#{name}")
+}
+
+fn generation_key(n: u64) -> String {
+    format!("gen#{n:010}")
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            StoreError::Unavailable(format!("sqlite busy: {e}"))
+        }
+        other => StoreError::Other(format!("sqlite: {other}")),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The table role on SQLite.
+#[derive(Clone)]
+pub struct SqliteTable {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteTable {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS items (
+                 pk TEXT PRIMARY KEY,
+                 doc TEXT NOT NULL,
+                 expires_at INTEGER
+             );",
+        )
+        .map_err(sql)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async runtime.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Other("the sqlite connection is poisoned".to_owned()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite task: {e}")))?
+    }
+}
+
+fn get_doc(conn: &Connection, key: &str) -> Result<Option<(String, Option<i64>)>, StoreError> {
+    conn.query_row(
+        "SELECT doc, expires_at FROM items WHERE pk = ?1",
+        params![key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sql)
+}
+
+fn put_doc(
+    conn: &Connection,
+    key: &str,
+    doc: &str,
+    expires_at: Option<i64>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO items (pk, doc, expires_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(pk) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at",
+        params![key, doc, expires_at],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+fn pointer_in(conn: &Connection) -> Result<Option<Pointer>, StoreError> {
+    get_doc(conn, POINTER)?
+        .map(|(d, _)| decode(POINTER, &d))
+        .transpose()
+}
+
+#[async_trait]
+impl AssignmentStore for SqliteTable {
+    async fn pointer(&self) -> Result<Option<Pointer>, StoreError> {
+        self.with(|c| pointer_in(c)).await
+    }
+
+    async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError> {
+        let key = job_key(name);
+        self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
+            .await
+    }
+
+    async fn jobs(&self, names: &[String]) -> Result<Vec<JobItem>, StoreError> {
+        let keys: Vec<String> = names.iter().map(|n| job_key(n)).collect();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT doc FROM items WHERE pk = ?1")
+                .map_err(sql)?;
+            let mut out = Vec::new();
+            for key in &keys {
+                let doc: Option<String> = stmt
+                    .query_row(params![key], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(d) = doc {
+                    out.push(decode(key, &d)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError> {
+        let docs: Vec<(String, String)> =
+            items.iter().map(|i| (job_key(&i.job), encode(i))).collect();
+        self.with(move |c| {
+            let mut stats = WriteStats::default();
+            for chunk in docs.chunks(BATCH) {
+                let tx = c.transaction().map_err(sql)?;
+                for (k, d) in chunk {
+                    put_doc(&tx, k, d, None)?;
+                }
+                tx.commit().map_err(sql)?;
+                stats.requests += 1;
+                stats.items += chunk.len();
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError> {
+        let keys: Vec<String> = names.iter().map(|n| job_key(n)).collect();
+        self.with(move |c| {
+            let mut stats = WriteStats::default();
+            for chunk in keys.chunks(BATCH) {
+                let tx = c.transaction().map_err(sql)?;
+                for k in chunk {
+                    tx.execute("DELETE FROM items WHERE pk = ?1", params![k])
+                        .map_err(sql)?;
+                }
+                tx.commit().map_err(sql)?;
+                stats.requests += 1;
+                stats.items += chunk.len();
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError> {
+        let pending = pending.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let current = pointer_in(&tx)?;
+            let at = current.as_ref().map_or(0, |p| p.generation);
+            if at != base {
+                return Ok(Claim::Lost(current.map(Box::new)));
+            }
+            let held = current.as_ref().and_then(|p| p.pending.clone());
+            let taken_over = match held {
+                Some(h) if h.plan_digest == pending.plan_digest => None,
+                Some(h) if h.lease_until >= now => return Ok(Claim::Lost(current.map(Box::new))),
+                other => other,
+            };
+            let mut next = current.unwrap_or(Pointer {
+                generation: 0,
+                snapshot: String::new(),
+                plan_digest: String::new(),
+                published_at: 0,
+                cause: crate::model::Cause::Manual,
+                inputs: Default::default(),
+                pending: None,
+            });
+            next.pending = Some(pending);
+            put_doc(&tx, POINTER, &encode(&next), None)?;
+            tx.commit().map_err(sql)?;
+            Ok(Claim::Won { taken_over })
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        base: u64,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError> {
+        let (pointer, record) = (pointer.clone(), record.clone());
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let current = pointer_in(&tx)?;
+            let ours = current.as_ref().is_some_and(|p| {
+                p.generation == base
+                    && p.pending.as_ref().is_some_and(|h| {
+                        h.plan_digest == pointer.plan_digest && h.generation == pointer.generation
+                    })
+            });
+            if !ours {
+                return Err(StoreError::Conflict(format!(
+                    "the claim on generation {} is no longer ours",
+                    pointer.generation
+                )));
+            }
+            put_doc(&tx, POINTER, &encode(&pointer), None)?;
+            put_doc(
+                &tx,
+                &generation_key(record.generation),
+                &encode(&record),
+                None,
+            )?;
+            tx.commit().map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError> {
+        let key = generation_key(n);
+        self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
+            .await
+    }
+
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (key, value) = (format!("mem#{key}"), value.to_owned());
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            if let Some((_, exp)) = get_doc(&tx, &key)?
+                && exp.is_none_or(|e| e > now)
+            {
+                return Ok(false);
+            }
+            put_doc(&tx, &key, &encode(&value), Some(expires_at))?;
+            tx.commit().map_err(sql)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn recall(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let key = format!("mem#{key}");
+        self.with(move |c| match get_doc(c, &key)? {
+            Some((d, exp)) if exp.is_none_or(|e| e > now) => Ok(Some(decode(&key, &d)?)),
+            _ => Ok(None),
+        })
+        .await
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let key = format!("mem#{key}");
+        self.with(move |c| {
+            c.execute("DELETE FROM items WHERE pk = ?1", params![key])
+                .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("marker#{name}");
+        self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
+            .await
+    }
+
+    async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (format!("marker#{name}"), value.to_owned());
+        self.with(move |c| put_doc(c, &key, &encode(&value), None))
+            .await
+    }
+}
+
+/// The snapshot role on a directory: one file per key, written atomically.
+#[derive(Debug, Clone)]
+pub struct DirSnapshots {
+    root: PathBuf,
+}
+
+impl DirSnapshots {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if key
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(StoreError::Other(format!("invalid object key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Other(format!("local snapshot store: {e}"))
+}
+
+#[async_trait]
+impl SnapshotStore for DirSnapshots {
+    async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || {
+            let dir = path
+                .parent()
+                .ok_or_else(|| StoreError::Other("no parent".to_owned()))?;
+            std::fs::create_dir_all(dir).map_err(io)?;
+            // Unique per writer, so that racing publishers never share a temporary file.
+            let tmp = dir.join(format!(
+                ".{}.{}-{}.tmp",
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("object"),
+                std::process::id(),
+                next_suffix()
+            ));
+            std::fs::write(&tmp, body).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("snapshot task: {e}")))?
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("snapshot task: {e}")))?
+    }
+}
+
+/// A per-call suffix for temporary files: a counter shared by the process.
+fn next_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Opens (creating) the local store in `dir`: `dir/store.db` and `dir/objects/`.
+pub fn open(dir: &Path) -> Result<Stores, StoreError> {
+    std::fs::create_dir_all(dir).map_err(io)?;
+    Ok(Stores {
+        table: Arc::new(SqliteTable::open(&dir.join("store.db"))?),
+        snapshots: Arc::new(DirSnapshots::new(dir.join("objects"))),
+    })
+}

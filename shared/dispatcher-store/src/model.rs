@@ -1,0 +1,157 @@
+//! What is stored: the generation pointer, one item per job, generation records, and the
+//! snapshot objects of each generation.
+
+use std::collections::BTreeMap;
+
+use dispatcher_core::plan::InputDigests;
+use serde::{Deserialize, Serialize};
+
+/// Why a generation was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The weekly schedule.
+    Weekly,
+    /// A push to the release repository.
+    Push,
+    /// An operator.
+    Manual,
+    /// `dispatcher rollback`.
+    Rollback,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Weekly => "weekly",
+            Cause::Push => "push",
+            Cause::Manual => "manual",
+            Cause::Rollback => "rollback",
+        }
+    }
+}
+
+/// The single item readers resolve against: the current generation, and the publish in
+/// flight, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pointer {
+    /// 0 before the first publish (only `pending` is set then).
+    #[serde(default)]
+    pub generation: u64,
+    #[serde(default)]
+    pub snapshot: String,
+    #[serde(default)]
+    pub plan_digest: String,
+    #[serde(default)]
+    pub published_at: i64,
+    #[serde(default = "manual")]
+    pub cause: Cause,
+    #[serde(default)]
+    pub inputs: InputDigests,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+fn manual() -> Cause {
+    Cause::Manual
+}
+
+/// A publish that has claimed the next generation but not committed it yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub generation: u64,
+    pub plan_digest: String,
+    /// Snapshot key of the jobs it may have written: a takeover rewrites them.
+    pub changes: String,
+    pub started_at: i64,
+    /// After this, another publisher may take the generation over.
+    pub lease_until: i64,
+}
+
+/// One job's assignment.
+///
+/// The invariant readers rely on: an item is either at a generation `<=` the pointer's, and
+/// then `cluster` is its answer, or at exactly the pointer's generation + 1 (a publish in
+/// flight or interrupted), and then `previous` is its answer. No other state exists, so a
+/// reader never sees a mix of two generations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobItem {
+    pub job: String,
+    /// `None`: a tombstone (the job is gone or has no cluster at this generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The generation that set `cluster`.
+    pub generation: u64,
+    /// The rule that decided it, when it was set.
+    #[serde(default)]
+    pub rule: String,
+    /// The answer before `generation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Append-only record of its changes (bounded; every change is also in the
+    /// generation's change list in the snapshot store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Change>,
+}
+
+impl JobItem {
+    /// The answer at pointer generation `current`.
+    pub fn resolve(&self, current: u64) -> Option<&str> {
+        if self.generation <= current {
+            self.cluster.as_deref()
+        } else {
+            self.previous.as_deref()
+        }
+    }
+}
+
+/// One assignment change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Change {
+    pub job: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub cause: Cause,
+    pub generation: u64,
+    pub at: i64,
+}
+
+/// What `status` shows about a generation without loading its plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    pub generation: u64,
+    pub snapshot: String,
+    pub plan_digest: String,
+    pub cause: Cause,
+    pub published_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
+    pub inputs: InputDigests,
+    pub jobs: usize,
+    pub placed_jobs: usize,
+    pub unschedulable_jobs: usize,
+    /// Assignments that changed against the base generation.
+    pub changed: usize,
+    pub deleted: usize,
+    pub clusters: BTreeMap<String, ClusterShare>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterShare {
+    pub demand: f64,
+    pub share: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_share: Option<f64>,
+}
+
+/// The compact per-generation answer table: what a warm lookup loads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignments {
+    pub plan_digest: String,
+    /// Job -> cluster, for jobs with a cluster.
+    pub jobs: BTreeMap<String, String>,
+    /// Clusters that take new work (active), for `ephemeralcluster*` jobs.
+    pub usable: Vec<String>,
+}

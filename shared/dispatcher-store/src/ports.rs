@@ -1,0 +1,126 @@
+//! The storage ports. Lookup, recompute and the CLI see only these; the AWS adapter
+//! (DynamoDB + S3) and the local one (SQLite + files) implement them.
+
+use async_trait::async_trait;
+
+use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
+
+/// A storage failure, classified so that callers know whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: someone else moved first.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend did not answer or throttled; retrying may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that does not decode: retrying will not help.
+    #[error("corrupt item {key}: {message}")]
+    Corrupt { key: String, message: String },
+    /// Anything else the backend refused.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Write requests and items, for the publish report and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Requests sent (a `BatchWriteItem` of 25 items is one; retries of unprocessed items
+    /// count again).
+    pub requests: usize,
+    pub items: usize,
+    /// Retries of unprocessed items.
+    pub retries: usize,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, o: Self) {
+        self.requests += o.requests;
+        self.items += o.items;
+        self.retries += o.retries;
+    }
+}
+
+/// Outcome of claiming the next generation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The generation is ours. `taken_over` is a stale claim of another plan whose jobs must
+    /// be rewritten.
+    Won { taken_over: Option<Pending> },
+    /// Someone else holds it, or the pointer moved: the current pointer.
+    Lost(Option<Box<Pointer>>),
+}
+
+/// The table role (DynamoDB): job items, the pointer, generation records, markers.
+#[async_trait]
+pub trait AssignmentStore: Send + Sync {
+    async fn pointer(&self) -> Result<Option<Pointer>, StoreError>;
+
+    async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError>;
+
+    /// Items of these jobs that exist, in no particular order.
+    async fn jobs(&self, names: &[String]) -> Result<Vec<JobItem>, StoreError>;
+
+    /// Writes items in batches of at most 25, retrying unprocessed ones with backoff.
+    async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError>;
+
+    /// Deletes items in batches of at most 25.
+    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError>;
+
+    /// Claims generation `pending.generation` if the pointer is still at `base` (0: none
+    /// published) and no live claim of another plan exists (`now` against its lease).
+    async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError>;
+
+    /// Moves the pointer from `base` to `pointer`, and records the generation, atomically, if
+    /// the pending claim is still ours. `Conflict` when it is not.
+    async fn commit(
+        &self,
+        base: u64,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError>;
+
+    async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError>;
+
+    /// Records `key` until `expires_at` unless it is already recorded and unexpired at
+    /// `now`: `true` the first time (webhook deliveries, ephemeral choices).
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The value of a remembered, unexpired key.
+    async fn recall(&self, key: &str, now: i64) -> Result<Option<String>, StoreError>;
+
+    /// Forgets a remembered key (a hand-off that failed must be retryable).
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+
+    /// A durable marker ("last processed inventory", "fallback pending"), or `None`.
+    async fn marker(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// The snapshot role (S3, versioned): immutable objects per generation.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Both roles, as the functions and the CLI hold them.
+#[derive(Clone)]
+pub struct Stores {
+    pub table: std::sync::Arc<dyn AssignmentStore>,
+    pub snapshots: std::sync::Arc<dyn SnapshotStore>,
+}
