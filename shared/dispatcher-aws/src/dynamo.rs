@@ -7,8 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
 };
 use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
 use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
@@ -293,69 +292,37 @@ impl AssignmentStore for DynamoTable {
         }
     }
 
-    async fn commit(
-        &self,
-        base: u64,
-        pointer: &Pointer,
-        record: &GenerationRecord,
-    ) -> Result<(), StoreError> {
+    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
+        self.put(&generation_key(record.generation), record).await
+    }
+
+    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
         let condition = format!(
             "{} AND pending.plan_digest = :digest AND pending.generation = :gen",
             Self::pointer_condition(base)
         );
-        let mut values = HashMap::from([
-            (
-                ":digest".to_owned(),
-                AttributeValue::S(pointer.plan_digest.clone()),
-            ),
-            (
-                ":gen".to_owned(),
-                AttributeValue::N(pointer.generation.to_string()),
-            ),
-        ]);
-        if base > 0 {
-            values.insert(":base".to_owned(), AttributeValue::N(base.to_string()));
-        }
-        let put_pointer = Put::builder()
+        let mut request = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(item(POINTER, pointer)))
             .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
-        let put_record = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item(&generation_key(record.generation), record)))
-            .build()
-            .map_err(build_error)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_pointer).build())
-            .transact_items(TransactWriteItem::builder().put(put_record).build())
+            .expression_attribute_values(":digest", AttributeValue::S(pointer.plan_digest.clone()))
+            .expression_attribute_values(":gen", AttributeValue::N(pointer.generation.to_string()));
+        if base > 0 {
+            request =
+                request.expression_attribute_values(":base", AttributeValue::N(base.to_string()));
+        }
+        match request
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let cancelled = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                            Some(c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(false);
-                if cancelled {
-                    Err(StoreError::Conflict(format!(
-                        "the claim on generation {} is no longer ours",
-                        pointer.generation
-                    )))
-                } else {
-                    Err(classify("TransactWriteItems(commit)", e))
-                }
-            }
+            .await
+            .map_err(|e| classify("PutItem(commit)", e))
+        {
+            Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(format!(
+                "the claim on generation {} is no longer ours",
+                pointer.generation
+            ))),
+            other => other.map(|_| ()),
         }
     }
 

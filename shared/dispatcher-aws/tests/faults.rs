@@ -123,16 +123,14 @@ impl AssignmentStore for Faulty {
         }
         self.inner.table.claim(base, pending, now).await
     }
-    async fn commit(
-        &self,
-        base: u64,
-        pointer: &Pointer,
-        record: &GenerationRecord,
-    ) -> Result<(), StoreError> {
+    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
+        self.inner.table.record_generation(record).await
+    }
+    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
         if self.fires(Step::Commit) {
             return Err(self.injected());
         }
-        self.inner.table.commit(base, pointer, record).await
+        self.inner.table.commit(base, pointer).await
     }
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError> {
         self.inner.table.generation(n).await

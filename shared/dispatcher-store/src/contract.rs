@@ -165,8 +165,8 @@ pub async fn a_second_generation_writes_only_changed_items(stores: &Stores) {
         .await
         .unwrap();
     assert_eq!((p.generation, p.changed), (2, 1));
-    // claim + one batch + commit
-    assert_eq!(p.writes.requests, 3, "{:?}", p.writes);
+    // claim + one batch + record + commit
+    assert_eq!(p.writes.requests, 4, "{:?}", p.writes);
     assert_eq!(answer(stores, "b").await.as_deref(), Some("build03"));
     let item = stores.table.job("b").await.unwrap().unwrap();
     assert_eq!(
@@ -364,7 +364,8 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
         deleted: 0,
         clusters: BTreeMap::new(),
     };
-    let e = stores.table.commit(0, &pointer, &record).await.unwrap_err();
+    stores.table.record_generation(&record).await.unwrap();
+    let e = stores.table.commit(0, &pointer).await.unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e}");
     assert_eq!(stores.table.pointer().await.unwrap(), None);
 }

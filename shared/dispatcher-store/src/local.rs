@@ -220,13 +220,13 @@ impl AssignmentStore for SqliteTable {
         .await
     }
 
-    async fn commit(
-        &self,
-        base: u64,
-        pointer: &Pointer,
-        record: &GenerationRecord,
-    ) -> Result<(), StoreError> {
-        let (pointer, record) = (pointer.clone(), record.clone());
+    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
+        let (key, doc) = (generation_key(record.generation), encode(record));
+        self.with(move |c| put_doc(c, &key, &doc, None)).await
+    }
+
+    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
+        let pointer = pointer.clone();
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -245,12 +245,6 @@ impl AssignmentStore for SqliteTable {
                 )));
             }
             put_doc(&tx, POINTER, &encode(&pointer), None)?;
-            put_doc(
-                &tx,
-                &generation_key(record.generation),
-                &encode(&record),
-                None,
-            )?;
             tx.commit().map_err(sql)?;
             Ok(())
         })

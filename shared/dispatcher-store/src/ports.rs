@@ -77,14 +77,13 @@ pub trait AssignmentStore: Send + Sync {
     /// published) and no live claim of another plan exists (`now` against its lease).
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError>;
 
-    /// Moves the pointer from `base` to `pointer`, and records the generation, atomically, if
-    /// the pending claim is still ours. `Conflict` when it is not.
-    async fn commit(
-        &self,
-        base: u64,
-        pointer: &Pointer,
-        record: &GenerationRecord,
-    ) -> Result<(), StoreError>;
+    /// Writes a generation's record. Before the commit: a record above the pointer is not
+    /// a generation yet.
+    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError>;
+
+    /// Moves the pointer from `base` to `pointer` if the pending claim is still ours: one
+    /// conditional write. `Conflict` when it is not ours.
+    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError>;
 
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError>;
 

@@ -6,8 +6,8 @@
 //!    one of several racing publishers wins; the others learn it before writing anything);
 //! 3. only the items whose assignment changed are written, in batches of 25, each carrying
 //!    the new generation and its previous answer;
-//! 4. the pointer moves with a conditional write on the claim, together with the
-//!    generation record;
+//! 4. the generation's record is written, then the pointer moves with a conditional write
+//!    on the claim;
 //! 5. tombstones of deleted jobs are removed.
 //!
 //! A reader resolves an item against the pointer ([`JobItem::resolve`]), so at every step
@@ -415,12 +415,13 @@ pub async fn publish(
         inputs: plan.inputs.clone(),
         pending: None,
     };
-    match stores.table.commit(base, &next, &record).await {
+    stores.table.record_generation(&record).await?;
+    match stores.table.commit(base, &next).await {
         Ok(()) => {}
         Err(StoreError::Conflict(reason)) => return Err(PublishError::Lost { generation, reason }),
         Err(e) => return Err(e.into()),
     }
-    writes.requests += 1;
+    writes.requests += 2;
     writes.items += 2;
 
     // 5. Tombstones are only needed while the pointer is behind them.
@@ -459,6 +460,12 @@ pub async fn publish(
 
 /// Republishes generation `to`'s snapshot as a new generation.
 pub async fn rollback(stores: &Stores, to: u64, now: i64) -> Result<Published, PublishError> {
+    let current = stores.table.pointer().await?.map_or(0, |p| p.generation);
+    if to == 0 || to > current {
+        return Err(PublishError::Refused(format!(
+            "there is no generation {to} (the current one is {current})"
+        )));
+    }
     let record = stores
         .table
         .generation(to)

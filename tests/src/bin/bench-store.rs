@@ -1,0 +1,136 @@
+//! Benchmark of publishing generations, against DynamoDB and S3 in the emulator. Prints the
+//! write requests and items of publishing the corpus plan for the first time and then week
+//! 2's plan on top of it, against a naive full rewrite, and wall times as ratios.
+//!
+//! `./infra/bench.sh store` (starts the emulator, then runs this program).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dispatcher_core::{Plan, Settings, Strategy};
+use dispatcher_input::InputPaths;
+use dispatcher_store::model::JobItem;
+use dispatcher_store::publish::{self, PublishOptions, Published};
+use dispatcher_store::{Cause, Stores};
+use dispatcher_tests::corpus_dir;
+
+const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+fn plan(c: &Path, volumes: &str, previous: Option<&Plan>, hysteresis: f64) -> Result<Plan> {
+    let dir = tempfile::tempdir()?;
+    let prev = match previous {
+        Some(p) => {
+            let path = dir.path().join("previous.json");
+            std::fs::write(&path, p.to_json())?;
+            Some(path)
+        }
+        None => None,
+    };
+    let loaded = dispatcher_input::load(
+        &InputPaths {
+            release: c.join("release-7659af06.tar.gz"),
+            clusters: Some(c.join("clusters-2022.yaml")),
+            volumes: Some(c.join(volumes)),
+            previous: prev,
+            ..InputPaths::default()
+        },
+        &|| {},
+    )?;
+    let settings = Settings {
+        strategy: Strategy::Balanced,
+        vsphere_cluster: "vsphere".to_owned(),
+        hysteresis_percent: hysteresis,
+        ..Settings::default()
+    };
+    dispatcher_core::run(&loaded.inputs(), &settings).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn timed_publish(stores: &Stores, plan: &Plan, now: i64) -> Result<(Duration, Published)> {
+    let t = Instant::now();
+    let p = publish::publish(stores, plan, &PublishOptions::new(Cause::Weekly, now)).await?;
+    Ok((t.elapsed(), p))
+}
+
+/// What a publisher that rewrites every item costs: one item per placed job.
+async fn naive(stores: &Stores, plan: &Plan) -> Result<(Duration, dispatcher_store::WriteStats)> {
+    let items: Vec<JobItem> = plan
+        .jobs
+        .iter()
+        .filter_map(|(job, e)| {
+            e.cluster.clone().map(|c| JobItem {
+                job: job.clone(),
+                cluster: Some(c),
+                generation: 1,
+                rule: e.rule.as_str().to_owned(),
+                previous: None,
+                history: vec![],
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let w = stores.table.write_jobs(&items).await?;
+    Ok((t.elapsed(), w))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let Some(c) = corpus_dir() else {
+        bail!(
+            "bench-store needs the corpus (../shared/corpus beside the repository, or DISPATCHER_CORPUS)"
+        );
+    };
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        bail!("bench-store runs against the emulator: use ./infra/bench.sh store");
+    }
+    let week1 = plan(&c, "volumes-7659af06.week1.json.gz", None, 10.0)?;
+    let week2 = plan(&c, "volumes-7659af06.week2.json.gz", Some(&week1), 10.0)?;
+    let week2_eager = plan(&c, "volumes-7659af06.week2.json.gz", Some(&week1), 0.0)?;
+    let clients = dispatcher_aws::Clients::from_env(true).await;
+
+    let (naive_store, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
+        .await
+        .context("provision")?;
+    let (naive_time, naive_writes) = naive(&naive_store, &week1).await?;
+
+    println!("## Publishing generations (moto {}, one run)\n", "5.1.22");
+    println!(
+        "| publish | assignments changed | table write requests | items written | goal: changed/25 + 5 | naive full rewrite: requests / items | wall time / naive |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let row = |name: &str, p: &Published, t: Duration| {
+        let goal = p.changed.div_ceil(25) + 5;
+        println!(
+            "| {name} | {} | {} | {} | {} | {} / {} | {:.2}x |",
+            p.changed,
+            p.writes.requests,
+            p.writes.items,
+            goal,
+            naive_writes.requests,
+            naive_writes.items,
+            t.as_secs_f64() / naive_time.as_secs_f64()
+        );
+    };
+    for (label, second) in [
+        ("week 2 (10% hysteresis)", &week2),
+        ("week 2 (no hysteresis)", &week2_eager),
+    ] {
+        let (stores, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
+            .await
+            .context("provision")?;
+        let (t1, p1) = timed_publish(&stores, &week1, 1).await?;
+        row("week 1, first publish", &p1, t1);
+        let (t2, p2) = timed_publish(&stores, second, 2).await?;
+        row(&format!("{label} on top of week 1"), &p2, t2);
+        if p2.writes.requests > p2.changed.div_ceil(25) + 5 {
+            bail!("{label}: {} requests exceed the goal", p2.writes.requests);
+        }
+    }
+    println!(
+        "\nNaive full rewrite of the {} placed jobs: {} requests in {:.1} s (the unit of the last column). Each publish also puts 6 snapshot objects.",
+        naive_writes.items,
+        naive_writes.requests,
+        naive_time.as_secs_f64()
+    );
+    Ok(())
+}
