@@ -10,10 +10,28 @@ fn sample() -> PathBuf {
 }
 
 fn dispatcher(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dispatcher"))
-        .args(args)
-        .output()
-        .expect("dispatcher runs")
+    dispatcher_with(args, &[])
+}
+
+/// The binary with a clean store environment plus `env`.
+fn dispatcher_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
+    cmd.args(args);
+    for var in [
+        "DISPATCHER_TABLE",
+        "DISPATCHER_BUCKET",
+        "DISPATCHER_STORE",
+        "DISPATCHER_LOCAL_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("dispatcher runs")
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn s(p: &Path) -> &str {
@@ -314,4 +332,119 @@ fn delta_without_a_previous_plan_is_refused() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--previous"));
+}
+
+/// publish, status, history and rollback against the store `env` names.
+fn store_commands_work(env: &[(&str, &str)], work: &Path) {
+    let release = sample().join("release");
+    let (planned, resolved) = (work.join("p.json"), work.join("r.json"));
+    assert!(
+        dispatcher(&[
+            "plan",
+            "--release",
+            s(&release),
+            "--volumes",
+            s(&sample().join("volumes.json")),
+            "--out",
+            s(&planned)
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        dispatcher(&["resolve", "--release", s(&release), "--out", s(&resolved)])
+            .status
+            .success()
+    );
+    let job = "pull-ci-acme-widget-main-e2e-aws";
+    let (p, r) = (read_plan(&planned), read_plan(&resolved));
+    let (planned_cluster, resolved_cluster) = (
+        p.jobs[job].cluster.clone().unwrap(),
+        r.jobs[job].cluster.clone().unwrap(),
+    );
+    assert_ne!(
+        planned_cluster, resolved_cluster,
+        "the sample moves this job"
+    );
+
+    let empty = stdout(&dispatcher_with(&["status"], env));
+    assert!(empty.contains("nothing published yet"), "{empty}");
+    let first = stdout(&dispatcher_with(&["publish", "--plan", s(&resolved)], env));
+    assert!(first.contains("published generation 1"), "{first}");
+    let second = stdout(&dispatcher_with(&["publish", "--plan", s(&planned)], env));
+    assert!(second.contains("published generation 2"), "{second}");
+    let again = stdout(&dispatcher_with(&["publish", "--plan", s(&planned)], env));
+    assert!(again.contains("already serves this plan"), "{again}");
+    let status = stdout(&dispatcher_with(&["status"], env));
+    assert!(
+        status.contains("generation 2, published") && status.contains("(manual)"),
+        "{status}"
+    );
+    assert!(status.contains("build01"), "per-cluster shares: {status}");
+    let rolled = stdout(&dispatcher_with(&["rollback", "--to", "1"], env));
+    assert!(rolled.contains("published generation 3"), "{rolled}");
+    let history = stdout(&dispatcher_with(&["history", job], env));
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[1].contains(&format!("{resolved_cluster} -> {planned_cluster}")),
+        "{history}"
+    );
+    assert!(
+        lines[2].contains("rollback")
+            && lines[2].contains(&format!("{planned_cluster} -> {resolved_cluster}")),
+        "{history}"
+    );
+    let bad = dispatcher_with(&["rollback", "--to", "9"], env);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn store_commands_work_on_the_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    store_commands_work(&[("DISPATCHER_LOCAL_DIR", s(&store))], dir.path());
+    assert!(store.join("store.db").is_file());
+}
+
+#[test]
+fn the_local_store_is_the_default_under_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
+        .arg("status")
+        .current_dir(dir.path())
+        .env_remove("DISPATCHER_TABLE")
+        .env_remove("DISPATCHER_BUCKET")
+        .env_remove("DISPATCHER_LOCAL_DIR")
+        .env_remove("DISPATCHER_STORE")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(dir.path().join(".dispatcher/store.db").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_commands_work_on_dynamodb_and_s3() {
+    if dispatcher_aws::emulator::endpoint("store_commands_work_on_dynamodb_and_s3").is_none() {
+        return;
+    }
+    let clients = dispatcher_aws::Clients::from_env(true).await;
+    let (_, table, bucket) =
+        dispatcher_aws::emulator::fresh(&clients, include_str!("../../../template.yaml"))
+            .await
+            .expect("provision");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        store_commands_work(
+            &[
+                ("DISPATCHER_TABLE", table.as_str()),
+                ("DISPATCHER_BUCKET", bucket.as_str()),
+            ],
+            &work,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!dir.path().join(".dispatcher").exists());
 }
