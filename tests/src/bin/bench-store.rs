@@ -93,7 +93,7 @@ async fn main() -> Result<()> {
         .context("provision")?;
     let (naive_time, naive_writes) = naive(&naive_store, &week1).await?;
 
-    println!("## Publishing generations (moto {}, one run)\n", "5.1.22");
+    println!("## Publishing generations (moto 5.1.22, one run)\n");
     println!(
         "| publish | assignments changed | table write requests | items written | goal: changed/25 + 5 | naive full rewrite: requests / items | wall time / naive |"
     );
