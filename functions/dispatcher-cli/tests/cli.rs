@@ -359,8 +359,8 @@ fn store_commands_work(env: &[(&str, &str)], work: &Path) {
     let job = "pull-ci-acme-widget-main-e2e-aws";
     let (p, r) = (read_plan(&planned), read_plan(&resolved));
     let (planned_cluster, resolved_cluster) = (
-        p.jobs[job].cluster.clone().unwrap(),
-        r.jobs[job].cluster.clone().unwrap(),
+        p.jobs[job].cluster.clone().expect("planned cluster"),
+        r.jobs[job].cluster.clone().expect("resolved cluster"),
     );
     assert_ne!(
         planned_cluster, resolved_cluster,
