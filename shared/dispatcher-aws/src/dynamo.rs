@@ -382,6 +382,30 @@ impl AssignmentStore for DynamoTable {
         Ok(())
     }
 
+    async fn increment(&self, name: &str) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&format!("counter#{name}"))))
+            .update_expression("ADD #v :one")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(increment)", e))?;
+        match out.attributes.as_ref().and_then(|a| a.get("value")) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt {
+                key: format!("counter#{name}"),
+                message: format!("not a counter: {v}"),
+            }),
+            _ => Err(StoreError::Other(
+                "UpdateItem(increment) returned no value".to_owned(),
+            )),
+        }
+    }
+
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
         #[derive(serde::Deserialize)]
         struct Marker {

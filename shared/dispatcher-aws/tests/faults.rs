@@ -150,6 +150,9 @@ impl AssignmentStore for Faulty {
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
         self.inner.table.forget(key).await
     }
+    async fn increment(&self, name: &str) -> Result<u64, StoreError> {
+        self.inner.table.increment(name).await
+    }
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.inner.table.marker(name).await
     }

@@ -18,7 +18,7 @@ use dispatcher_core::{Diagnostic, Inputs, Plan, Sources};
 pub use config::parse_config;
 pub use inventory::parse_inventory;
 pub use jobs::parse_job_file;
-pub use release::{CLUSTERS_PATH, CONFIG_PATH, Parse, Release, read_release};
+pub use release::{CLUSTERS_PATH, CONFIG_PATH, Parse, ReadOptions, Release, Source, read_release};
 pub use volumes::parse_vector;
 
 /// Where a run's inputs come from.
@@ -48,6 +48,8 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Bytes of `_config.yaml` as read (for writing `buildFarm` back).
     pub config_text: Vec<u8>,
+    /// Job files' bytes, when the release was read with them.
+    pub texts: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,48 @@ fn read_vector(
 /// diagnostics (so that `validate` can list them all); unreadable side inputs are errors.
 pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, LoadError> {
     let release = read_release(&src.release, src.parse, progress)?;
+    let clusters = match &src.clusters {
+        Some(p) => Some((p.display().to_string(), read(p)?)),
+        None => None,
+    };
+    let mut loaded = assemble(release, clusters, &src.release.display().to_string());
+    if let Some(p) = &src.volumes {
+        let (runs, d) = read_vector(p, &mut loaded.diagnostics)?;
+        loaded.digests.volumes = Some(d);
+        loaded.volumes = Some(Volumes {
+            runs: runs.values,
+            hours: None,
+        });
+    }
+    if let Some(p) = &src.durations {
+        let (secs, d) = read_vector(p, &mut loaded.diagnostics)?;
+        loaded.digests.durations = Some(d);
+        loaded.volumes.get_or_insert_with(Volumes::default).hours =
+            Some(seconds_to_hours(secs.values));
+    }
+    if let Some(p) = &src.previous {
+        let bytes = read(p)?;
+        loaded.digests.previous = Some(digest::sha256(&bytes));
+        let text = String::from_utf8_lossy(&bytes);
+        loaded.previous = Some(Plan::from_json(&text).map_err(|source| LoadError::Plan {
+            path: p.clone(),
+            source,
+        })?);
+    }
+    Ok(loaded)
+}
+
+/// Job seconds (the durations query) as job-hours.
+pub fn seconds_to_hours(
+    secs: std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    secs.into_iter().map(|(k, s)| (k, s / 3600.0)).collect()
+}
+
+/// Parses the release's config and inventory (or the `clusters` override: name and bytes)
+/// into a [`Loaded`] without volumes or previous plan. `origin` names the release in
+/// diagnostics.
+pub fn assemble(release: Release, clusters: Option<(String, Vec<u8>)>, origin: &str) -> Loaded {
     let mut diags = release.diagnostics;
     let config_text = release.config.unwrap_or_default();
     let (config, d) = if config_text.is_empty() {
@@ -112,15 +156,15 @@ pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, Lo
             vec![Diagnostic::fatal(
                 CONFIG_PATH,
                 "",
-                format!("not found in {}", src.release.display()),
+                format!("not found in {origin}"),
             )],
         )
     } else {
         parse_config(&config_text, CONFIG_PATH)
     };
     diags.extend(d);
-    let (inventory_name, inventory_bytes) = match &src.clusters {
-        Some(p) => (p.display().to_string(), Some(read(p)?)),
+    let (inventory_name, inventory_bytes) = match clusters {
+        Some((name, bytes)) => (name, Some(bytes)),
         None => (CLUSTERS_PATH.to_owned(), release.clusters),
     };
     let inventory = match &inventory_bytes {
@@ -133,55 +177,24 @@ pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, Lo
             diags.push(Diagnostic::fatal(
                 inventory_name.clone(),
                 "",
-                format!("not found in {}; pass --clusters", src.release.display()),
+                format!("not found in {origin}; pass --clusters"),
             ));
             Inventory::default()
         }
     };
-    let mut digests = InputDigests {
+    let digests = InputDigests {
         config: digest::sha256(&config_text),
         // Canonical JSON of the parsed inventory: formatting-only edits keep the digest.
-        inventory: digest::sha256(&serde_json::to_vec(&inventory).unwrap_or_default()),
+        inventory: inventory_digest(&inventory),
         jobs: release.jobs_digest,
         ..InputDigests::default()
     };
-    let mut volumes = None;
-    if let Some(p) = &src.volumes {
-        let (runs, d) = read_vector(p, &mut diags)?;
-        digests.volumes = Some(d);
-        volumes = Some(Volumes {
-            runs: runs.values,
-            hours: None,
-        });
-    }
-    if let Some(p) = &src.durations {
-        let (secs, d) = read_vector(p, &mut diags)?;
-        digests.durations = Some(d);
-        let hours = secs
-            .values
-            .into_iter()
-            .map(|(k, s)| (k, s / 3600.0))
-            .collect();
-        volumes.get_or_insert_with(Volumes::default).hours = Some(hours);
-    }
-    let previous = match &src.previous {
-        Some(p) => {
-            let bytes = read(p)?;
-            digests.previous = Some(digest::sha256(&bytes));
-            let text = String::from_utf8_lossy(&bytes);
-            Some(Plan::from_json(&text).map_err(|source| LoadError::Plan {
-                path: p.clone(),
-                source,
-            })?)
-        }
-        None => None,
-    };
-    Ok(Loaded {
+    Loaded {
         config,
         inventory,
         files: release.files,
-        volumes,
-        previous,
+        volumes: None,
+        previous: None,
         digests,
         sources: Sources {
             config: CONFIG_PATH.to_owned(),
@@ -189,7 +202,13 @@ pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, Lo
         },
         diagnostics: diags,
         config_text,
-    })
+        texts: release.texts,
+    }
+}
+
+/// `sha256:` of the canonical JSON of an inventory.
+pub fn inventory_digest(inventory: &Inventory) -> String {
+    digest::sha256(&serde_json::to_vec(inventory).unwrap_or_default())
 }
 
 impl Loaded {

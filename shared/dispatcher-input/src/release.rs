@@ -1,6 +1,7 @@
 //! Reading a release repository: a checkout directory or a `.tar.gz` of one (as GitHub
 //! serves tarballs, with or without a top-level directory), streamed and parsed in parallel.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,22 @@ pub const CONFIG_PATH: &str = "core-services/sanitize-prow-jobs/_config.yaml";
 pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
 pub const JOBS_DIR: &str = "ci-operator/jobs/";
 
+/// Where a release comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A checkout directory or a `.tar.gz` file.
+    Path(PathBuf),
+    /// A `.tar.gz` in memory (as downloaded from GitHub).
+    Tarball(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    pub parse: Parse,
+    /// Keep every job file's bytes (to write a plan back into them).
+    pub keep_text: bool,
+}
+
 /// The parts of a release the dispatcher reads.
 #[derive(Debug, Clone, Default)]
 pub struct Release {
@@ -39,6 +56,8 @@ pub struct Release {
     pub diagnostics: Vec<Diagnostic>,
     /// `sha256:` over every job file's path and content, in path order.
     pub jobs_digest: String,
+    /// Job files' bytes by path, when asked for ([`ReadOptions::keep_text`]).
+    pub texts: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +83,7 @@ struct Parsed {
     size: u64,
     digest: [u8; 32],
     result: Result<Vec<dispatcher_core::model::Job>, crate::jobs::JobFileError>,
+    text: Option<Vec<u8>>,
 }
 
 enum Item {
@@ -96,18 +116,19 @@ fn repo_relative(path: &str) -> Option<&str> {
     classify(rest).map(|_| rest)
 }
 
-fn process(raw: Raw, parse: Parse) -> Item {
+fn process(raw: Raw, opts: ReadOptions) -> Item {
     match classify(&raw.path) {
         Some(0) => Item::Config(raw.bytes),
         Some(1) => Item::Clusters(raw.bytes),
         _ => Item::Job(Parsed {
             size: raw.bytes.len() as u64,
             digest: Sha256::digest(&raw.bytes).into(),
-            result: match parse {
+            result: match opts.parse {
                 Parse::Fast => parse_job_file(&raw.bytes),
                 Parse::Full => parse_job_file_unpruned(&raw.bytes),
             },
             path: raw.path,
+            text: opts.keep_text.then_some(raw.bytes),
         }),
     }
 }
@@ -118,15 +139,40 @@ pub fn read_release(
     parse: Parse,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Release, ReleaseError> {
-    let io = |source| ReleaseError::Io {
-        path: path.to_owned(),
-        source,
+    let opts = ReadOptions {
+        parse,
+        keep_text: false,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    let items: Vec<Item> = if meta.is_dir() {
-        read_dir(path, parse, progress)?
-    } else {
-        read_tarball(path, parse, progress)?
+    read(Source::Path(path.to_owned()), opts, progress)
+}
+
+/// Reads a release from any source; `progress` is called once per job file.
+pub fn read(
+    source: Source,
+    opts: ReadOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Release, ReleaseError> {
+    let (items, dir) = match source {
+        Source::Path(path) => {
+            let io = |source| ReleaseError::Io {
+                path: path.clone(),
+                source,
+            };
+            if std::fs::metadata(&path).map_err(io)?.is_dir() {
+                (read_dir(&path, opts, progress)?, Some(path))
+            } else {
+                let file = File::open(&path).map_err(io)?;
+                let reader = BufReader::with_capacity(1 << 16, file);
+                (read_tarball(Box::new(reader), &path, opts, progress)?, None)
+            }
+        }
+        Source::Tarball(bytes) => {
+            let reader = Box::new(std::io::Cursor::new(bytes));
+            (
+                read_tarball(reader, Path::new("<tarball>"), opts, progress)?,
+                None,
+            )
+        }
     };
     let mut release = Release::default();
     let mut parsed = Vec::new();
@@ -137,8 +183,11 @@ pub fn read_release(
             Item::Job(p) => parsed.push(p),
         }
     }
-    if parsed.is_empty() && meta.is_dir() && !path.join(JOBS_DIR).is_dir() {
-        return Err(ReleaseError::NoJobs(path.to_owned()));
+    if let Some(dir) = dir
+        && parsed.is_empty()
+        && !dir.join(JOBS_DIR).is_dir()
+    {
+        return Err(ReleaseError::NoJobs(dir));
     }
     parsed.sort_by(|a, b| a.path.cmp(&b.path));
     let mut digest = Sha256::new();
@@ -146,6 +195,9 @@ pub fn read_release(
         digest.update(p.path.as_bytes());
         digest.update([0]);
         digest.update(p.digest);
+        if let Some(text) = p.text {
+            release.texts.insert(p.path.clone(), text);
+        }
         match p.result {
             Ok(jobs) => release.files.push(JobFile {
                 path: p.path,
@@ -165,7 +217,7 @@ pub fn read_release(
 
 fn read_dir(
     root: &Path,
-    parse: Parse,
+    opts: ReadOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Item>, ReleaseError> {
     let mut paths: Vec<(PathBuf, String)> = Vec::new();
@@ -199,7 +251,7 @@ fn read_dir(
         .map(|(abs, rel)| {
             let bytes =
                 std::fs::read(&abs).map_err(|source| ReleaseError::Io { path: abs, source })?;
-            let item = process(Raw { path: rel, bytes }, parse);
+            let item = process(Raw { path: rel, bytes }, opts);
             if matches!(item, Item::Job(_)) {
                 progress();
             }
@@ -209,24 +261,20 @@ fn read_dir(
 }
 
 fn read_tarball(
+    reader: Box<dyn Read + Send>,
     path: &Path,
-    parse: Parse,
+    opts: ReadOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Item>, ReleaseError> {
-    let file = File::open(path).map_err(|source| ReleaseError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
     // One thread streams the archive; the pool parses what it hands over.
     let (tx, rx) = mpsc::sync_channel::<Raw>(256);
     let owned = path.to_owned();
-    let reader = std::thread::spawn(move || -> Result<(), ReleaseError> {
+    let streamer = std::thread::spawn(move || -> Result<(), ReleaseError> {
         let io = |source| ReleaseError::Io {
             path: owned.clone(),
             source,
         };
-        let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 16, file));
-        let mut archive = tar::Archive::new(gz);
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
         for entry in archive.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
             if !entry.header().entry_type().is_file() {
@@ -249,14 +297,14 @@ fn read_tarball(
         .into_iter()
         .par_bridge()
         .map(|raw| {
-            let item = process(raw, parse);
+            let item = process(raw, opts);
             if matches!(item, Item::Job(_)) {
                 progress();
             }
             item
         })
         .collect();
-    match reader.join() {
+    match streamer.join() {
         Ok(r) => r?,
         Err(_) => {
             return Err(ReleaseError::Io {

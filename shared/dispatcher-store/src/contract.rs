@@ -34,7 +34,8 @@ macro_rules! contract_tests {
             rollback_restores_an_older_generation,
             an_empty_plan_never_replaces_a_good_one,
             remembered_keys_expire,
-            markers_are_durable
+            markers_are_durable,
+            counters_count_under_concurrency
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -524,4 +525,25 @@ pub async fn markers_are_durable(stores: &Stores) {
         stores.table.marker("inventory").await.unwrap().as_deref(),
         Some("sha256:2")
     );
+}
+
+pub async fn counters_count_under_concurrency(stores: &Stores) {
+    assert_eq!(stores.table.increment("rr").await.unwrap(), 1);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            stores.table.increment("rr").await.unwrap()
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    for t in tasks {
+        seen.insert(t.await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        (2..=9).collect::<BTreeSet<u64>>(),
+        "every increment gets its own value"
+    );
+    assert_eq!(stores.table.increment("other").await.unwrap(), 1);
 }

@@ -300,6 +300,23 @@ impl AssignmentStore for SqliteTable {
         .await
     }
 
+    async fn increment(&self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("counter#{name}");
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let current: u64 = match get_doc(&tx, &key)? {
+                Some((d, _)) => decode(&key, &d)?,
+                None => 0,
+            };
+            put_doc(&tx, &key, &encode(&(current + 1)), None)?;
+            tx.commit().map_err(sql)?;
+            Ok(current + 1)
+        })
+        .await
+    }
+
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
         let key = format!("marker#{name}");
         self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())

@@ -103,6 +103,9 @@ pub trait AssignmentStore: Send + Sync {
     /// Forgets a remembered key (a hand-off that failed must be retryable).
     async fn forget(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Adds one to a durable counter and returns the new value (1 the first time).
+    async fn increment(&self, name: &str) -> Result<u64, StoreError>;
+
     /// A durable marker ("last processed inventory", "fallback pending"), or `None`.
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError>;
 

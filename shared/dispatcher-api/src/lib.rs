@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+
+pub mod lookup;
+pub mod trigger;
+pub mod webhook;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub use lookup::{LookupState, lookup_router};
+pub use trigger::{TriggerState, trigger_router};
+pub use webhook::{WebhookState, webhook_router};
+
+/// A plain-text answer the way Go's `http.Error` writes it: the message and a newline.
+pub(crate) fn text(status: StatusCode, message: &str) -> Response {
+    let body = if message.is_empty() {
+        String::new()
+    } else {
+        format!("{message}\n")
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}

@@ -1,0 +1,462 @@
+//! The routers in process (no server, no port), over the embedded local store with a
+//! published generation of the bundled sample.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use dispatcher_api::{LookupState, WebhookState, lookup_router, webhook_router};
+use dispatcher_app::local::LocalRepo;
+use dispatcher_app::recompute::RecomputeRequest;
+use dispatcher_app::{Handoff, LookupService, SourceError};
+use dispatcher_core::{Mode, Plan, Settings};
+use dispatcher_store::publish::{self, PublishOptions};
+use dispatcher_store::{Cause, Stores};
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::BodyExt;
+use sha2::Sha256;
+use tokio::sync::Mutex;
+use tower::ServiceExt;
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sample")
+}
+
+fn sample_plan() -> Plan {
+    let loaded = dispatcher_input::load(
+        &dispatcher_input::InputPaths {
+            release: sample().join("release"),
+            volumes: Some(sample().join("volumes.json")),
+            ..Default::default()
+        },
+        &|| {},
+    )
+    .expect("sample loads");
+    dispatcher_core::run(&loaded.inputs(), &Settings::default()).expect("sample plans")
+}
+
+async fn published() -> (Stores, Plan, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let stores = dispatcher_store::local::open(dir.path()).expect("local store");
+    let plan = sample_plan();
+    publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, 1))
+        .await
+        .expect("publish");
+    (stores, plan, dir)
+}
+
+fn lookup_app(stores: Stores) -> Router {
+    lookup_router(Arc::new(LookupState {
+        service: Arc::new(LookupService::new(stores)),
+        now: || 1_000,
+    }))
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let response = app.clone().oneshot(req).await.expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        content_type,
+    )
+}
+
+fn post(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn lookup_answers_the_prow_contract() {
+    let (stores, plan, _dir) = published().await;
+    let app = lookup_app(stores);
+    let job = "pull-ci-acme-widget-main-unit";
+    let want = plan.jobs[job].cluster.clone().expect("placed");
+
+    // No Content-Type at all: read the JSON anyway; extra fields are ignored.
+    let (status, body, ct) =
+        send(&app, post("/", &format!(r#"{{"job":"{job}","extra":1}}"#))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["cluster"], want.as_str());
+    assert_eq!(v["generation"], 1);
+    assert!(body.ends_with('\n'));
+
+    let (status, body, ct) = send(&app, post("/", r#"{"job":"no-such-job"}"#)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "Cluster not found\n")
+    );
+    assert_eq!(ct.as_deref(), Some("text/plain; charset=utf-8"));
+    // A Kubernetes-less job has no cluster: 404, never a 200 without one.
+    let (status, ..) = send(&app, post("/", r#"{"job":"pull-ci-acme-lab-main-legacy"}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for bad in ["not json", r#"{"job": 1}"#, r#"{"name":"x"}"#, ""] {
+        let (status, ..) = send(&app, post("/", bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, body, _) = send(
+        &app,
+        Request::get("/").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "Invalid request method\n")
+    );
+    let (status, ..) = send(&app, post("/elsewhere", r#"{"job":"x"}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body, _) = send(
+        &app,
+        Request::get("/healthz")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "ok: generation 1\n")
+    );
+    let (status, body, _) = send(
+        &app,
+        Request::get(format!("/explain/{job}"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["entry"]["rule"], "balanced");
+    assert!(
+        v["file"]["candidates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn nothing_published_means_not_found() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let app = lookup_app(dispatcher_store::local::open(dir.path()).expect("local store"));
+    let (status, ..) = send(&app, post("/", r#"{"job":"anything"}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn ephemeral_jobs_get_a_round_robin_cluster_that_sticks_and_survives_restarts() {
+    let (stores, plan, _dir) = published().await;
+    let usable: Vec<String> = plan
+        .clusters
+        .iter()
+        .filter(|(_, c)| c.state == dispatcher_core::plan::ClusterState::Active)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let app = lookup_app(stores.clone());
+    let mut chosen = Vec::new();
+    for i in 0..usable.len() {
+        let (status, body, _) = send(
+            &app,
+            post("/", &format!(r#"{{"job":"ephemeralcluster-ci-{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        chosen.push(v["cluster"].as_str().expect("cluster").to_owned());
+        assert_eq!(v["source"], "ephemeral-cluster");
+    }
+    let mut sorted = chosen.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, usable,
+        "round-robin visits every usable cluster once"
+    );
+    // A new service instance (a cold start) answers the same.
+    let again = lookup_app(stores);
+    let (_, body, _) = send(&again, post("/", r#"{"job":"ephemeralcluster-ci-0"}"#)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["cluster"], chosen[0].as_str());
+}
+
+/// Records what was handed off.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<RecomputeRequest>>);
+
+#[async_trait]
+impl Handoff for Recorded {
+    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
+        self.0.lock().await.push(request.clone());
+        Ok(())
+    }
+}
+
+const SECRET: &[u8] = b"s3cret";
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn push_body(paths: &[&str]) -> String {
+    serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1111111111111111111111111111111111111111",
+        "after": "2222222222222222222222222222222222222222",
+        "created": false, "deleted": false, "forced": false,
+        "commits": [{"id": "2222", "added": [], "removed": [], "modified": paths}],
+        "head_commit": {"id": "2222"},
+        "repository": {"full_name": "acme/release", "default_branch": "main"},
+        "pusher": {"name": "someone"}
+    })
+    .to_string()
+}
+
+fn delivery(
+    event: &str,
+    id: &str,
+    body: &str,
+    signature: Option<String>,
+    content_type: &str,
+) -> Request<Body> {
+    let mut r = Request::post("/github")
+        .header("x-github-event", event)
+        .header("x-github-delivery", id)
+        .header("content-type", content_type);
+    if let Some(s) = signature {
+        r = r.header("x-hub-signature-256", s);
+    }
+    r.body(Body::from(body.to_owned())).expect("request")
+}
+
+async fn webhook() -> (Router, Arc<Recorded>, Stores, tempfile::TempDir) {
+    let (stores, _plan, dir) = published().await;
+    // The last processed inventory is the sample's own: only job changes are deltas.
+    let blob = dispatcher_input::digest::sha256(
+        &std::fs::read(
+            sample()
+                .join("release")
+                .join(dispatcher_input::CLUSTERS_PATH),
+        )
+        .expect("inventory"),
+    );
+    stores
+        .table
+        .set_marker(dispatcher_app::push::INVENTORY_BLOB, &blob)
+        .await
+        .expect("marker");
+    let handoff = Arc::new(Recorded::default());
+    let app = webhook_router(Arc::new(WebhookState {
+        secret: SECRET.to_vec(),
+        repo: "acme/release".to_owned(),
+        source: Arc::new(LocalRepo {
+            path: sample().join("release"),
+            clusters: None,
+        }),
+        table: stores.table.clone(),
+        handoff: handoff.clone(),
+        now: || 1_000,
+    }));
+    (app, handoff, stores, dir)
+}
+
+#[tokio::test]
+async fn the_webhook_verifies_before_anything_and_changes_nothing_when_it_fails() {
+    let (app, handoff, _stores, _dir) = webhook().await;
+    let body = push_body(&["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml"]);
+    let cases = [
+        (None, StatusCode::UNAUTHORIZED),
+        (
+            Some(sign(body.as_bytes()).replace("sha256=", "sha1=")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (Some("sha256=not-hex".to_owned()), StatusCode::UNAUTHORIZED),
+        (Some(sign(b"another body")), StatusCode::FORBIDDEN),
+    ];
+    for (i, (signature, want)) in cases.into_iter().enumerate() {
+        let (status, ..) = send(
+            &app,
+            delivery(
+                "push",
+                &format!("bad-{i}"),
+                &body,
+                signature,
+                "application/json",
+            ),
+        )
+        .await;
+        assert_eq!(status, want, "case {i}");
+    }
+    assert!(handoff.0.lock().await.is_empty(), "nothing was handed off");
+    // A well-signed delivery with one of those ids is still new: nothing was recorded.
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "push",
+            "bad-3",
+            &body,
+            Some(sign(body.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn pushes_are_decided_handed_off_and_deduplicated() {
+    let (app, handoff, _stores, _dir) = webhook().await;
+    let ping = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "ping",
+            "p-1",
+            ping,
+            Some(sign(ping.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let jobs = push_body(&["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml"]);
+    let (status, body, _) = send(
+        &app,
+        delivery(
+            "push",
+            "d-1",
+            &jobs,
+            Some(sign(jobs.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // The replay changes nothing.
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "push",
+            "d-1",
+            &jobs,
+            Some(sign(jobs.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let inventory = push_body(&["core-services/sanitize-prow-jobs/_clusters.yaml"]);
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "push",
+            "d-2",
+            &inventory,
+            Some(sign(inventory.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let docs = push_body(&["README.md"]);
+    let (status, body, _) = send(
+        &app,
+        delivery(
+            "push",
+            "d-3",
+            &docs,
+            Some(sign(docs.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body.starts_with("ignored"), "{body}");
+
+    let other_branch = push_body(&["core-services/sanitize-prow-jobs/_clusters.yaml"])
+        .replace("refs/heads/main", "refs/heads/feature");
+    let (_, body, _) = send(
+        &app,
+        delivery(
+            "push",
+            "d-4",
+            &other_branch,
+            Some(sign(other_branch.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert!(body.starts_with("ignored"), "{body}");
+
+    // GitHub's default content type: the form's payload field, signed as sent.
+    let form = format!(
+        "payload={}",
+        url::form_urlencoded::byte_serialize(jobs.as_bytes()).collect::<String>()
+    );
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "push",
+            "d-5",
+            &form,
+            Some(sign(form.as_bytes())),
+            "application/x-www-form-urlencoded",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let handed: Vec<(Mode, Option<String>)> = handoff
+        .0
+        .lock()
+        .await
+        .iter()
+        .map(|r| (r.mode, r.delivery_id.clone()))
+        .collect();
+    assert_eq!(
+        handed,
+        vec![
+            (Mode::Delta, Some("d-1".to_owned())),
+            (Mode::Full, Some("d-2".to_owned())),
+            (Mode::Delta, Some("d-5".to_owned()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn oversized_deliveries_are_refused() {
+    let (app, handoff, _stores, _dir) = webhook().await;
+    let big = "x".repeat(dispatcher_api::webhook::MAX_BODY + 1);
+    let (status, ..) = send(
+        &app,
+        delivery(
+            "push",
+            "big",
+            &big,
+            Some(sign(big.as_bytes())),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(handoff.0.lock().await.is_empty());
+}

@@ -1,0 +1,182 @@
+//! The local adapters: a release directory or tarball as the repository, a volumes file as
+//! Prometheus, and an in-process hand-off to a recompute worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dispatcher_core::model::Volumes;
+use dispatcher_input::{Parse, ReadOptions, Release, Source};
+use tokio::sync::{mpsc, watch};
+
+use crate::ports::{Demand, DemandSource, Handoff, RepoSource, SourceError};
+use crate::recompute::{Outcome, RecomputeRequest, Recomputer};
+
+/// A release checkout or tarball on disk. Its "commit" is the digest of its job files.
+#[derive(Debug, Clone)]
+pub struct LocalRepo {
+    pub path: PathBuf,
+    /// An inventory overriding the release's own.
+    pub clusters: Option<PathBuf>,
+}
+
+impl LocalRepo {
+    fn read(&self) -> Result<Release, SourceError> {
+        let opts = ReadOptions {
+            parse: Parse::Fast,
+            keep_text: true,
+        };
+        let mut release =
+            dispatcher_input::release::read(Source::Path(self.path.clone()), opts, &|| {})
+                .map_err(|e| SourceError::permanent("release", e.to_string()))?;
+        if let Some(c) = &self.clusters {
+            release.clusters =
+                Some(std::fs::read(c).map_err(|e| {
+                    SourceError::permanent("release", format!("{}: {e}", c.display()))
+                })?);
+        }
+        Ok(release)
+    }
+}
+
+#[async_trait]
+impl RepoSource for LocalRepo {
+    /// A local release has no history: one fixed "commit".
+    async fn head(&self) -> Result<String, SourceError> {
+        Ok("local".to_owned())
+    }
+
+    async fn release(&self, _commit: &str) -> Result<Release, SourceError> {
+        let repo = self.clone();
+        tokio::task::spawn_blocking(move || repo.read())
+            .await
+            .map_err(|e| SourceError::permanent("release", e.to_string()))?
+    }
+
+    async fn blob_sha(&self, _commit: &str, path: &str) -> Result<Option<String>, SourceError> {
+        let repo = self.clone();
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let bytes = match (&repo.clusters, path.as_str()) {
+                (Some(c), dispatcher_input::CLUSTERS_PATH) => Some(std::fs::read(c)),
+                _ if repo.path.is_dir() => Some(std::fs::read(repo.path.join(&path))),
+                _ => None,
+            };
+            let bytes = match bytes {
+                Some(Ok(b)) => Some(b),
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Some(Err(e)) => {
+                    return Err(SourceError::permanent("release", format!("{path}: {e}")));
+                }
+                // A tarball: read it whole (local mode only).
+                None => {
+                    let release = repo.read()?;
+                    match path.as_str() {
+                        dispatcher_input::CLUSTERS_PATH => release.clusters,
+                        dispatcher_input::CONFIG_PATH => release.config,
+                        other => release.texts.get(other).cloned(),
+                    }
+                }
+            };
+            Ok(bytes.map(|b| dispatcher_input::digest::sha256(&b)))
+        })
+        .await
+        .map_err(|e| SourceError::permanent("release", e.to_string()))?
+    }
+}
+
+/// Prometheus vector responses saved as files.
+#[derive(Debug, Clone)]
+pub struct FileDemand {
+    pub runs: PathBuf,
+    pub durations: Option<PathBuf>,
+}
+
+#[async_trait]
+impl DemandSource for FileDemand {
+    async fn demand(&self, _now: i64) -> Result<Demand, SourceError> {
+        let read =
+            |p: &PathBuf| -> Result<(dispatcher_input::volumes::Vector, String), SourceError> {
+                let bytes = std::fs::read(p).map_err(|e| {
+                    SourceError::permanent("volumes", format!("{}: {e}", p.display()))
+                })?;
+                let v = dispatcher_input::parse_vector(&bytes).map_err(|e| {
+                    SourceError::permanent("volumes", format!("{}: {e}", p.display()))
+                })?;
+                Ok((v, dispatcher_input::digest::sha256(&bytes)))
+            };
+        let (runs, runs_digest) = read(&self.runs)?;
+        let mut warnings = runs.warnings;
+        let (hours, durations_digest) = match &self.durations {
+            Some(p) => {
+                let (v, d) = read(p)?;
+                warnings.extend(v.warnings);
+                (Some(dispatcher_input::seconds_to_hours(v.values)), Some(d))
+            }
+            None => (None, None),
+        };
+        Ok(Demand {
+            volumes: Volumes {
+                runs: runs.values,
+                hours,
+            },
+            runs_digest,
+            durations_digest,
+            warnings,
+        })
+    }
+}
+
+/// What the local worker reports after each recompute.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// How many recomputes finished (successfully or not).
+    pub count: u64,
+    pub last: Result<Outcome, String>,
+}
+
+/// Hands recomputes to an in-process worker that runs them one at a time, the way the
+/// recompute function runs asynchronous invocations.
+#[derive(Clone)]
+pub struct LocalHandoff {
+    queue: mpsc::Sender<RecomputeRequest>,
+    done: watch::Receiver<Option<Completed>>,
+}
+
+impl LocalHandoff {
+    /// Starts the worker on the current runtime. `now` reads the clock.
+    pub fn start(recomputer: Arc<Recomputer>, now: fn() -> i64) -> Self {
+        let (queue, mut rx) = mpsc::channel::<RecomputeRequest>(64);
+        let (tx, done) = watch::channel(None);
+        tokio::spawn(async move {
+            let mut count = 0;
+            while let Some(request) = rx.recv().await {
+                let last = recomputer
+                    .run(&request, now())
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &last {
+                    tracing::error!(error = %e, trigger = ?request.trigger, "recompute failed; the last good generation keeps serving");
+                }
+                count += 1;
+                let _ = tx.send(Some(Completed { count, last }));
+            }
+        });
+        Self { queue, done }
+    }
+
+    /// Watches completions (tests wait on it instead of sleeping).
+    pub fn completions(&self) -> watch::Receiver<Option<Completed>> {
+        self.done.clone()
+    }
+}
+
+#[async_trait]
+impl Handoff for LocalHandoff {
+    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
+        self.queue
+            .send(request.clone())
+            .await
+            .map_err(|_| SourceError::retryable("handoff", "the recompute worker stopped"))
+    }
+}

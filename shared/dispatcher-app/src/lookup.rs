@@ -1,0 +1,244 @@
+//! Answering "which cluster for this job?" from an in-memory copy of the current
+//! generation.
+//!
+//! The copy is the generation's answer table (one object in the snapshot store). The
+//! pointer is re-read at most every [`REFRESH`]; when it names a new generation, that
+//! generation's table is loaded before the next answer. So an answer is at most `REFRESH`
+//! behind the published generation, and a warm lookup does no network round trip except
+//! one pointer read per `REFRESH`. Every answer comes from a whole generation: the table of
+//! generation N, or (before anything is loaded) nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dispatcher_store::model::Assignments;
+use dispatcher_store::publish;
+use dispatcher_store::{StoreError, Stores};
+use tokio::time::Instant;
+
+/// How often the pointer is re-read: the staleness bound of answers.
+pub const REFRESH: Duration = Duration::from_secs(10);
+/// How long an `ephemeralcluster*` job keeps its cluster.
+pub const EPHEMERAL_TTL: i64 = 24 * 60 * 60;
+const EPHEMERAL_PREFIX: &str = "ephemeralcluster";
+
+/// One generation, as served.
+#[derive(Debug)]
+pub struct Served {
+    pub generation: u64,
+    pub snapshot: String,
+    jobs: HashMap<String, String>,
+    usable: Vec<String>,
+    checked: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Generation,
+    Ephemeral,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Cluster {
+        cluster: String,
+        generation: u64,
+        source: Source,
+    },
+    /// Unknown job, a job without a cluster, or nothing published yet: Prow falls back to
+    /// the job's static `cluster:`.
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// An `ephemeralcluster*` job, and no cluster takes new work.
+    #[error("no usable cluster for an ephemeral cluster job")]
+    NoUsableCluster,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+}
+
+pub struct LookupService {
+    stores: Stores,
+    served: RwLock<Option<Arc<Served>>>,
+    refreshing: tokio::sync::Mutex<()>,
+    refresh: Duration,
+    explained: tokio::sync::Mutex<Option<(u64, Arc<dispatcher_core::Plan>)>>,
+}
+
+impl LookupService {
+    pub fn new(stores: Stores) -> Self {
+        Self::with_refresh(stores, REFRESH)
+    }
+
+    pub fn with_refresh(stores: Stores, refresh: Duration) -> Self {
+        Self {
+            stores,
+            served: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            refresh,
+            explained: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn cached(&self) -> Option<Arc<Served>> {
+        self.served.read().ok().and_then(|s| s.clone())
+    }
+
+    fn store(&self, s: Option<Arc<Served>>) {
+        if let Ok(mut guard) = self.served.write() {
+            *guard = s;
+        }
+    }
+
+    /// The generation to answer from, refreshed when it may be stale.
+    pub async fn current(&self) -> Result<Option<Arc<Served>>, LookupError> {
+        if let Some(s) = self.cached().filter(|s| s.checked.elapsed() < self.refresh) {
+            return Ok(Some(s));
+        }
+        let _one = self.refreshing.lock().await;
+        let cached = self.cached();
+        if let Some(s) = cached
+            .as_ref()
+            .filter(|s| s.checked.elapsed() < self.refresh)
+        {
+            return Ok(Some(s.clone()));
+        }
+        let pointer = match self.stores.table.pointer().await {
+            Ok(p) => p,
+            // Availability over freshness: keep answering from what we have.
+            Err(e) if cached.is_some() => {
+                tracing::warn!(error = %e, "the pointer is unreadable; answering from the loaded generation");
+                return Ok(cached);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(pointer) = pointer.filter(|p| p.generation > 0) else {
+            self.store(None);
+            return Ok(None);
+        };
+        let fresh = match cached {
+            Some(s) if s.generation == pointer.generation => Served {
+                generation: s.generation,
+                snapshot: s.snapshot.clone(),
+                jobs: s.jobs.clone(),
+                usable: s.usable.clone(),
+                checked: Instant::now(),
+            },
+            _ => {
+                let key = publish::assignments_key(&pointer.snapshot);
+                let bytes = self
+                    .stores
+                    .snapshots
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| LookupError::Snapshot(format!("{key} is missing")))?;
+                let table: Assignments =
+                    dispatcher_store::codec::gunzip_json(&bytes).map_err(LookupError::Snapshot)?;
+                tracing::info!(
+                    generation = pointer.generation,
+                    jobs = table.jobs.len(),
+                    "serving a new generation"
+                );
+                Served {
+                    generation: pointer.generation,
+                    snapshot: pointer.snapshot.clone(),
+                    jobs: table.jobs.into_iter().collect(),
+                    usable: table.usable,
+                    checked: Instant::now(),
+                }
+            }
+        };
+        let fresh = Arc::new(fresh);
+        self.store(Some(fresh.clone()));
+        Ok(Some(fresh))
+    }
+
+    /// The cluster for `job` now (`now` in seconds since the epoch, for ephemeral choices).
+    pub async fn answer(&self, job: &str, now: i64) -> Result<Answer, LookupError> {
+        let Some(served) = self.current().await? else {
+            return Ok(Answer::NotFound);
+        };
+        if job.starts_with(EPHEMERAL_PREFIX) {
+            return self.ephemeral(job, &served, now).await;
+        }
+        Ok(match served.jobs.get(job) {
+            Some(c) => Answer::Cluster {
+                cluster: c.clone(),
+                generation: served.generation,
+                source: Source::Generation,
+            },
+            None => Answer::NotFound,
+        })
+    }
+
+    /// Round-robin over the clusters that take new work, remembered for 24 hours in the
+    /// store so that the choice survives restarts (F9). Capability and capacity do not
+    /// restrict it: an ephemeral cluster job only provisions a cluster elsewhere.
+    async fn ephemeral(&self, job: &str, served: &Served, now: i64) -> Result<Answer, LookupError> {
+        let key = format!("ephemeral#{job}");
+        let table = &self.stores.table;
+        let answer = |cluster: String| Answer::Cluster {
+            cluster,
+            generation: served.generation,
+            source: Source::Ephemeral,
+        };
+        if let Some(c) = table.recall(&key, now).await? {
+            if served.usable.contains(&c) {
+                return Ok(answer(c));
+            }
+            // Its cluster stopped taking new work: choose again.
+            table.forget(&key).await?;
+        }
+        if served.usable.is_empty() {
+            return Err(LookupError::NoUsableCluster);
+        }
+        let n = table.increment("ephemeral-round-robin").await?;
+        let index = usize::try_from(n.saturating_sub(1)).unwrap_or(0) % served.usable.len();
+        let chosen = served.usable[index].clone();
+        if table
+            .remember(&key, &chosen, now + EPHEMERAL_TTL, now)
+            .await?
+        {
+            return Ok(answer(chosen));
+        }
+        // Another request chose first: its choice stands.
+        Ok(answer(table.recall(&key, now).await?.unwrap_or(chosen)))
+    }
+
+    /// A job's plan entry and its file's decision (rule, candidates, scores), from the
+    /// current generation's snapshot (loaded once per generation).
+    pub async fn explain(&self, job: &str) -> Result<Option<serde_json::Value>, LookupError> {
+        let Some(served) = self.current().await? else {
+            return Ok(None);
+        };
+        let mut cache = self.explained.lock().await;
+        let plan = match cache.as_ref() {
+            Some((g, p)) if *g == served.generation => p.clone(),
+            _ => {
+                let p = Arc::new(
+                    publish::load_plan(&self.stores, &served.snapshot)
+                        .await
+                        .map_err(|e| LookupError::Snapshot(e.to_string()))?,
+                );
+                *cache = Some((served.generation, p.clone()));
+                p
+            }
+        };
+        let Some(entry) = plan.jobs.get(job) else {
+            return Ok(None);
+        };
+        let file = plan.files.get(&entry.file);
+        Ok(Some(serde_json::json!({
+            "job": job,
+            "generation": served.generation,
+            "entry": entry,
+            "file": file,
+            "inputs": plan.inputs,
+        })))
+    }
+}

@@ -1,0 +1,147 @@
+//! What a push to the release repository needs (wire-contracts.md §2.7): inventory or
+//! dispatcher config changed → full recompute; job files changed → delta; otherwise
+//! nothing. The file lists of the payload are the cheap filter; the blob SHA of
+//! `_clusters.yaml` at `after`, compared with the last one successfully processed, is the
+//! authoritative check (file lists are unreliable for forced pushes and huge pushes).
+
+use std::collections::BTreeSet;
+
+use dispatcher_core::Mode;
+use dispatcher_input::{CLUSTERS_PATH, CONFIG_PATH};
+use dispatcher_store::AssignmentStore;
+use serde::Deserialize;
+
+use crate::ports::{RepoSource, SourceError};
+
+/// The marker holding the blob SHA of the last processed `_clusters.yaml`.
+pub const INVENTORY_BLOB: &str = "inventory-blob";
+
+const JOBS_PREFIX: &str = "ci-operator/jobs/";
+/// GitHub puts at most this many commits in a push payload.
+const MAX_COMMITS: usize = 2048;
+
+/// The fields of a push payload that matter.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushEvent {
+    #[serde(rename = "ref", default)]
+    pub git_ref: String,
+    #[serde(default)]
+    pub before: String,
+    #[serde(default)]
+    pub after: String,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub forced: bool,
+    #[serde(default)]
+    pub commits: Vec<PushCommit>,
+    pub repository: PushRepository,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushCommit {
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushRepository {
+    pub full_name: String,
+    #[serde(default)]
+    pub default_branch: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushDecision {
+    Ignore(String),
+    Recompute {
+        mode: Mode,
+        reason: String,
+        paths: Vec<String>,
+    },
+}
+
+/// Decides what a push needs. `repo` is the configured `owner/name`.
+pub async fn decide(
+    event: &PushEvent,
+    repo: &str,
+    source: &dyn RepoSource,
+    table: &dyn AssignmentStore,
+) -> Result<PushDecision, SourceError> {
+    if !event.repository.full_name.eq_ignore_ascii_case(repo) {
+        return Ok(PushDecision::Ignore(format!(
+            "push to {}, not {repo}",
+            event.repository.full_name
+        )));
+    }
+    let default_ref = format!("refs/heads/{}", event.repository.default_branch);
+    if event.git_ref != default_ref {
+        return Ok(PushDecision::Ignore(format!(
+            "push to {}, not the default branch",
+            event.git_ref
+        )));
+    }
+    if event.deleted || event.after.chars().all(|c| c == '0') {
+        return Ok(PushDecision::Ignore("the branch was deleted".to_owned()));
+    }
+    let paths: BTreeSet<&str> = event
+        .commits
+        .iter()
+        .flat_map(|c| c.added.iter().chain(&c.removed).chain(&c.modified))
+        .map(String::as_str)
+        .collect();
+    let watched: Vec<String> = paths
+        .iter()
+        .filter(|p| **p == CLUSTERS_PATH || **p == CONFIG_PATH || p.starts_with(JOBS_PREFIX))
+        .map(|p| (*p).to_owned())
+        .collect();
+    let unreliable = event.forced || event.commits.len() >= MAX_COMMITS || event.commits.is_empty();
+    let mut inventory = paths.contains(CLUSTERS_PATH);
+    let mut reason = String::new();
+    if inventory {
+        reason = format!("{CLUSTERS_PATH} changed");
+    } else {
+        // One API call per push, whatever the file lists say.
+        let blob = source.blob_sha(&event.after, CLUSTERS_PATH).await?;
+        let seen = table
+            .marker(INVENTORY_BLOB)
+            .await
+            .map_err(|e| SourceError::retryable("store", e.to_string()))?;
+        if blob != seen {
+            inventory = true;
+            reason = format!(
+                "{CLUSTERS_PATH} at {} is {} but {} was processed last",
+                event.after,
+                blob.as_deref().unwrap_or("absent"),
+                seen.as_deref().unwrap_or("nothing")
+            );
+        }
+    }
+    if inventory || paths.contains(CONFIG_PATH) {
+        if reason.is_empty() {
+            reason = format!("{CONFIG_PATH} changed");
+        }
+        return Ok(PushDecision::Recompute {
+            mode: Mode::Full,
+            reason,
+            paths: watched,
+        });
+    }
+    if paths.iter().any(|p| p.starts_with(JOBS_PREFIX)) || unreliable {
+        let reason = if unreliable {
+            "the push's file lists are unreliable (forced, empty or truncated)".to_owned()
+        } else {
+            "job files changed".to_owned()
+        };
+        return Ok(PushDecision::Recompute {
+            mode: Mode::Delta,
+            reason,
+            paths: watched,
+        });
+    }
+    Ok(PushDecision::Ignore("no watched path changed".to_owned()))
+}

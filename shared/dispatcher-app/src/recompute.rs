@@ -1,0 +1,377 @@
+//! A recompute: read the release at a commit and the volumes, run the engine against the
+//! current generation, publish, then bring the backup PR up to date.
+//!
+//! Every failure leaves the last good generation serving; the markers that record what was
+//! processed ("last inventory", "fallback pending") advance only after success (F3, F11,
+//! F15).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dispatcher_core::model::Volumes;
+use dispatcher_core::{Mode, Plan, Settings};
+use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, planned_cluster};
+use dispatcher_input::{CLUSTERS_PATH, assemble};
+use dispatcher_store::publish::{self, PublishError, PublishOptions, Published};
+use dispatcher_store::{Cause, Stores};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{
+    DemandSource, FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
+};
+use crate::push::INVENTORY_BLOB;
+
+/// The marker holding the generation whose backup PR is not done yet.
+pub const FALLBACK_PENDING: &str = "fallback-pending";
+/// The marker holding the inventory digest of the last published generation.
+pub const INVENTORY_DIGEST: &str = "inventory-digest";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The weekly schedule.
+    Cron,
+    Push,
+    Manual,
+}
+
+/// The hand-off message (wire-contracts.md §5): small, versioned by its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecomputeRequest {
+    pub trigger: Trigger,
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// The commit to read; the default branch's head when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+}
+
+impl RecomputeRequest {
+    pub fn weekly() -> Self {
+        Self {
+            trigger: Trigger::Cron,
+            mode: Mode::Full,
+            delivery_id: None,
+            after: None,
+            paths: Vec::new(),
+        }
+    }
+
+    fn cause(&self) -> Cause {
+        match self.trigger {
+            Trigger::Cron => Cause::Weekly,
+            Trigger::Push => Cause::Push,
+            Trigger::Manual => Cause::Manual,
+        }
+    }
+}
+
+/// Reads any JSON a recompute can be invoked with: an EventBridge schedule envelope (or a
+/// bare `{}`) is the weekly full run; otherwise a [`RecomputeRequest`].
+pub fn parse_invocation(input: &serde_json::Value) -> Result<RecomputeRequest, String> {
+    let scheduled = input.get("source").and_then(|v| v.as_str()) == Some("aws.events")
+        && input.get("detail-type").and_then(|v| v.as_str()) == Some("Scheduled Event");
+    if scheduled || input.as_object().is_some_and(serde_json::Map::is_empty) || input.is_null() {
+        return Ok(RecomputeRequest::weekly());
+    }
+    serde_json::from_value(input.clone()).map_err(|e| format!("not a recompute request: {e}"))
+}
+
+/// Why a recompute failed, and whether running it again may help.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {message}")]
+pub struct RecomputeError {
+    pub stage: &'static str,
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl From<SourceError> for RecomputeError {
+    fn from(e: SourceError) -> Self {
+        Self {
+            stage: e.service,
+            retryable: e.retryable,
+            message: e.message,
+        }
+    }
+}
+
+impl From<PublishError> for RecomputeError {
+    fn from(e: PublishError) -> Self {
+        let retryable = e.is_retryable() || matches!(e, PublishError::Lost { .. });
+        Self {
+            stage: "publish",
+            retryable,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn store_error(e: dispatcher_store::StoreError) -> RecomputeError {
+    RecomputeError {
+        stage: "store",
+        retryable: e.is_retryable(),
+        message: e.to_string(),
+    }
+}
+
+/// What happened to the backup PR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackStatus {
+    /// No PR publisher is configured (local mode).
+    Disabled,
+    /// The static fields already match the plan.
+    UpToDate,
+    Published(FallbackReport),
+    /// Left pending; the next recompute retries it.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub commit: String,
+    pub mode: Mode,
+    pub published: Published,
+    pub fallback: FallbackStatus,
+}
+
+/// Everything a recompute needs, built once.
+#[derive(Clone)]
+pub struct Recomputer {
+    pub stores: Stores,
+    pub repo: Arc<dyn RepoSource>,
+    pub demand: Arc<dyn DemandSource>,
+    pub fallback: Option<Arc<dyn FallbackPublisher>>,
+    pub settings: Settings,
+}
+
+impl Recomputer {
+    pub async fn run(
+        &self,
+        request: &RecomputeRequest,
+        now: i64,
+    ) -> Result<Outcome, RecomputeError> {
+        let commit = match &request.after {
+            Some(c) => c.clone(),
+            None => self.repo.head().await?,
+        };
+        let release = self.repo.release(&commit).await?;
+        let mut loaded = assemble(release, None, &commit);
+
+        let pointer = self.stores.table.pointer().await.map_err(store_error)?;
+        let previous = match pointer.as_ref().filter(|p| p.generation > 0) {
+            Some(p) => Some(publish::load_plan(&self.stores, &p.snapshot).await?),
+            None => None,
+        };
+        // Delta needs something to add to; without a generation, everything is placed (F10).
+        let mode = if previous.is_none() {
+            Mode::Full
+        } else {
+            request.mode
+        };
+
+        match self.demand.demand(now).await {
+            Ok(d) => {
+                loaded.volumes = Some(d.volumes);
+                loaded.digests.volumes = Some(d.runs_digest);
+                loaded.digests.durations = d.durations_digest;
+            }
+            // A delta run only places new jobs: the demands of the current generation serve.
+            Err(e) if mode == Mode::Delta && previous.is_some() => {
+                tracing::warn!(error = %e, "volumes unavailable; the delta run uses the current generation's demands");
+                loaded.volumes = previous.as_ref().map(demands_of);
+                loaded.digests.volumes = Some("previous-generation".to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        loaded.previous = previous;
+        loaded.digests.previous = pointer.filter(|p| p.generation > 0).map(|p| p.plan_digest);
+        let settings = Settings {
+            mode,
+            ..self.settings.clone()
+        };
+        let plan =
+            dispatcher_core::run(&loaded.inputs(), &settings).map_err(|fatal| RecomputeError {
+                stage: "inputs",
+                // The inputs are wrong: only a new push can fix them.
+                retryable: false,
+                message: fatal
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
+        let published = publish::publish(
+            &self.stores,
+            &plan,
+            &PublishOptions::new(request.cause(), now),
+        )
+        .await?;
+
+        // What was processed advances only now (F3).
+        let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
+        let table = &self.stores.table;
+        table
+            .set_marker(INVENTORY_BLOB, blob.as_deref().unwrap_or(""))
+            .await
+            .map_err(store_error)?;
+        table
+            .set_marker(INVENTORY_DIGEST, &plan.inputs.inventory)
+            .await
+            .map_err(store_error)?;
+
+        let fallback = self
+            .fallback(&plan, &loaded, &commit, published.generation)
+            .await;
+        tracing::info!(
+            generation = published.generation,
+            commit = %commit,
+            mode = ?mode,
+            changed = published.changed,
+            fallback = ?fallback,
+            "recompute done"
+        );
+        Ok(Outcome {
+            commit,
+            mode,
+            published,
+            fallback,
+        })
+    }
+
+    /// Brings the backup PR up to date; its failure does not fail the recompute (the
+    /// generation is published), but leaves the marker for the next run (F15).
+    async fn fallback(
+        &self,
+        plan: &Plan,
+        loaded: &dispatcher_input::Loaded,
+        commit: &str,
+        generation: u64,
+    ) -> FallbackStatus {
+        let Some(publisher) = &self.fallback else {
+            return FallbackStatus::Disabled;
+        };
+        let table = &self.stores.table;
+        if let Err(e) = table
+            .set_marker(FALLBACK_PENDING, &generation.to_string())
+            .await
+        {
+            return FallbackStatus::Failed(e.to_string());
+        }
+        let change = match fallback_change(plan, loaded, commit, generation) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let _ = table.set_marker(FALLBACK_PENDING, "").await;
+                return FallbackStatus::UpToDate;
+            }
+            Err(e) => return FallbackStatus::Failed(e),
+        };
+        match publisher.publish(&change).await {
+            Ok(report) => {
+                if let Err(e) = table.set_marker(FALLBACK_PENDING, "").await {
+                    tracing::warn!(error = %e, "the fallback PR is done but its marker was not cleared");
+                }
+                FallbackStatus::Published(report)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.retryable, generation, "the fallback PR failed; it is retried by the next recompute");
+                FallbackStatus::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+/// The demands recorded in a plan, as volumes: a delta run's stand-in for Prometheus.
+fn demands_of(plan: &Plan) -> Volumes {
+    Volumes {
+        runs: plan
+            .jobs
+            .iter()
+            .map(|(k, e)| (k.clone(), e.demand))
+            .collect(),
+        hours: None,
+    }
+}
+
+/// The files of the release that must change for the static fields and `buildFarm` to
+/// match the plan; `None` when none must.
+pub fn fallback_change(
+    plan: &Plan,
+    loaded: &dispatcher_input::Loaded,
+    commit: &str,
+    generation: u64,
+) -> Result<Option<FallbackChange>, String> {
+    let mut files = BTreeMap::new();
+    for f in &loaded.files {
+        let stale = f.jobs.iter().any(|j| {
+            planned_cluster(plan, &j.name).is_some_and(|c| j.cluster.as_deref() != Some(c.as_str()))
+        });
+        if !stale {
+            continue;
+        }
+        let Some(bytes) = loaded.texts.get(&f.path) else {
+            return Err(format!("{}: the release was read without its text", f.path));
+        };
+        let text = String::from_utf8_lossy(bytes);
+        match job_file_for_plan(&text, plan) {
+            Ok(Some((new, _))) => {
+                files.insert(f.path.clone(), new);
+            }
+            Ok(None) => {}
+            // One odd file must not hold the others back; it is reported and skipped.
+            Err(e) => {
+                tracing::warn!(file = %f.path, error = %e, "cannot rewrite the file for the backup PR")
+            }
+        }
+    }
+    let config_text = String::from_utf8_lossy(&loaded.config_text);
+    if let Some(new) = config_for_plan(&config_text, plan) {
+        files.insert(dispatcher_input::CONFIG_PATH.to_owned(), new);
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(FallbackChange {
+        base_commit: commit.to_owned(),
+        generation,
+        title: format!("Automate prow job dispatcher: generation {generation}"),
+        body: dispatcher_store::report::markdown(plan),
+        files,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_envelopes_and_bare_inputs_are_weekly_runs() {
+        let envelope = serde_json::json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "1", "time": "2026-11-22T07:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:1:rule/weekly"], "detail": {}
+        });
+        assert_eq!(parse_invocation(&envelope), Ok(RecomputeRequest::weekly()));
+        assert_eq!(
+            parse_invocation(&serde_json::json!({})),
+            Ok(RecomputeRequest::weekly())
+        );
+        let push = serde_json::json!({"trigger": "push", "mode": "delta", "deliveryId": "d-1", "after": "abc"});
+        let r = parse_invocation(&push).unwrap();
+        assert_eq!(
+            (
+                r.trigger,
+                r.mode,
+                r.delivery_id.as_deref(),
+                r.after.as_deref()
+            ),
+            (Trigger::Push, Mode::Delta, Some("d-1"), Some("abc"))
+        );
+        assert!(parse_invocation(&serde_json::json!({"trigger": "sometimes"})).is_err());
+    }
+}
