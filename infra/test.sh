@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, installing and starting what the tests need: a moto
-# server (DynamoDB + S3) in a cached venv. Extra arguments go to `cargo test`.
+# server (DynamoDB + S3) in a cached venv, and a Prometheus from Debian with backfilled
+# data. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,9 @@ fi
 
 eval "$(./infra/emulator.sh start)"
 trap './infra/emulator.sh stop "$MOTO_PID"' EXIT
-# Tests that need the emulator fail, rather than skip, when it is missing.
-export DISPATCHER_REQUIRE_EMULATOR=1
+eval "$(./infra/prometheus.sh start)"
+trap './infra/emulator.sh stop "$MOTO_PID"; ./infra/prometheus.sh stop "$PROMETHEUS_PID"' EXIT
+# Tests that need the emulator or Prometheus fail, rather than skip, when it is missing.
+export DISPATCHER_REQUIRE_EMULATOR=1 DISPATCHER_REQUIRE_PROMETHEUS=1
 
 cargo test --workspace --locked "$@"

@@ -1,0 +1,153 @@
+#![doc = include_str!("../README.md")]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dispatcher_app::ports::{Demand, DemandSource, SourceError};
+use dispatcher_core::model::Volumes;
+use dispatcher_input::volumes::Vector;
+
+/// How the query is authenticated.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Bearer(_) => "Bearer(..)",
+            Auth::Basic { .. } => "Basic(..)",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `https://thanos-querier.example.com`.
+    pub url: String,
+    pub auth: Auth,
+    pub timeout: Duration,
+    /// The range of `increase()`, e.g. `7d`.
+    pub window: String,
+    /// The query is evaluated at `now - offset` (the existing dispatcher used 14 days; 0
+    /// means the most recent window).
+    pub offset: Duration,
+    /// A query returning job seconds per `job_name` over the window, optional.
+    pub durations_query: Option<String>,
+    /// Overrides the run-count query (for tests and unusual setups).
+    pub runs_query: Option<String>,
+}
+
+impl PrometheusConfig {
+    pub fn runs_query(&self) -> String {
+        self.runs_query.clone().unwrap_or_else(|| {
+            format!(
+                r#"sum(increase(prowjob_state_transitions{{state="pending"}}[{}])) by (job_name)"#,
+                self.window
+            )
+        })
+    }
+}
+
+pub struct PrometheusDemand {
+    client: reqwest::Client,
+    config: PrometheusConfig,
+}
+
+impl PrometheusDemand {
+    pub fn new(config: PrometheusConfig) -> Result<Self, SourceError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| SourceError::permanent("prometheus", format!("client: {e}")))?;
+        Ok(Self { client, config })
+    }
+
+    /// One instant query at `time`: the parsed vector and the digest of the response.
+    pub async fn query(&self, query: &str, time: i64) -> Result<(Vector, String), SourceError> {
+        let url = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
+        let mut request = self
+            .client
+            .get(&url)
+            .query(&[("query", query), ("time", &time.to_string())]);
+        request = match &self.config.auth {
+            Auth::None => request,
+            Auth::Bearer(t) => request.bearer_auth(t),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+        };
+        let response = request.send().await.map_err(|e| {
+            // Down, unreachable or too slow: the next attempt may work.
+            SourceError::retryable("prometheus", format!("{url}: {}", describe(&e)))
+        })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            SourceError::retryable(
+                "prometheus",
+                format!("{url}: reading the answer: {}", describe(&e)),
+            )
+        })?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(SourceError::retryable(
+                "prometheus",
+                format!(
+                    "{url}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                ),
+            ));
+        }
+        // A 4xx (bad query, bad credentials) or a malformed answer will not fix itself.
+        let vector = dispatcher_input::parse_vector(&body).map_err(|e| {
+            SourceError::permanent("prometheus", format!("{url}: HTTP {status}: {e}"))
+        })?;
+        Ok((vector, dispatcher_input::digest::sha256(&body)))
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("timed out: {e}")
+    } else if e.is_connect() {
+        format!("cannot connect: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+#[async_trait]
+impl DemandSource for PrometheusDemand {
+    async fn demand(&self, now: i64) -> Result<Demand, SourceError> {
+        let at = now - i64::try_from(self.config.offset.as_secs()).unwrap_or(0);
+        let query = self.config.runs_query();
+        let (runs, runs_digest) = self.query(&query, at).await?;
+        tracing::info!(jobs = runs.values.len(), time = at, query = %query, "volumes queried");
+        let mut warnings = runs.warnings;
+        let (hours, durations_digest) = match &self.config.durations_query {
+            Some(q) => {
+                let (secs, digest) = self.query(q, at).await?;
+                warnings.extend(secs.warnings);
+                (
+                    Some(dispatcher_input::seconds_to_hours(secs.values)),
+                    Some(digest),
+                )
+            }
+            None => (None, None),
+        };
+        Ok(Demand {
+            volumes: Volumes {
+                runs: runs.values,
+                hours,
+            },
+            runs_digest,
+            durations_digest,
+            warnings,
+        })
+    }
+}
