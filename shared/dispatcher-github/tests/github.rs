@@ -2,6 +2,11 @@
 //! commit (through the redirect GitHub answers with), blob SHAs, and the backup PR's calls
 //! in order, through rate limits and 5xx answers.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly, like the tests"
+)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
