@@ -2,6 +2,7 @@
 
 mod commands;
 mod render;
+mod serve;
 mod store;
 
 use std::path::PathBuf;
@@ -64,6 +65,30 @@ enum Command {
     History { job: String },
     /// The current generation: when and why it was published, and the per-cluster shares.
     Status,
+    /// Serve the lookup, the webhook and a manual recompute trigger on localhost, with the
+    /// same code as the Lambda functions.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Plan the bundled sample release into a fresh local store first.
+    #[arg(long, conflicts_with_all = ["release", "volumes", "clusters", "durations"])]
+    demo: bool,
+    /// A release checkout or .tar.gz to plan and serve (unless GitHub is configured).
+    #[arg(long, required_unless_present = "demo")]
+    release: Option<PathBuf>,
+    /// Prometheus vector of run counts (unless DISPATCHER_PROMETHEUS_URL is set).
+    #[arg(long)]
+    volumes: Option<PathBuf>,
+    #[arg(long)]
+    clusters: Option<PathBuf>,
+    #[arg(long)]
+    durations: Option<PathBuf>,
+    #[arg(long, default_value = "vsphere02")]
+    vsphere_cluster: String,
 }
 
 #[derive(Args, Clone)]
@@ -175,6 +200,7 @@ async fn main() -> ExitCode {
         Command::Rollback { to } => store::rollback(to).await,
         Command::History { job } => store::history(&job).await,
         Command::Status => store::status().await,
+        Command::Serve(args) => serve::serve(args).await,
     };
     match result {
         Ok(code) => code,

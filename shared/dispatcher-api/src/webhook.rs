@@ -69,7 +69,6 @@ pub fn verify_signature(
 pub fn webhook_router(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/github", post(deliver))
-        .route("/", post(deliver))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

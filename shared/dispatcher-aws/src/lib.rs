@@ -3,6 +3,7 @@
 mod convert;
 pub mod dynamo;
 pub mod emulator;
+pub mod lambda;
 pub mod provision;
 pub mod s3;
 
@@ -14,8 +15,13 @@ use dispatcher_store::{StoreConfig, StoreError, Stores};
 pub use dynamo::DynamoTable;
 pub use s3::S3Snapshots;
 
-/// The AWS clients, built once at cold start from the standard environment (credentials,
-/// region, `AWS_ENDPOINT_URL`).
+/// The shared AWS configuration, loaded once at cold start from the standard environment
+/// (credentials, region, `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The store's AWS clients, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub dynamo: aws_sdk_dynamodb::Client,
@@ -24,12 +30,15 @@ pub struct Clients {
 
 impl Clients {
     pub async fn from_env(path_style: bool) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let s3 = aws_sdk_s3::config::Builder::from(&config)
+        Self::from_config(&sdk_config().await, path_style)
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, path_style: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(path_style)
             .build();
         Self {
-            dynamo: aws_sdk_dynamodb::Client::new(&config),
+            dynamo: aws_sdk_dynamodb::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3),
         }
     }

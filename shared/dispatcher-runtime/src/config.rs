@@ -1,0 +1,312 @@
+//! Every setting of the functions and the local server, read once from the environment.
+//! No other code reads environment variables; errors name the variable.
+
+use std::time::Duration;
+
+use dispatcher_core::model::DemandModel;
+use dispatcher_core::{Settings, Strategy};
+use dispatcher_store::StoreConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is required")]
+    Missing { var: &'static str },
+    #[error("{var}={value:?}: {message}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] dispatcher_store::config::ConfigError),
+}
+
+/// Where a secret comes from: a Secrets Manager ARN in AWS, a plain variable locally.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Arn(String),
+    Value(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Arn(a) => write!(f, "Arn({a})"),
+            Secret::Value(_) => f.write_str("Value(..)"),
+        }
+    }
+}
+
+/// Reads variables from a source (the process environment, or a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn var(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.var(name).ok_or(ConfigError::Missing { var: name })
+    }
+
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var: name,
+                value: v,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v.trim()).map_err(|e| ConfigError::Invalid {
+                var: name,
+                value: v,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn list(&self, name: &'static str, default: &[&str]) -> Vec<String> {
+        match self.var(name) {
+            None => default.iter().map(|s| (*s).to_owned()).collect(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// `<name>_ARN` (Secrets Manager) wins over `<name>` (a plain value, for local runs).
+    pub fn secret(&self, arn: &'static str, plain: &'static str) -> Option<Secret> {
+        self.var(arn)
+            .map(Secret::Arn)
+            .or_else(|| self.var(plain).map(Secret::Value))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GitHubSettings {
+    /// `owner/name` of the release repository.
+    pub repo: String,
+    /// API base URL; the public API when unset.
+    pub api: Option<String>,
+    pub token: Option<Secret>,
+    pub timeout: Duration,
+    /// Open and update the backup PR.
+    pub pull_requests: bool,
+    pub branch: String,
+    pub labels: Vec<String>,
+}
+
+impl GitHubSettings {
+    pub fn owner_and_name(&self) -> (String, String) {
+        match self.repo.split_once('/') {
+            Some((o, n)) => (o.to_owned(), n.to_owned()),
+            None => (self.repo.clone(), String::new()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PrometheusSettings {
+    pub url: String,
+    pub token: Option<Secret>,
+    /// Basic authentication: this user, the token secret as password.
+    pub user: Option<String>,
+    pub timeout: Duration,
+    pub window: String,
+    pub offset: Duration,
+    pub durations_query: Option<String>,
+}
+
+/// The whole configuration; each function uses the parts it needs.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub store: StoreConfig,
+    pub github: GitHubSettings,
+    pub prometheus: Option<PrometheusSettings>,
+    pub webhook_secret: Option<Secret>,
+    /// Name or ARN of the recompute function (the webhook's hand-off).
+    pub recompute_function: Option<String>,
+    pub engine: Settings,
+}
+
+impl RuntimeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String> + Copy) -> Result<Self, ConfigError> {
+        let env = Env(var);
+        let repo = env
+            .var("DISPATCHER_GITHUB_REPO")
+            .unwrap_or_else(|| "openshift/release".to_owned());
+        if !repo.contains('/') {
+            return Err(ConfigError::Invalid {
+                var: "DISPATCHER_GITHUB_REPO",
+                value: repo,
+                message: "expected owner/name".to_owned(),
+            });
+        }
+        let github = GitHubSettings {
+            repo,
+            api: env.var("DISPATCHER_GITHUB_API"),
+            token: env.secret("DISPATCHER_GITHUB_TOKEN_ARN", "DISPATCHER_GITHUB_TOKEN"),
+            timeout: env.duration("DISPATCHER_GITHUB_TIMEOUT", Duration::from_secs(20))?,
+            pull_requests: env.parsed("DISPATCHER_PR_ENABLED", true)?,
+            branch: env
+                .var("DISPATCHER_PR_BRANCH")
+                .unwrap_or_else(|| "automate-prow-job-dispatcher".to_owned()),
+            labels: env.list(
+                "DISPATCHER_PR_LABELS",
+                &["rehearsals-ack", "priority/ci-critical"],
+            ),
+        };
+        let prometheus = match env.var("DISPATCHER_PROMETHEUS_URL") {
+            None => None,
+            Some(url) => Some(PrometheusSettings {
+                url,
+                token: env.secret(
+                    "DISPATCHER_PROMETHEUS_TOKEN_ARN",
+                    "DISPATCHER_PROMETHEUS_TOKEN",
+                ),
+                user: env.var("DISPATCHER_PROMETHEUS_USER"),
+                timeout: env.duration("DISPATCHER_PROMETHEUS_TIMEOUT", Duration::from_secs(30))?,
+                window: env
+                    .var("DISPATCHER_PROMETHEUS_WINDOW")
+                    .unwrap_or_else(|| "7d".to_owned()),
+                offset: env.duration("DISPATCHER_PROMETHEUS_OFFSET", Duration::ZERO)?,
+                durations_query: env.var("DISPATCHER_PROMETHEUS_DURATIONS_QUERY"),
+            }),
+        };
+        let strategy = match env.var("DISPATCHER_STRATEGY").as_deref() {
+            None | Some("balanced") => Strategy::Balanced,
+            Some("classic") => Strategy::Classic,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "DISPATCHER_STRATEGY",
+                    value: other.to_owned(),
+                    message: "expected balanced or classic".to_owned(),
+                });
+            }
+        };
+        let percent = |name: &'static str| -> Result<f64, ConfigError> {
+            let v: f64 = env.parsed(name, 10.0)?;
+            if (0.0..=100.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid {
+                    var: name,
+                    value: v.to_string(),
+                    message: "not a percentage".to_owned(),
+                })
+            }
+        };
+        let engine = Settings {
+            strategy,
+            vsphere_cluster: env
+                .var("DISPATCHER_VSPHERE_CLUSTER")
+                .unwrap_or_else(|| "vsphere02".to_owned()),
+            hysteresis_percent: percent("DISPATCHER_HYSTERESIS_PERCENT")?,
+            movement_budget_percent: percent("DISPATCHER_MOVEMENT_BUDGET_PERCENT")?,
+            demand: DemandModel {
+                run_weight: env.parsed("DISPATCHER_RUN_WEIGHT", 1.0)?,
+                hour_weight: env.parsed("DISPATCHER_HOUR_WEIGHT", 1.0)?,
+                minimum: env.parsed("DISPATCHER_MIN_DEMAND", 1.0)?,
+            },
+            ..Settings::default()
+        };
+        Ok(Self {
+            store: StoreConfig::from_lookup(var)?,
+            github,
+            prometheus,
+            webhook_secret: env
+                .secret("DISPATCHER_WEBHOOK_SECRET_ARN", "DISPATCHER_WEBHOOK_SECRET"),
+            recompute_function: env.var("DISPATCHER_RECOMPUTE_FUNCTION"),
+            engine,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &'static [(&'static str, &'static str)]) -> Result<RuntimeConfig, ConfigError> {
+        RuntimeConfig::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_production_ones() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.github.repo, "openshift/release");
+        assert!(c.prometheus.is_none());
+        assert_eq!(
+            (
+                c.engine.hysteresis_percent,
+                c.engine.movement_budget_percent
+            ),
+            (10.0, 10.0)
+        );
+        assert_eq!(c.engine.vsphere_cluster, "vsphere02");
+        assert!(matches!(c.store, StoreConfig::Local { .. }));
+    }
+
+    #[test]
+    fn secrets_prefer_arns_and_never_print() {
+        let c = from(&[
+            ("DISPATCHER_WEBHOOK_SECRET", "plain"),
+            ("DISPATCHER_WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.webhook_secret,
+            Some(Secret::Arn("arn:aws:secretsmanager:x".to_owned()))
+        );
+        let local = from(&[
+            ("DISPATCHER_PROMETHEUS_URL", "http://p"),
+            ("DISPATCHER_PROMETHEUS_TOKEN", "hunter2"),
+        ])
+        .unwrap();
+        assert!(!format!("{local:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = from(&[("DISPATCHER_HYSTERESIS_PERCENT", "150")]).unwrap_err();
+        assert!(
+            e.to_string().contains("DISPATCHER_HYSTERESIS_PERCENT"),
+            "{e}"
+        );
+        let e = from(&[
+            ("DISPATCHER_PROMETHEUS_URL", "http://p"),
+            ("DISPATCHER_PROMETHEUS_TIMEOUT", "soon"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("DISPATCHER_PROMETHEUS_TIMEOUT"),
+            "{e}"
+        );
+        let e = from(&[("DISPATCHER_GITHUB_REPO", "release")]).unwrap_err();
+        assert!(e.to_string().contains("owner/name"), "{e}");
+    }
+}

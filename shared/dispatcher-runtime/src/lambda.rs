@@ -1,0 +1,91 @@
+//! Between Lambda events and the use cases.
+
+use axum::Router;
+use dispatcher_app::recompute::{Outcome, parse_invocation};
+use dispatcher_app::{RecomputeError, Recomputer};
+use lambda_http::RequestExt;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+/// Routes on the path the client sent: `lambda_http` prefixes a REST API's stage (`/Prod/`),
+/// which would otherwise miss the `/` route.
+pub fn without_stage(mut req: lambda_http::Request) -> lambda_http::Request {
+    let raw = req.raw_http_path().to_owned();
+    if raw.is_empty() || raw == req.uri().path() {
+        return req;
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{raw}?{q}"),
+        None => raw,
+    };
+    if let Ok(uri) = path_and_query.parse::<http::Uri>() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// Serves a router behind API Gateway (REST or HTTP API).
+pub async fn serve_http(router: Router) -> Result<(), lambda_http::Error> {
+    let service = tower::ServiceBuilder::new()
+        .map_request(without_stage)
+        .service(router);
+    lambda_http::run(service).await
+}
+
+/// A failed recompute, typed for Lambda's error reports (retryable or not).
+#[derive(Debug)]
+pub struct RecomputeFailure(pub RecomputeError);
+
+impl std::fmt::Display for RecomputeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<RecomputeFailure> for Diagnostic {
+    fn from(e: RecomputeFailure) -> Self {
+        Diagnostic {
+            error_type: if e.0.retryable {
+                "Retryable"
+            } else {
+                "NonRetryable"
+            }
+            .to_owned(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
+fn summary(o: &Outcome) -> Value {
+    json!({
+        "commit": o.commit,
+        "mode": o.mode,
+        "generation": o.published.generation,
+        "unchanged": o.published.unchanged,
+        "changed": o.published.changed,
+        "fallback": format!("{:?}", o.fallback),
+    })
+}
+
+/// The recompute function's handler: any JSON (a schedule envelope, the webhook's
+/// hand-off, an operator's invoke).
+pub async fn recompute(
+    recomputer: &Recomputer,
+    event: LambdaEvent<Value>,
+    now: i64,
+) -> Result<Value, RecomputeFailure> {
+    let request = parse_invocation(&event.payload).map_err(|message| {
+        RecomputeFailure(RecomputeError {
+            stage: "input",
+            retryable: false,
+            message,
+        })
+    })?;
+    match recomputer.run(&request, now).await {
+        Ok(outcome) => Ok(summary(&outcome)),
+        Err(e) => {
+            tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "recompute failed; the last good generation keeps serving");
+            Err(RecomputeFailure(e))
+        }
+    }
+}

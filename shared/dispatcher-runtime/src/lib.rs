@@ -1,0 +1,240 @@
+//! Wiring shared by the three Lambda functions and the local server: configuration read
+//! once from the environment, clients and adapters built once at cold start, and the
+//! adapters between Lambda events and the use cases. The functions' `main`s only call in.
+
+pub mod config;
+pub mod lambda;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use dispatcher_api::{
+    LookupState, TriggerState, WebhookState, lookup_router, trigger_router, webhook_router,
+};
+use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
+use dispatcher_app::ports::{DemandSource, FallbackPublisher, Handoff, RepoSource};
+use dispatcher_app::{LookupService, Recomputer};
+use dispatcher_github::{GitHub, GitHubConfig};
+use dispatcher_prometheus::{Auth, PrometheusConfig, PrometheusDemand};
+use dispatcher_store::Stores;
+
+pub use config::{RuntimeConfig, Secret};
+
+/// Seconds since the epoch: the only clock, read at the edges.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The AWS configuration, loaded on first need (the local server may never need it).
+#[derive(Default)]
+pub struct Aws(tokio::sync::OnceCell<aws_config::SdkConfig>);
+
+impl Aws {
+    pub async fn config(&self) -> &aws_config::SdkConfig {
+        self.0.get_or_init(dispatcher_aws::sdk_config).await
+    }
+
+    /// A secret's value: read from Secrets Manager once, or given in plain locally.
+    pub async fn secret(&self, secret: &Secret) -> Result<String> {
+        match secret {
+            Secret::Value(v) => Ok(v.clone()),
+            Secret::Arn(arn) => {
+                let client = aws_sdk_secretsmanager::Client::new(self.config().await);
+                Ok(dispatcher_aws::lambda::secret(&client, arn).await?)
+            }
+        }
+    }
+}
+
+pub async fn stores(cfg: &RuntimeConfig) -> Result<Stores> {
+    dispatcher_aws::open(&cfg.store)
+        .await
+        .with_context(|| format!("Failed to open the store {:?}", cfg.store))
+}
+
+/// The GitHub adapter for the release repository.
+pub async fn github(cfg: &RuntimeConfig, aws: &Aws) -> Result<Arc<GitHub>> {
+    let token = match &cfg.github.token {
+        Some(s) => Some(
+            aws.secret(s)
+                .await
+                .context("Failed to read the GitHub token")?,
+        ),
+        None => None,
+    };
+    let crab = GitHub::client(token, cfg.github.api.as_deref(), cfg.github.timeout)?;
+    let (owner, repo) = cfg.github.owner_and_name();
+    let config = GitHubConfig {
+        branch: cfg.github.branch.clone(),
+        labels: cfg.github.labels.clone(),
+        ..GitHubConfig::new(owner, repo)
+    };
+    Ok(Arc::new(GitHub::new(crab, config)))
+}
+
+/// The Prometheus demand source, if configured.
+pub async fn prometheus(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn DemandSource>>> {
+    let Some(p) = &cfg.prometheus else {
+        return Ok(None);
+    };
+    let token = match &p.token {
+        Some(s) => Some(
+            aws.secret(s)
+                .await
+                .context("Failed to read the Prometheus token")?,
+        ),
+        None => None,
+    };
+    let auth = match (token, &p.user) {
+        (None, _) => Auth::None,
+        (Some(t), None) => Auth::Bearer(t),
+        (Some(password), Some(user)) => Auth::Basic {
+            user: user.clone(),
+            password,
+        },
+    };
+    let demand = PrometheusDemand::new(PrometheusConfig {
+        url: p.url.clone(),
+        auth,
+        timeout: p.timeout,
+        window: p.window.clone(),
+        offset: p.offset,
+        durations_query: p.durations_query.clone(),
+        runs_query: None,
+    })?;
+    Ok(Some(Arc::new(demand)))
+}
+
+/// The recompute function's use case: GitHub, Prometheus and the store.
+pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws) -> Result<Recomputer> {
+    let gh = github(cfg, aws).await?;
+    let demand = prometheus(cfg, aws)
+        .await?
+        .context("DISPATCHER_PROMETHEUS_URL is required by the recompute function")?;
+    Ok(Recomputer {
+        stores: stores(cfg).await?,
+        repo: gh.clone(),
+        demand,
+        fallback: cfg
+            .github
+            .pull_requests
+            .then_some(gh as Arc<dyn FallbackPublisher>),
+        settings: cfg.engine.clone(),
+    })
+}
+
+pub fn lookup(stores: Stores) -> Router {
+    lookup_router(Arc::new(LookupState {
+        service: Arc::new(LookupService::new(stores)),
+        now,
+    }))
+}
+
+/// The webhook's router, with the secret read once.
+pub async fn webhook(
+    cfg: &RuntimeConfig,
+    aws: &Aws,
+    stores: &Stores,
+    source: Arc<dyn RepoSource>,
+    handoff: Arc<dyn Handoff>,
+) -> Result<Router> {
+    let secret = cfg.webhook_secret.as_ref().context(
+        "DISPATCHER_WEBHOOK_SECRET_ARN (or DISPATCHER_WEBHOOK_SECRET locally) is required",
+    )?;
+    let secret = aws
+        .secret(secret)
+        .await
+        .context("Failed to read the webhook secret")?;
+    Ok(webhook_router(Arc::new(WebhookState {
+        secret: secret.into_bytes(),
+        repo: cfg.github.repo.clone(),
+        source,
+        table: stores.table.clone(),
+        handoff,
+        now,
+    })))
+}
+
+/// Where the local server reads a release and volumes from when GitHub and Prometheus are
+/// not configured.
+#[derive(Debug, Clone)]
+pub struct LocalInputs {
+    pub release: PathBuf,
+    pub clusters: Option<PathBuf>,
+    pub volumes: Option<PathBuf>,
+    pub durations: Option<PathBuf>,
+}
+
+/// The local server: the same routers as the Lambdas over the configured store, a
+/// recompute worker in process, and the manual trigger.
+pub struct LocalServer {
+    pub router: Router,
+    pub handoff: LocalHandoff,
+    pub recomputer: Arc<Recomputer>,
+    pub stores: Stores,
+    /// The manual trigger's bearer token.
+    pub token: String,
+    pub webhook: bool,
+}
+
+impl LocalServer {
+    pub async fn build(cfg: &RuntimeConfig, inputs: &LocalInputs, token: String) -> Result<Self> {
+        let aws = Aws::default();
+        let stores = stores(cfg).await?;
+        // GitHub when it is configured (an API URL or a token), the files otherwise.
+        let gh = if cfg.github.api.is_some() || cfg.github.token.is_some() {
+            Some(github(cfg, &aws).await?)
+        } else {
+            None
+        };
+        let repo: Arc<dyn RepoSource> = match &gh {
+            Some(g) => g.clone(),
+            None => Arc::new(LocalRepo {
+                path: inputs.release.clone(),
+                clusters: inputs.clusters.clone(),
+            }),
+        };
+        let demand: Arc<dyn DemandSource> = match prometheus(cfg, &aws).await? {
+            Some(p) => p,
+            None => Arc::new(FileDemand {
+                runs: inputs
+                    .volumes
+                    .clone()
+                    .context("--volumes is required without DISPATCHER_PROMETHEUS_URL")?,
+                durations: inputs.durations.clone(),
+            }),
+        };
+        let recomputer = Arc::new(Recomputer {
+            stores: stores.clone(),
+            repo: repo.clone(),
+            demand,
+            fallback: gh
+                .filter(|_| cfg.github.pull_requests)
+                .map(|g| g as Arc<dyn FallbackPublisher>),
+            settings: cfg.engine.clone(),
+        });
+        let handoff = LocalHandoff::start(recomputer.clone(), now);
+        let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
+        let mut router = lookup(stores.clone()).merge(trigger_router(Arc::new(TriggerState {
+            token: token.clone(),
+            handoff: shared.clone(),
+        })));
+        let webhook = cfg.webhook_secret.is_some();
+        if webhook {
+            router = router.merge(self::webhook(cfg, &aws, &stores, repo, shared).await?);
+        }
+        Ok(Self {
+            router,
+            handoff,
+            recomputer,
+            stores,
+            token,
+            webhook,
+        })
+    }
+}
