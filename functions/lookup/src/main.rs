@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = RuntimeConfig::from_env()?;
     let stores = stores(&config).await?;
-    lambda::serve_http(lookup(stores)).await
+    lambda::serve_http(lookup(&config, stores)).await
 }

@@ -143,6 +143,8 @@ pub struct RuntimeConfig {
     /// Name or ARN of the recompute function (the webhook's hand-off).
     pub recompute_function: Option<String>,
     pub engine: Settings,
+    /// How often a lookup re-reads the generation pointer: the staleness bound.
+    pub lookup_refresh: Duration,
 }
 
 impl RuntimeConfig {
@@ -238,6 +240,17 @@ impl RuntimeConfig {
                 .secret("DISPATCHER_WEBHOOK_SECRET_ARN", "DISPATCHER_WEBHOOK_SECRET"),
             recompute_function: env.var("DISPATCHER_RECOMPUTE_FUNCTION"),
             engine,
+            lookup_refresh: {
+                let d = env.duration("DISPATCHER_LOOKUP_REFRESH", Duration::from_secs(10))?;
+                if d > Duration::from_secs(30) {
+                    return Err(ConfigError::Invalid {
+                        var: "DISPATCHER_LOOKUP_REFRESH",
+                        value: humantime::format_duration(d).to_string(),
+                        message: "answers may not be more than 30 s stale".to_owned(),
+                    });
+                }
+                d
+            },
         })
     }
 }

@@ -128,9 +128,9 @@ pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws) -> Result<Recomputer> {
     })
 }
 
-pub fn lookup(stores: Stores) -> Router {
+pub fn lookup(cfg: &RuntimeConfig, stores: Stores) -> Router {
     lookup_router(Arc::new(LookupState {
-        service: Arc::new(LookupService::new(stores)),
+        service: Arc::new(LookupService::with_refresh(stores, cfg.lookup_refresh)),
         now,
     }))
 }
@@ -220,10 +220,11 @@ impl LocalServer {
         });
         let handoff = LocalHandoff::start(recomputer.clone(), now);
         let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
-        let mut router = lookup(stores.clone()).merge(trigger_router(Arc::new(TriggerState {
-            token: token.clone(),
-            handoff: shared.clone(),
-        })));
+        let mut router =
+            lookup(cfg, stores.clone()).merge(trigger_router(Arc::new(TriggerState {
+                token: token.clone(),
+                handoff: shared.clone(),
+            })));
         let webhook = cfg.webhook_secret.is_some();
         if webhook {
             router = router.merge(self::webhook(cfg, &aws, &stores, repo, shared).await?);
