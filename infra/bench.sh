@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a benchmark program in release mode: engine | store.
-# The store benchmark gets its own emulator.
+# Runs a benchmark program in release mode: engine | store | lookup.
+# The store benchmark gets its own emulator; the lookup benchmark installs wrk and nginx
+# from Debian and builds the release binaries it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -10,5 +11,14 @@ case "${1:-}" in
     trap './infra/emulator.sh stop "$MOTO_PID"' EXIT
     cargo run --release --locked -p dispatcher-tests --bin bench-store
     ;;
-  *) echo "usage: $0 engine|store" >&2; exit 2 ;;
+  lookup)
+    if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y --no-install-recommends wrk nginx >/dev/null \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends wrk nginx >/dev/null; }
+    fi
+    cargo build --release --locked -p dispatcher-cli -p lookup
+    cargo run --release --locked -p dispatcher-tests --bin bench-lookup
+    ;;
+  *) echo "usage: $0 engine|store|lookup" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt as _;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_runtime::{LocalInputs, LocalServer, RuntimeConfig, now};
 use dispatcher_store::StoreConfig;
@@ -153,6 +154,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if server.webhook {
         println!("  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)");
     }
+    // Small answers on kept-alive connections: do not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server.router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
