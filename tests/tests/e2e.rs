@@ -426,6 +426,20 @@ async fn the_same_through_recorded_lambda_event_shapes() {
         .unwrap(),
     )
     .unwrap();
+    let check = || async {
+        lambda::recompute(
+            &recomputer,
+            lambda_runtime::LambdaEvent::new(
+                serde_json::json!({"action": "check"}),
+                lambda_runtime::Context::default(),
+            ),
+            dispatcher_runtime::now() + 7200,
+        )
+        .await
+        .unwrap()
+    };
+    // The hourly freshness check: nothing has succeeded yet.
+    assert_eq!(check().await["secondsSinceLastSuccess"], Value::Null);
     let first = lambda::recompute(
         &recomputer,
         lambda_runtime::LambdaEvent::new(schedule, lambda_runtime::Context::default()),
@@ -434,6 +448,8 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     .await
     .unwrap();
     assert_eq!(first["generation"], 1);
+    let age = check().await["secondsSinceLastSuccess"].as_i64().unwrap();
+    assert!((7200..7300).contains(&age), "{age}");
     merge_and_block(&github).await;
     let before_push = received(&github).await;
 

@@ -25,6 +25,9 @@ use crate::push::INVENTORY_BLOB;
 pub const FALLBACK_PENDING: &str = "fallback-pending";
 /// The marker holding the inventory digest of the last published generation.
 pub const INVENTORY_DIGEST: &str = "inventory-digest";
+/// The marker holding when (Unix seconds) a recompute last succeeded, published or not: a
+/// run whose plan is already current adds no generation, yet proves the pipeline works.
+pub const LAST_SUCCESS: &str = "last-success";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,15 +73,33 @@ impl RecomputeRequest {
     }
 }
 
+/// What the recompute function was invoked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Recompute(RecomputeRequest),
+    /// `{"action": "check"}` (an hourly schedule): report how long ago a recompute last
+    /// succeeded, for the "no successful recompute for 8 days" alarm, which a plain metric
+    /// alarm cannot express (CloudWatch evaluates at most 7 days).
+    FreshnessCheck,
+}
+
 /// Reads any JSON a recompute can be invoked with: an EventBridge schedule envelope (or a
-/// bare `{}`) is the weekly full run; otherwise a [`RecomputeRequest`].
-pub fn parse_invocation(input: &serde_json::Value) -> Result<RecomputeRequest, String> {
+/// bare `{}`) is the weekly full run; `{"action": "check"}` the freshness check; otherwise a
+/// [`RecomputeRequest`].
+pub fn parse_invocation(input: &serde_json::Value) -> Result<Invocation, String> {
     let scheduled = input.get("source").and_then(|v| v.as_str()) == Some("aws.events")
         && input.get("detail-type").and_then(|v| v.as_str()) == Some("Scheduled Event");
     if scheduled || input.as_object().is_some_and(serde_json::Map::is_empty) || input.is_null() {
-        return Ok(RecomputeRequest::weekly());
+        return Ok(Invocation::Recompute(RecomputeRequest::weekly()));
     }
-    serde_json::from_value(input.clone()).map_err(|e| format!("not a recompute request: {e}"))
+    match input.get("action").and_then(|v| v.as_str()) {
+        Some("check") => return Ok(Invocation::FreshnessCheck),
+        Some(other) => return Err(format!("unknown action {other:?} (expected \"check\")")),
+        None => {}
+    }
+    serde_json::from_value(input.clone())
+        .map(Invocation::Recompute)
+        .map_err(|e| format!("not a recompute request: {e}"))
 }
 
 /// Why a recompute failed, and whether running it again may help.
@@ -224,6 +245,10 @@ impl Recomputer {
             .set_marker(INVENTORY_DIGEST, &plan.inputs.inventory)
             .await
             .map_err(store_error)?;
+        table
+            .set_marker(LAST_SUCCESS, &now.to_string())
+            .await
+            .map_err(store_error)?;
 
         let fallback = self
             .fallback(&plan, &loaded, &commit, published.generation)
@@ -242,6 +267,19 @@ impl Recomputer {
             published,
             fallback,
         })
+    }
+
+    /// Seconds since a recompute last succeeded; `None` before the first success.
+    pub async fn since_last_success(&self, now: i64) -> Result<Option<i64>, RecomputeError> {
+        let marker = self
+            .stores
+            .table
+            .marker(LAST_SUCCESS)
+            .await
+            .map_err(store_error)?;
+        Ok(marker
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|at| (now - at).max(0)))
     }
 
     /// Brings the backup PR up to date; its failure does not fail the recompute (the
@@ -356,13 +394,13 @@ mod tests {
             "account": "1", "time": "2026-11-22T07:00:00Z", "region": "us-east-1",
             "resources": ["arn:aws:events:us-east-1:1:rule/weekly"], "detail": {}
         });
-        assert_eq!(parse_invocation(&envelope), Ok(RecomputeRequest::weekly()));
-        assert_eq!(
-            parse_invocation(&serde_json::json!({})),
-            Ok(RecomputeRequest::weekly())
-        );
+        let weekly = Ok(Invocation::Recompute(RecomputeRequest::weekly()));
+        assert_eq!(parse_invocation(&envelope), weekly);
+        assert_eq!(parse_invocation(&serde_json::json!({})), weekly);
         let push = serde_json::json!({"trigger": "push", "mode": "delta", "deliveryId": "d-1", "after": "abc"});
-        let r = parse_invocation(&push).unwrap();
+        let Ok(Invocation::Recompute(r)) = parse_invocation(&push) else {
+            panic!("a push hand-off is a recompute");
+        };
         assert_eq!(
             (
                 r.trigger,
@@ -373,5 +411,15 @@ mod tests {
             (Trigger::Push, Mode::Delta, Some("d-1"), Some("abc"))
         );
         assert!(parse_invocation(&serde_json::json!({"trigger": "sometimes"})).is_err());
+    }
+
+    #[test]
+    fn the_hourly_check_is_not_a_recompute() {
+        assert_eq!(
+            parse_invocation(&serde_json::json!({"action": "check"})),
+            Ok(Invocation::FreshnessCheck)
+        );
+        let e = parse_invocation(&serde_json::json!({"action": "dance"})).unwrap_err();
+        assert!(e.contains("dance"), "{e}");
     }
 }

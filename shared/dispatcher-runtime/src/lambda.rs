@@ -1,11 +1,13 @@
 //! Between Lambda events and the use cases.
 
 use axum::Router;
-use dispatcher_app::recompute::{Outcome, parse_invocation};
+use dispatcher_app::recompute::{Invocation, Outcome, parse_invocation};
 use dispatcher_app::{RecomputeError, Recomputer};
 use lambda_http::RequestExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
+
+use crate::metrics;
 
 /// Routes on the path the client sent: `lambda_http` prefixes a REST API's stage (`/Prod/`),
 /// which would otherwise miss the `/` route.
@@ -68,21 +70,57 @@ fn summary(o: &Outcome) -> Value {
 }
 
 /// The recompute function's handler: any JSON (a schedule envelope, the webhook's
-/// hand-off, an operator's invoke).
+/// hand-off, an operator's invoke, the hourly freshness check).
 pub async fn recompute(
     recomputer: &Recomputer,
     event: LambdaEvent<Value>,
     now: i64,
 ) -> Result<Value, RecomputeFailure> {
-    let request = parse_invocation(&event.payload).map_err(|message| {
+    let invocation = parse_invocation(&event.payload).map_err(|message| {
         RecomputeFailure(RecomputeError {
             stage: "input",
             retryable: false,
             message,
         })
     })?;
+    let function = &event.context.env_config.function_name;
+    let request = match invocation {
+        Invocation::Recompute(r) => r,
+        Invocation::FreshnessCheck => {
+            let age = recomputer
+                .since_last_success(now)
+                .await
+                .map_err(RecomputeFailure)?;
+            // Before the first success nothing is put: the alarm treats missing data as
+            // breaching, so a stack that never recomputed is not reported healthy.
+            if let Some(seconds) = age {
+                let hours = seconds as f64 / 3600.0;
+                metrics::put(
+                    function,
+                    now * 1000,
+                    &[(metrics::HOURS_SINCE_SUCCESS, hours, "None")],
+                );
+            }
+            return Ok(json!({ "secondsSinceLastSuccess": age }));
+        }
+    };
     match recomputer.run(&request, now).await {
-        Ok(outcome) => Ok(summary(&outcome)),
+        Ok(outcome) => {
+            metrics::put(
+                function,
+                now * 1000,
+                &[
+                    (metrics::RECOMPUTE_SUCCEEDED, 1.0, "Count"),
+                    (
+                        metrics::CHANGED_ASSIGNMENTS,
+                        outcome.published.changed as f64,
+                        "Count",
+                    ),
+                    (metrics::HOURS_SINCE_SUCCESS, 0.0, "None"),
+                ],
+            );
+            Ok(summary(&outcome))
+        }
         Err(e) => {
             tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "recompute failed; the last good generation keeps serving");
             Err(RecomputeFailure(e))

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod lambda;
+pub mod metrics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
