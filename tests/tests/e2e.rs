@@ -438,7 +438,7 @@ async fn the_same_through_recorded_lambda_event_shapes() {
         .await
         .unwrap()
     };
-    // The hourly freshness check: nothing has succeeded yet.
+    // The scheduled freshness check: nothing has succeeded yet.
     assert_eq!(check().await["secondsSinceLastSuccess"], Value::Null);
     let first = lambda::recompute(
         &recomputer,

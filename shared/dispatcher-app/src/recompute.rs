@@ -77,7 +77,7 @@ impl RecomputeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     Recompute(RecomputeRequest),
-    /// `{"action": "check"}` (an hourly schedule): report how long ago a recompute last
+    /// `{"action": "check"}` (a schedule, every 30 minutes): report how long ago a recompute last
     /// succeeded, for the "no successful recompute for 8 days" alarm, which a plain metric
     /// alarm cannot express (CloudWatch evaluates at most 7 days).
     FreshnessCheck,
@@ -414,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hourly_check_is_not_a_recompute() {
+    fn the_freshness_check_is_not_a_recompute() {
         assert_eq!(
             parse_invocation(&serde_json::json!({"action": "check"})),
             Ok(Invocation::FreshnessCheck)

@@ -70,7 +70,7 @@ fn summary(o: &Outcome) -> Value {
 }
 
 /// The recompute function's handler: any JSON (a schedule envelope, the webhook's
-/// hand-off, an operator's invoke, the hourly freshness check).
+/// hand-off, an operator's invoke, the scheduled freshness check).
 pub async fn recompute(
     recomputer: &Recomputer,
     event: LambdaEvent<Value>,

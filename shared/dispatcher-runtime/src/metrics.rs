@@ -9,7 +9,7 @@ pub const NAMESPACE: &str = "ProwDispatcher";
 pub const RECOMPUTE_SUCCEEDED: &str = "RecomputeSucceeded";
 /// Assignments a successful recompute changed.
 pub const CHANGED_ASSIGNMENTS: &str = "ChangedAssignments";
-/// Hours since a recompute last succeeded: 0 from a success, the age from the hourly check.
+/// Hours since a recompute last succeeded: 0 from a success, the age from the scheduled check.
 pub const HOURS_SINCE_SUCCESS: &str = "HoursSinceSuccess";
 
 /// One EMF document: `metrics` under [`NAMESPACE`], with the function's name as the only
