@@ -148,20 +148,29 @@ pub(crate) fn best_cluster(
     f: &BalFile<'_>,
     exclude: Option<usize>,
 ) -> usize {
-    let mut best: Option<(f64, u64, usize)> = None;
+    // (score, cluster, tie hash once computed): hashing the path only on equal scores.
+    let mut best: Option<(f64, usize, Option<u64>)> = None;
     for c in pool.members(f.mask) {
         if Some(c) == exclude {
             continue;
         }
         let score = (load[c] + f.demand) / pool.cap[c];
-        let key = (score, tie_hash(f.path, &pool.names[c]), c);
         best = match best {
-            None => Some(key),
-            Some(b) if key.0 < b.0 || (key.0 == b.0 && (key.1, key.2) < (b.1, b.2)) => Some(key),
+            None => Some((score, c, None)),
+            Some((bs, ..)) if score < bs => Some((score, c, None)),
+            Some((bs, bc, bh)) if score == bs => {
+                let bh = bh.unwrap_or_else(|| tie_hash(f.path, &pool.names[bc]));
+                let h = tie_hash(f.path, &pool.names[c]);
+                if (h, c) < (bh, bc) {
+                    Some((score, c, Some(h)))
+                } else {
+                    Some((bs, bc, Some(bh)))
+                }
+            }
             keep => keep,
         };
     }
-    best.map_or(usize::MAX, |b| b.2)
+    best.map_or(usize::MAX, |b| b.1)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,6 @@
 //! One placement run: inputs in, plan out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::balance::{self, BalFile, Churn, Outcome, Pool, Start};
 use crate::classic::{self, ClassicFile, ClassicOutcome, FarmCluster};
@@ -82,14 +82,13 @@ pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
         Err(errors) => diags.extend(errors),
         Ok(rules) => {
             let files = sorted_files(inputs.files);
-            diags.extend(checks::check_files(&rules, &files));
-            let (_, dup) = dedupe_jobs(&files);
-            diags.extend(dup);
+            let facts: Vec<_> = files.iter().map(|f| rules.file_facts(&f.path)).collect();
+            diags.extend(checks::check_files(&files, &facts));
+            diags.extend(dedupe_jobs(&files).diagnostics);
             let mut decisions = Vec::new();
-            for f in &files {
-                let facts = rules.file_facts(&f.path);
+            for (f, facts) in files.iter().zip(&facts) {
                 for job in &f.jobs {
-                    match rules.decide_in(job, &facts, job.cluster.as_deref()) {
+                    match rules.decide_in(job, facts, job.cluster.as_deref()) {
                         Ok(d) => decisions.push(d),
                         // A file matching several entries is reported once, by check_files.
                         Err(e) if e.rule == Rule::GroupPath => {}
@@ -155,30 +154,64 @@ fn sorted_files(files: &[JobFile]) -> Vec<&JobFile> {
     v
 }
 
-/// The first definition of a job name (in path order) wins; later ones are reported.
-fn dedupe_jobs<'a>(files: &[&'a JobFile]) -> (Vec<(usize, &'a Job)>, Vec<Diagnostic>) {
-    // Only membership is asked of this map, so its order cannot leak into the output.
-    let mut first: HashMap<&str, &str> = HashMap::with_capacity(files.len() * 4);
-    let mut keep = Vec::new();
-    let mut diags = Vec::new();
-    for (fi, f) in files.iter().enumerate() {
-        for job in &f.jobs {
-            match first.get(job.name.as_str()) {
-                Some(other) => diags.push(Diagnostic::warning(
-                    f.path.clone(),
-                    job.name.clone(),
-                    format!(
-                        "job name is also defined in {other}; that definition is placed and this one follows its answer"
-                    ),
-                )),
-                None => {
-                    first.insert(&job.name, &f.path);
-                    keep.push((fi, job));
-                }
-            }
+/// The jobs that are placed: the first definition of a job name (in path order) wins, and
+/// later ones are reported.
+struct Winners<'a> {
+    /// (file index, job), in path order and file order.
+    jobs: Vec<(usize, &'a Job)>,
+    /// Indices into `jobs`, sorted by job name: the order of the plan's `jobs` map.
+    by_name: Vec<usize>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn dedupe_jobs<'a>(files: &[&'a JobFile]) -> Winners<'a> {
+    let all: Vec<(usize, &Job)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, f)| f.jobs.iter().map(move |j| (fi, j)))
+        .collect();
+    // One sort by (name, position) finds the duplicates and gives the plan's order. The
+    // keys sit next to each other, so that comparing them does not chase pointers.
+    let mut keyed: Vec<(&str, usize)> = all.iter().map(|(_, j)| j.name.as_str()).zip(0..).collect();
+    keyed.sort_unstable();
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    let mut keep = vec![false; all.len()];
+    let mut diagnostics = Vec::new();
+    let mut first = usize::MAX;
+    for &i in &order {
+        if first != usize::MAX && all[first].1.name == all[i].1.name {
+            let (fi, job) = all[i];
+            diagnostics.push(Diagnostic::warning(
+                files[fi].path.clone(),
+                job.name.clone(),
+                format!(
+                    "job name is also defined in {}; that definition is placed and this one follows its answer",
+                    files[all[first].0].path
+                ),
+            ));
+        } else {
+            first = i;
+            keep[i] = true;
         }
     }
-    (keep, diags)
+    let mut index = vec![usize::MAX; all.len()];
+    let mut jobs = Vec::with_capacity(all.len());
+    for (i, &j) in all.iter().enumerate() {
+        if keep[i] {
+            index[i] = jobs.len();
+            jobs.push(j);
+        }
+    }
+    let by_name = order
+        .into_iter()
+        .filter(|&i| keep[i])
+        .map(|i| index[i])
+        .collect();
+    Winners {
+        jobs,
+        by_name,
+        diagnostics,
+    }
 }
 
 /// Where a job goes before file-level choices are made.
@@ -245,18 +278,20 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     .map_err(|e| FatalInputs(finish_diagnostics(e)))?;
     let inv = inputs.inventory;
     let files = sorted_files(inputs.files);
-    diags.extend(checks::check_files(&rules, &files));
-    let (winners, dup) = dedupe_jobs(&files);
+    let facts: Vec<_> = files.iter().map(|f| rules.file_facts(&f.path)).collect();
+    diags.extend(checks::check_files(&files, &facts));
+    let Winners {
+        jobs: winners,
+        by_name,
+        diagnostics: dup,
+    } = dedupe_jobs(&files);
     diags.extend(dup);
 
-    let prev_jobs = inputs.previous.map(|p| &p.jobs);
-    let prev_index: HashMap<&str, Option<&str>> = prev_jobs
-        .map(|pj| {
-            pj.iter()
-                .map(|(k, e)| (k.as_str(), e.cluster.as_deref()))
-                .collect()
-        })
-        .unwrap_or_default();
+    // The previous plan's entry of each job, by one walk of both name orders.
+    let prev_entries: Vec<Option<&JobEntry>> = match inputs.previous {
+        Some(p) => join_by_name(&winners, &by_name, &p.jobs),
+        None => vec![None; winners.len()],
+    };
     let volumes = if settings.strategy == Strategy::Resolve {
         None
     } else {
@@ -285,12 +320,13 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     };
 
     // Per job: the ladder.
-    let facts: Vec<_> = files.iter().map(|f| rules.file_facts(&f.path)).collect();
-    let demand = DemandIndex::new(volumes, settings.demand);
+    let demands = demands(&winners, &by_name, volumes, settings.demand);
     let mut jobs: Vec<PJob<'_>> = winners
         .iter()
-        .map(|&(fi, job)| {
-            let prev = prev_index.get(job.name.as_str()).copied().flatten();
+        .zip(&prev_entries)
+        .zip(demands)
+        .map(|((&(fi, job), prev_entry), demand)| {
+            let prev = prev_entry.and_then(|e| e.cluster.as_deref());
             let incumbent = if inputs.previous.is_some() {
                 prev
             } else {
@@ -299,7 +335,7 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             PJob {
                 job,
                 file: fi,
-                demand: demand.of(&job.name),
+                demand,
                 prev,
                 decision: rules.decide_in(job, &facts[fi], incumbent),
                 place: Place::Movable,
@@ -335,29 +371,35 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     for (ji, j) in jobs.iter().enumerate() {
         pfiles[j.file].jobs.push(ji);
     }
+    let all: u128 = (0..pool.names.len()).fold(0, |m, i| m | (1u128 << i));
+    let mut provider_mask: BTreeMap<&str, u128> = BTreeMap::new();
+    for (i, n) in pool.names.iter().enumerate() {
+        *provider_mask.entry(&inv.clusters[n].provider).or_default() |= 1u128 << i;
+    }
     for pf in &mut pfiles {
-        let clouds: BTreeSet<String> = pf
-            .jobs
-            .iter()
-            .filter(|&&ji| jobs[ji].job.is_kubernetes())
-            .filter_map(|&ji| rules.mapped_cloud(jobs[ji].job))
-            .collect();
-        let farm_providers: BTreeSet<&str> = rules.farm_cloud.keys().map(String::as_str).collect();
-        if clouds.len() == 1 {
-            let c = clouds.into_iter().next().unwrap_or_default();
-            if farm_providers.contains(c.as_str()) {
-                pf.cloud = Some(c);
+        // The file's cloud: the one mapped cloud all its Kubernetes jobs share, if any.
+        let mut cloud: Option<&str> = None;
+        let mut several = false;
+        for &ji in &pf.jobs {
+            let job = jobs[ji].job;
+            if let Some(c) = job
+                .is_kubernetes()
+                .then(|| rules.mapped_cloud(job))
+                .flatten()
+            {
+                match cloud {
+                    None => cloud = Some(c),
+                    Some(x) if x != c => several = true,
+                    Some(_) => {}
+                }
             }
         }
-        let all: u128 = (0..pool.names.len()).fold(0, |m, i| m | (1u128 << i));
+        if !several && let Some(c) = cloud.filter(|c| rules.farm_cloud.contains_key(*c)) {
+            pf.cloud = Some(c.to_owned());
+        }
         pf.mask = match &pf.cloud {
             Some(cloud) => {
-                let m = pool
-                    .names
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| inv.clusters[*n].provider == *cloud)
-                    .fold(0u128, |m, (i, _)| m | (1u128 << i));
+                let m = provider_mask.get(cloud.as_str()).copied().unwrap_or(0);
                 if m == 0 {
                     pf.relaxed = true;
                     all
@@ -623,7 +665,7 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     let mut moved_out: BTreeMap<String, f64> = BTreeMap::new();
     let mut new_jobs = 0;
     if inputs.previous.is_some() {
-        for (j, e) in jobs.iter().zip(&finals) {
+        for ((j, e), prev_entry) in jobs.iter().zip(&finals).zip(&prev_entries) {
             let now = e.cluster.as_deref();
             match (j.prev, now) {
                 (Some(p), Some(n)) if p != n => {
@@ -638,13 +680,14 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
                 }
                 _ => {}
             }
-            if !prev_index.contains_key(j.job.name.as_str()) {
+            if prev_entry.is_none() {
                 new_jobs += 1;
             }
         }
     }
-    let current: HashSet<&str> = jobs.iter().map(|j| j.job.name.as_str()).collect();
-    let removed_jobs = prev_index.keys().filter(|k| !current.contains(*k)).count();
+    let removed_jobs = inputs.previous.map_or(0, |p| {
+        p.jobs.len() - prev_entries.iter().filter(|e| e.is_some()).count()
+    });
 
     let clusters = cluster_entries(
         inv,
@@ -703,11 +746,14 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
         summary,
         clusters,
         files: file_entries,
-        jobs: jobs
-            .iter()
-            .zip(finals)
-            .map(|(j, e)| (j.job.name.clone(), e))
-            .collect(),
+        jobs: {
+            let mut finals: Vec<Option<JobEntry>> = finals.into_iter().map(Some).collect();
+            // Already in key order, so the map is built without a second sort's work.
+            by_name
+                .iter()
+                .filter_map(|&i| Some((jobs[i].job.name.clone(), finals[i].take()?)))
+                .collect()
+        },
         unschedulable,
         diagnostics: finish_diagnostics(diags),
     })
@@ -732,38 +778,45 @@ fn no_eligible_reason(inv: &Inventory) -> String {
     format!("no cluster accepts new files ({})", states.join(", "))
 }
 
-/// Demand by job name, hashed once: the volumes map is looked up for every job.
-struct DemandIndex<'a> {
-    runs: HashMap<&'a str, f64>,
-    hours: Option<HashMap<&'a str, f64>>,
-    model: DemandModel,
-    sampled: bool,
+/// The value of each winner's name in a name-keyed map, or `None`; indexed like `winners`.
+/// Both sides are in name order, so one merge walk replaces a lookup per job.
+fn join_by_name<'m, V>(
+    winners: &[(usize, &Job)],
+    by_name: &[usize],
+    map: &'m BTreeMap<String, V>,
+) -> Vec<Option<&'m V>> {
+    let mut out = vec![None; winners.len()];
+    let mut entries = map.iter().peekable();
+    for &i in by_name {
+        let name = winners[i].1.name.as_str();
+        while entries.next_if(|(k, _)| k.as_str() < name).is_some() {}
+        if let Some((_, v)) = entries.next_if(|(k, _)| k.as_str() == name) {
+            out[i] = Some(v);
+        }
+    }
+    out
 }
 
-impl<'a> DemandIndex<'a> {
-    fn new(volumes: Option<&'a Volumes>, model: DemandModel) -> Self {
-        let index =
-            |m: &'a BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        Self {
-            runs: volumes.map(|v| index(&v.runs)).unwrap_or_default(),
-            hours: volumes.and_then(|v| v.hours.as_ref()).map(index),
-            model,
-            sampled: volumes.is_some(),
-        }
-    }
-
-    fn of(&self, job: &str) -> f64 {
-        if !self.sampled {
-            return self.model.minimum;
-        }
-        let runs = self.runs.get(job).copied().unwrap_or(0.0);
-        let hours = self
-            .hours
-            .as_ref()
-            .and_then(|h| h.get(job).copied())
-            .unwrap_or(0.0);
-        self.model.combine(runs, hours)
-    }
+/// Each winner's demand: runs and hours from the volumes, floored (jobs without samples
+/// get the minimum, F14); without volumes every job weighs the minimum.
+fn demands(
+    winners: &[(usize, &Job)],
+    by_name: &[usize],
+    volumes: Option<&Volumes>,
+    model: DemandModel,
+) -> Vec<f64> {
+    let Some(v) = volumes else {
+        return vec![model.minimum; winners.len()];
+    };
+    let runs = join_by_name(winners, by_name, &v.runs);
+    let hours = match &v.hours {
+        Some(h) => join_by_name(winners, by_name, h),
+        None => vec![None; winners.len()],
+    };
+    runs.iter()
+        .zip(&hours)
+        .map(|(r, h)| model.combine(r.copied().unwrap_or(0.0), h.copied().unwrap_or(0.0)))
+        .collect()
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -787,8 +840,7 @@ fn first_place(j: &PJob<'_>, inv: &Inventory, strategy: &Strategy) -> Place {
     let Some(target) = d.cluster.as_deref() else {
         return Place::NonKubernetes;
     };
-    let exempt = crate::rules::is_cluster_upgrade_job(&j.job.name);
-    let blocked = inv.is_blocked(target) && !exempt;
+    let blocked = inv.is_blocked(target) && !crate::rules::is_cluster_upgrade_job(&j.job.name);
     if *strategy == Strategy::Resolve {
         // Resolve is decided per job, with the file's most used static cluster standing in
         // for C when the target is blocked (what the sanitizer does).
@@ -822,18 +874,19 @@ fn resolve_file_cluster<'a>(
 }
 
 fn most_common<'a>(it: impl Iterator<Item = &'a str>) -> Option<String> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    // A file's jobs name a handful of clusters: a short list beats a map.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
     for c in it.filter(|c| !c.is_empty()) {
-        *counts.entry(c).or_default() += 1;
-    }
-    // Highest count; ties go to the lexicographically smallest name (BTreeMap order).
-    let mut best: Option<(&str, usize)> = None;
-    for (c, n) in counts {
-        if best.is_none_or(|(_, bn)| n > bn) {
-            best = Some((c, n));
+        match counts.iter_mut().find(|(n, _)| *n == c) {
+            Some((_, k)) => *k += 1,
+            None => counts.push((c, 1)),
         }
     }
-    best.map(|(c, _)| c.to_owned())
+    // Highest count; ties go to the lexicographically smallest name.
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(c, _)| c.to_owned())
 }
 
 #[derive(Debug, Clone)]
@@ -1004,7 +1057,7 @@ fn choose_files(
             let farm: BTreeMap<String, FarmCluster> = rules
                 .farm_cloud
                 .values()
-                .flatten()
+                .flat_map(|s| s.iter())
                 .map(|n| {
                     let c = &inv.clusters[n];
                     (

@@ -3,7 +3,8 @@
 //! This is shared by `resolve` (what the sanitizer writes) and by the balancing strategies,
 //! so the static fallback and the API agree on every non-relocatable job.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -75,8 +76,9 @@ pub struct Decision {
     pub relocatable: bool,
     pub rule: Rule,
     pub detail: String,
-    /// For set-based rules: the clusters the rule picks from (sorted or config order).
-    pub set: Vec<String>,
+    /// For set-based rules: the clusters the rule picks from (sorted or config order),
+    /// shared between the jobs that pick from it.
+    pub set: Arc<[String]>,
 }
 
 /// Per-file inputs of the ladder: the group paths and `buildFarm` entries matching it.
@@ -85,13 +87,35 @@ pub struct FileFacts<'p, 'a> {
     pub path: &'p str,
     pub basename_len: usize,
     group_paths: Vec<(&'a str, &'a Regex)>,
-    farm: Vec<&'a str>,
+    /// `buildFarm` entries listing the file's basename: (cloud, cluster).
+    farm: Vec<(&'a str, &'a str)>,
 }
 
 impl FileFacts<'_, '_> {
     /// Whether a group path regex matches the file (then `buildFarm` does not list it).
     pub fn matches_group_path(&self) -> bool {
         !self.group_paths.is_empty()
+    }
+
+    /// Every entry that claims the file, as `groups.<c>.paths "<re>"` or
+    /// `buildFarm.<cloud>.<c>`: more than one is an error (the Go dispatcher aborts).
+    pub fn claims(&self) -> Vec<String> {
+        let mut hits: Vec<String> = self
+            .group_paths
+            .iter()
+            .map(|(c, re)| format!("groups.{c}.paths {:?}", re.as_str()))
+            .collect();
+        hits.extend(
+            self.farm
+                .iter()
+                .map(|(cloud, c)| format!("buildFarm.{cloud}.{c}")),
+        );
+        hits
+    }
+
+    /// Whether more than one entry claims the file.
+    pub fn is_contested(&self) -> bool {
+        self.group_paths.len() + self.farm.len() > 1
     }
 }
 
@@ -108,12 +132,20 @@ pub struct Rules<'a> {
     pub config: &'a DispatcherConfig,
     pub inventory: &'a Inventory,
     pub vsphere_cluster: String,
-    group_jobs: HashMap<&'a str, &'a str>,
+    group_jobs: FastMap<&'a str, &'a str>,
     group_paths: Vec<(&'a str, Regex)>,
-    farm_files: HashMap<&'a str, Vec<&'a str>>,
+    farm_files: FastMap<&'a str, Vec<(&'a str, &'a str)>>,
     /// provider -> sorted build-farm clusters (usable, not reserved): `BuildFarmCloud`.
-    pub farm_cloud: BTreeMap<String, Vec<String>>,
+    pub farm_cloud: BTreeMap<String, Arc<[String]>>,
+    kvm: Arc<[String]>,
+    no_builds: Arc<[String]>,
+    /// The set of rules that pick from none, shared.
+    no_set: Arc<[String]>,
 }
+
+/// Membership and lookup maps of the run. Only ever queried, never iterated, so their
+/// order cannot reach a plan; the hasher is the fast non-keyed one of rustc.
+pub(crate) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Anything that went wrong while compiling: fatal diagnostics.
 pub type CompileErrors = Vec<Diagnostic>;
@@ -128,7 +160,7 @@ impl<'a> Rules<'a> {
         config_file: &str,
     ) -> Result<Self, CompileErrors> {
         let mut errors = Vec::new();
-        let mut group_jobs: HashMap<&str, &str> = HashMap::new();
+        let mut group_jobs: FastMap<&str, &str> = FastMap::default();
         for (cluster, group) in &config.groups {
             for job in &group.jobs {
                 if let Some(other) = group_jobs.insert(job, cluster)
@@ -161,11 +193,14 @@ impl<'a> Rules<'a> {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut farm_files: HashMap<&str, Vec<&str>> = HashMap::new();
-        for clusters in config.build_farm.values() {
+        let mut farm_files: FastMap<&str, Vec<(&str, &str)>> = FastMap::default();
+        for (cloud, clusters) in &config.build_farm {
             for (cluster, files) in clusters {
                 for f in files {
-                    farm_files.entry(f.as_str()).or_default().push(cluster);
+                    farm_files
+                        .entry(f.as_str())
+                        .or_default()
+                        .push((cloud.as_str(), cluster.as_str()));
                 }
             }
         }
@@ -185,27 +220,20 @@ impl<'a> Rules<'a> {
             group_jobs,
             group_paths,
             farm_files,
-            farm_cloud,
+            farm_cloud: farm_cloud.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            kvm: config.kvm.as_slice().into(),
+            no_builds: config.no_builds.as_slice().into(),
+            no_set: Arc::from([]),
         })
     }
 
-    /// Group path regexes matching a file path (unanchored, against the repo-relative path).
-    pub fn group_path_matches(&self, path: &str) -> Vec<(&'a str, &str)> {
-        self.group_paths
-            .iter()
-            .filter(|(_, re)| re.is_match(path))
-            .map(|(c, re)| (*c, re.as_str()))
-            .collect()
-    }
-
     /// The cloud after `cloudMapping`, applied once for every use (F19).
-    pub fn mapped_cloud(&self, job: &Job) -> Option<String> {
+    pub fn mapped_cloud<'s>(&'s self, job: &'s Job) -> Option<&'s str> {
         job.raw_cloud().map(|raw| {
             self.config
                 .cloud_mapping
                 .get(raw)
-                .cloned()
-                .unwrap_or_else(|| raw.to_owned())
+                .map_or(raw, String::as_str)
         })
     }
 
@@ -255,7 +283,7 @@ impl<'a> Rules<'a> {
             relocatable: false,
             rule,
             detail,
-            set: Vec::new(),
+            set: Arc::clone(&self.no_set),
         };
         // 1
         if !job.is_kubernetes() {
@@ -264,7 +292,7 @@ impl<'a> Rules<'a> {
                 relocatable: false,
                 rule: Rule::NoClusterAgent,
                 detail: format!("agent {:?} is not kubernetes", job.agent),
-                set: Vec::new(),
+                set: Arc::clone(&self.no_set),
             });
         }
         // 1a (HEAD)
@@ -318,9 +346,9 @@ impl<'a> Rules<'a> {
             return self.by_capabilities(job, &required, basename_len, incumbent);
         }
         // 6
-        if job.labels.contains_key(labels::KVM) && !self.config.kvm.is_empty() {
+        if job.labels.contains_key(labels::KVM) && !self.kvm.is_empty() {
             return self.pick(
-                &self.config.kvm,
+                &self.kvm,
                 basename_len,
                 incumbent,
                 Rule::Kvm,
@@ -330,7 +358,7 @@ impl<'a> Rules<'a> {
         // 7
         if self.config.determine_e2e_by_job
             && let Some(cloud) = self.mapped_cloud(job)
-            && let Some(set) = self.farm_cloud.get(&cloud).filter(|s| !s.is_empty())
+            && let Some(set) = self.farm_cloud.get(cloud).filter(|s| !s.is_empty())
         {
             let raw = job.raw_cloud().unwrap_or_default();
             let detail = if raw == cloud {
@@ -341,9 +369,9 @@ impl<'a> Rules<'a> {
             return self.pick(set, basename_len, incumbent, Rule::E2eCloud, detail);
         }
         // 8
-        if job.labels.contains_key(labels::NO_BUILDS) && !self.config.no_builds.is_empty() {
+        if job.labels.contains_key(labels::NO_BUILDS) && !self.no_builds.is_empty() {
             return self.pick(
-                &self.config.no_builds,
+                &self.no_builds,
                 basename_len,
                 incumbent,
                 Rule::NoBuilds,
@@ -370,14 +398,14 @@ impl<'a> Rules<'a> {
             }
             matches.push(format!("groups.{cluster}.paths {:?}", re.as_str()));
         }
-        for cluster in &file.farm {
+        for (_, cluster) in &file.farm {
             if decided.is_none() {
                 decided = Some(Decision {
                     cluster: Some((*cluster).to_owned()),
                     relocatable: true,
                     rule: Rule::BuildFarm,
                     detail: format!("file listed in buildFarm under {cluster}"),
-                    set: Vec::new(),
+                    set: Arc::clone(&self.no_set),
                 });
             }
             matches.push(format!("buildFarm {cluster}"));
@@ -401,7 +429,7 @@ impl<'a> Rules<'a> {
             relocatable: true,
             rule: Rule::Default,
             detail: "no rule matched: default".to_owned(),
-            set: Vec::new(),
+            set: Arc::clone(&self.no_set),
         })
     }
 
@@ -429,12 +457,12 @@ impl<'a> Rules<'a> {
                 ),
             });
         }
-        let mut set = capable.clone();
+        let mut set = capable;
         let mut detail = format!("requires [{wanted}]");
         if self.config.determine_e2e_by_job
             && let Some(cloud) = self.mapped_cloud(job)
         {
-            let same_cloud: Vec<String> = capable
+            let same_cloud: Vec<String> = set
                 .iter()
                 .filter(|n| self.inventory.clusters[*n].provider == cloud)
                 .cloned()
@@ -444,7 +472,13 @@ impl<'a> Rules<'a> {
                 detail.push_str(&format!(" on cloud {cloud}"));
             }
         }
-        self.pick(&set, basename_len, incumbent, Rule::Capability, detail)
+        self.pick(
+            &set.into(),
+            basename_len,
+            incumbent,
+            Rule::Capability,
+            detail,
+        )
     }
 
     /// Explains a capability miss: which clusters have the capabilities but are blocked,
@@ -485,7 +519,7 @@ impl<'a> Rules<'a> {
     /// that would newly land on the cordoned cluster change).
     fn pick(
         &self,
-        set: &[String],
+        set: &Arc<[String]>,
         basename_len: usize,
         incumbent: Option<&str>,
         rule: Rule,
@@ -512,7 +546,7 @@ impl<'a> Rules<'a> {
             relocatable: false,
             rule,
             detail,
-            set: set.to_vec(),
+            set: Arc::clone(set),
         })
     }
 }
@@ -554,7 +588,7 @@ pub fn resolve_target(
         .cluster
         .as_deref()
         .expect("resolve_target is only called for Kubernetes jobs");
-    let exempt = is_cluster_upgrade_job(job_name) && inventory.is_blocked(d);
+    let exempt = inventory.is_blocked(d) && is_cluster_upgrade_job(job_name);
     let blocked = |c: &str| inventory.is_blocked(c) && !(exempt && c == d);
     let c = file_cluster.unwrap_or(d);
     let (t, fallback) = if c == d || decision.relocatable {

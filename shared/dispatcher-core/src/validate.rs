@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::diag::Diagnostic;
 use crate::engine::{Inputs, Settings};
 use crate::model::JobFile;
-use crate::rules::Rules;
+use crate::rules::FileFacts;
 
 /// The most clusters balancing handles (eligibility is a 128-bit set).
 pub const MAX_BALANCED_CLUSTERS: usize = 128;
@@ -163,44 +163,31 @@ pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diag
 }
 
 /// File-level findings that placement isolates (F7): a file matched by more than one group
-/// path or build-farm entry.
-pub(crate) fn check_files(rules: &Rules<'_>, files: &[&JobFile]) -> Vec<Diagnostic> {
+/// path or build-farm entry, and basenames that `buildFarm` cannot tell apart.
+pub(crate) fn check_files(files: &[&JobFile], facts: &[FileFacts<'_, '_>]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut listed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (cloud, clusters) in &rules.config.build_farm {
-        for (cluster, names) in clusters {
-            for n in names {
-                listed
-                    .entry(n.as_str())
-                    .or_default()
-                    .push(format!("buildFarm.{cloud}.{cluster}"));
-            }
-        }
-    }
-    let mut by_basename: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for f in files {
-        by_basename.entry(f.basename()).or_default().push(&f.path);
-    }
-    for (base, paths) in by_basename.iter().filter(|(_, p)| p.len() > 1) {
+    let mut by_basename: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.basename(), f.path.as_str()))
+        .collect();
+    // Stable: within a basename, path order (the files come sorted by path).
+    by_basename.sort_by(|a, b| a.0.cmp(b.0));
+    for group in by_basename
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| g.len() > 1)
+    {
         out.push(Diagnostic::error(
-            paths[1].to_owned(),
+            group[1].1.to_owned(),
             "",
             format!(
-                "shares its basename {base} with {}: buildFarm lists files by basename and cannot tell them apart",
-                paths[0]
+                "shares its basename {} with {}: buildFarm lists files by basename and cannot tell them apart",
+                group[0].0, group[0].1
             ),
         ));
     }
-    for f in files {
-        let mut hits: Vec<String> = rules
-            .group_path_matches(&f.path)
-            .into_iter()
-            .map(|(c, re)| format!("groups.{c}.paths {re:?}"))
-            .collect();
-        if let Some(l) = listed.get(f.basename()) {
-            hits.extend(l.iter().cloned());
-        }
-        if hits.len() > 1 {
+    for (f, facts) in files.iter().zip(facts) {
+        if facts.is_contested() {
+            let mut hits = facts.claims();
             hits.sort();
             out.push(Diagnostic::error(
                 f.path.clone(),
