@@ -5,6 +5,7 @@ pub mod digest;
 pub mod inventory;
 pub mod jobs;
 pub mod release;
+mod scan;
 pub mod volumes;
 pub mod writeback;
 mod yaml;
@@ -105,36 +106,75 @@ fn read_vector(
 /// Reads and parses every input of a run. Problems with the release's own files become
 /// diagnostics (so that `validate` can list them all); unreadable side inputs are errors.
 pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, LoadError> {
-    let release = read_release(&src.release, src.parse, progress)?;
-    let clusters = match &src.clusters {
-        Some(p) => Some((p.display().to_string(), read(p)?)),
-        None => None,
-    };
-    let mut loaded = assemble(release, clusters, &src.release.display().to_string());
-    if let Some(p) = &src.volumes {
-        let (runs, d) = read_vector(p, &mut loaded.diagnostics)?;
+    // The side inputs do not depend on the release: they are read while it streams.
+    let (release, side) = rayon::join(
+        || read_release(&src.release, src.parse, progress),
+        || read_side(src),
+    );
+    let (release, side) = (release?, side?);
+    let mut loaded = assemble(release, side.clusters, &src.release.display().to_string());
+    loaded.diagnostics.extend(side.diagnostics);
+    if let Some((runs, d)) = side.volumes {
         loaded.digests.volumes = Some(d);
         loaded.volumes = Some(Volumes {
             runs: runs.values,
             hours: None,
         });
     }
-    if let Some(p) = &src.durations {
-        let (secs, d) = read_vector(p, &mut loaded.diagnostics)?;
+    if let Some((secs, d)) = side.durations {
         loaded.digests.durations = Some(d);
         loaded.volumes.get_or_insert_with(Volumes::default).hours =
             Some(seconds_to_hours(secs.values));
     }
-    if let Some(p) = &src.previous {
-        let bytes = read(p)?;
-        loaded.digests.previous = Some(digest::sha256(&bytes));
-        let text = String::from_utf8_lossy(&bytes);
-        loaded.previous = Some(Plan::from_json(&text).map_err(|source| LoadError::Plan {
-            path: p.clone(),
-            source,
-        })?);
+    if let Some((plan, d)) = side.previous {
+        loaded.digests.previous = Some(d);
+        loaded.previous = Some(plan);
     }
     Ok(loaded)
+}
+
+/// The inputs beside the release, each with its digest.
+struct Side {
+    clusters: Option<(String, Vec<u8>)>,
+    volumes: Option<(volumes::Vector, String)>,
+    durations: Option<(volumes::Vector, String)>,
+    previous: Option<(Plan, String)>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn read_side(src: &InputPaths) -> Result<Side, LoadError> {
+    let mut diagnostics = Vec::new();
+    let clusters = match &src.clusters {
+        Some(p) => Some((p.display().to_string(), read(p)?)),
+        None => None,
+    };
+    let volumes = match &src.volumes {
+        Some(p) => Some(read_vector(p, &mut diagnostics)?),
+        None => None,
+    };
+    let durations = match &src.durations {
+        Some(p) => Some(read_vector(p, &mut diagnostics)?),
+        None => None,
+    };
+    let previous = match &src.previous {
+        Some(p) => {
+            let bytes = read(p)?;
+            let text = String::from_utf8_lossy(&bytes);
+            let plan = Plan::from_json(&text).map_err(|source| LoadError::Plan {
+                path: p.clone(),
+                source,
+            })?;
+            Some((plan, digest::sha256(&bytes)))
+        }
+        None => None,
+    };
+    Ok(Side {
+        clusters,
+        volumes,
+        durations,
+        previous,
+        diagnostics,
+    })
 }
 
 /// Job seconds (the durations query) as job-hours.
@@ -159,6 +199,8 @@ pub fn assemble(release: Release, clusters: Option<(String, Vec<u8>)>, origin: &
                 format!("not found in {origin}"),
             )],
         )
+    } else if let Some(parsed) = release.parsed_config {
+        parsed
     } else {
         parse_config(&config_text, CONFIG_PATH)
     };

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use dispatcher_core::Diagnostic;
-use dispatcher_core::model::JobFile;
+use dispatcher_core::model::{DispatcherConfig, JobFile};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::{parse_job_file, parse_job_file_unpruned};
+use crate::jobs::{parse_job_file, parse_job_file_full};
 
 /// How thoroughly job files are parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,12 +49,14 @@ pub struct ReadOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Release {
     pub config: Option<Vec<u8>>,
+    /// `config` parsed (by the pool that parses the job files, while they stream).
+    pub parsed_config: Option<(DispatcherConfig, Vec<Diagnostic>)>,
     pub clusters: Option<Vec<u8>>,
     /// Job files that parsed, sorted by path.
     pub files: Vec<JobFile>,
     /// Files that did not parse (path and line), left out of placement.
     pub diagnostics: Vec<Diagnostic>,
-    /// `sha256:` over every job file's path and content, in path order.
+    /// `sha256:` over every job file's path and [`crate::digest::job_file`], in path order.
     pub jobs_digest: String,
     /// Job files' bytes by path, when asked for ([`ReadOptions::keep_text`]).
     pub texts: BTreeMap<String, Vec<u8>>,
@@ -72,11 +74,18 @@ pub enum ReleaseError {
     NoJobs(PathBuf),
 }
 
-/// One file of interest, read but not yet parsed.
-struct Raw {
-    path: String,
-    bytes: Vec<u8>,
+/// Files of interest as the tarball streamer hands them over: several files in one
+/// buffer, so that the hand-over costs one channel message and one allocation per batch
+/// rather than per file, and buffers go back to the streamer to be filled again.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// Repo-relative path and where its bytes are in `data`.
+    files: Vec<(String, std::ops::Range<usize>)>,
 }
+
+/// A batch is handed over once it holds this much.
+const BATCH_BYTES: usize = 1 << 20;
 
 struct Parsed {
     path: String,
@@ -87,7 +96,7 @@ struct Parsed {
 }
 
 enum Item {
-    Config(Vec<u8>),
+    Config(Vec<u8>, (DispatcherConfig, Vec<Diagnostic>)),
     Clusters(Vec<u8>),
     Job(Parsed),
 }
@@ -116,20 +125,32 @@ fn repo_relative(path: &str) -> Option<&str> {
     classify(rest).map(|_| rest)
 }
 
-fn process(raw: Raw, opts: ReadOptions) -> Item {
-    match classify(&raw.path) {
-        Some(0) => Item::Config(raw.bytes),
-        Some(1) => Item::Clusters(raw.bytes),
-        _ => Item::Job(Parsed {
-            size: raw.bytes.len() as u64,
-            digest: Sha256::digest(&raw.bytes).into(),
-            result: match opts.parse {
-                Parse::Fast => parse_job_file(&raw.bytes),
-                Parse::Full => parse_job_file_unpruned(&raw.bytes),
-            },
-            path: raw.path,
-            text: opts.keep_text.then_some(raw.bytes),
-        }),
+fn process(path: String, bytes: &[u8], opts: ReadOptions) -> Item {
+    match classify(&path) {
+        Some(0) => {
+            let parsed = crate::config::parse_config(bytes, CONFIG_PATH);
+            Item::Config(bytes.to_vec(), parsed)
+        }
+        Some(1) => Item::Clusters(bytes.to_vec()),
+        _ => {
+            let size = bytes.len() as u64;
+            let result = match opts.parse {
+                Parse::Fast => parse_job_file(bytes),
+                Parse::Full => parse_job_file_full(bytes),
+            };
+            // A file that does not parse is identified by its bytes.
+            let digest = match &result {
+                Ok(jobs) => crate::digest::job_file(size, jobs),
+                Err(_) => Sha256::digest(bytes).into(),
+            };
+            Item::Job(Parsed {
+                size,
+                digest,
+                result,
+                path,
+                text: opts.keep_text.then(|| bytes.to_vec()),
+            })
+        }
     }
 }
 
@@ -178,7 +199,10 @@ pub fn read(
     let mut parsed = Vec::new();
     for item in items {
         match item {
-            Item::Config(b) => release.config = Some(b),
+            Item::Config(b, parsed) => {
+                release.config = Some(b);
+                release.parsed_config = Some(parsed);
+            }
             Item::Clusters(b) => release.clusters = Some(b),
             Item::Job(p) => parsed.push(p),
         }
@@ -251,7 +275,7 @@ fn read_dir(
         .map(|(abs, rel)| {
             let bytes =
                 std::fs::read(&abs).map_err(|source| ReleaseError::Io { path: abs, source })?;
-            let item = process(Raw { path: rel, bytes }, opts);
+            let item = process(rel, &bytes, opts);
             if matches!(item, Item::Job(_)) {
                 progress();
             }
@@ -266,53 +290,74 @@ fn read_tarball(
     opts: ReadOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Item>, ReleaseError> {
-    // One thread streams the archive; the pool parses what it hands over.
-    let (tx, rx) = mpsc::sync_channel::<Raw>(256);
-    let owned = path.to_owned();
-    let streamer = std::thread::spawn(move || -> Result<(), ReleaseError> {
-        let io = |source| ReleaseError::Io {
-            path: owned.clone(),
-            source,
-        };
+    // One pool thread streams the archive and spawns a parse task per batch, which the
+    // other threads take; when the stream ends, the streaming thread helps parse what is
+    // left. Emptied buffers come back to the streamer to be filled again.
+    let parsed: std::sync::Mutex<Vec<Item>> = std::sync::Mutex::new(Vec::new());
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    // Only the streamer receives; the mutex just makes the receiver shareable with it.
+    let back_rx = std::sync::Mutex::new(back_rx);
+    let io = |source| ReleaseError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let fresh = || {
+        let mut b = back_rx
+            .lock()
+            .ok()
+            .and_then(|rx| rx.try_recv().ok())
+            .unwrap_or_default();
+        b.data.clear();
+        b.files.clear();
+        b
+    };
+    let parse_batch = |mut batch: Batch, back: mpsc::Sender<Batch>| {
+        let items: Vec<Item> = batch
+            .files
+            .drain(..)
+            .map(|(path, range)| {
+                let item = process(path, &batch.data[range], opts);
+                if matches!(item, Item::Job(_)) {
+                    progress();
+                }
+                item
+            })
+            .collect();
+        if let Ok(mut all) = parsed.lock() {
+            all.extend(items);
+        }
+        // The streamer may be done already; then the buffer is simply dropped.
+        let _ = back.send(batch);
+    };
+    rayon::scope(|scope| -> Result<(), ReleaseError> {
+        let mut batch = fresh();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
         for entry in archive.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
             if !entry.header().entry_type().is_file() {
                 continue;
             }
-            let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
-            let Some(rel) = repo_relative(&name) else {
+            let name = entry.path().map_err(io)?;
+            let Some(rel) = repo_relative(&name.to_string_lossy()).map(str::to_owned) else {
                 continue;
             };
-            let rel = rel.to_owned();
-            let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
-            entry.read_to_end(&mut bytes).map_err(io)?;
-            if tx.send(Raw { path: rel, bytes }).is_err() {
-                break;
+            let start = batch.data.len();
+            batch
+                .data
+                .reserve(usize::try_from(entry.size()).unwrap_or(0));
+            entry.read_to_end(&mut batch.data).map_err(io)?;
+            batch.files.push((rel, start..batch.data.len()));
+            if batch.data.len() >= BATCH_BYTES {
+                let full = std::mem::replace(&mut batch, fresh());
+                let back = back_tx.clone();
+                let parse_batch = &parse_batch;
+                scope.spawn(move |_| parse_batch(full, back));
             }
         }
+        parse_batch(batch, back_tx.clone());
         Ok(())
-    });
-    let items: Vec<Item> = rx
-        .into_iter()
-        .par_bridge()
-        .map(|raw| {
-            let item = process(raw, opts);
-            if matches!(item, Item::Job(_)) {
-                progress();
-            }
-            item
-        })
-        .collect();
-    match streamer.join() {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(ReleaseError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other("the tarball reader panicked"),
-            });
-        }
-    }
+    })?;
+    let items = parsed.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(items)
 }
 

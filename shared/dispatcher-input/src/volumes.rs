@@ -1,6 +1,7 @@
 //! Prometheus `/api/v1/query` responses (resultType `vector`) keyed by `job_name`.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use serde::Deserialize;
 
@@ -32,8 +33,15 @@ struct Data {
 
 #[derive(Debug, Deserialize)]
 struct Sample {
-    metric: BTreeMap<String, String>,
+    metric: Metric,
     value: (f64, String),
+}
+
+/// Only the label we key by; the others are not kept (tens of thousands of series).
+#[derive(Debug, Deserialize)]
+struct Metric {
+    #[serde(default)]
+    job_name: Option<String>,
 }
 
 /// A parsed vector.
@@ -89,7 +97,7 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
         let err = |message: String| VolumeError::Sample { index, message };
         let name = s
             .metric
-            .get("job_name")
+            .job_name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| err("no job_name label".to_owned()))?;
         let v: f64 = s
@@ -102,8 +110,13 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
                 "{name}: value {v} is not finite and non-negative"
             )));
         }
-        if values.insert(name.clone(), v).is_some() {
-            return Err(err(format!("{name}: job_name appears twice")));
+        match values.entry(name) {
+            Entry::Occupied(e) => {
+                return Err(err(format!("{}: job_name appears twice", e.key())));
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
         }
         time.get_or_insert(s.value.0);
     }

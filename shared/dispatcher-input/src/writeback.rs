@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use dispatcher_core::Plan;
 use dispatcher_core::plan::ClusterState;
 
-use crate::jobs::parse_job_file_unpruned;
+use crate::jobs::parse_job_file_full;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WritebackError {
@@ -345,10 +345,10 @@ fn verify(
     after: &str,
     want: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), WritebackError> {
-    let old = parse_job_file_unpruned(before.as_bytes())
-        .map_err(|e| WritebackError::Parse(e.to_string()))?;
-    let new = parse_job_file_unpruned(after.as_bytes())
-        .map_err(|e| WritebackError::Verify(e.to_string()))?;
+    let old =
+        parse_job_file_full(before.as_bytes()).map_err(|e| WritebackError::Parse(e.to_string()))?;
+    let new =
+        parse_job_file_full(after.as_bytes()).map_err(|e| WritebackError::Verify(e.to_string()))?;
     if old.len() != new.len() {
         return Err(WritebackError::Verify(format!(
             "{} jobs became {}",
