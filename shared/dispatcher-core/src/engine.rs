@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
+
 use crate::balance::{self, BalFile, Churn, Outcome, Pool, Start};
 use crate::classic::{self, ClassicFile, ClassicOutcome, FarmCluster};
 use crate::diag::{Diagnostic, FatalInputs, Severity};
@@ -319,12 +321,13 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             .is_some_and(|x| !x.blocked && !x.reserved)
     };
 
-    // Per job: the ladder.
+    // Per job: the ladder. Jobs are independent here, so both cores share them; the
+    // indexed collect keeps the order.
     let demands = demands(&winners, &by_name, volumes, settings.demand);
     let mut jobs: Vec<PJob<'_>> = winners
-        .iter()
-        .zip(&prev_entries)
-        .zip(demands)
+        .par_iter()
+        .zip(prev_entries.par_iter())
+        .zip(demands.into_par_iter())
         .map(|((&(fi, job), prev_entry), demand)| {
             let prev = prev_entry.and_then(|e| e.cluster.as_deref());
             let incumbent = if inputs.previous.is_some() {
@@ -332,19 +335,18 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             } else {
                 job.cluster.as_deref()
             };
-            PJob {
+            let mut j = PJob {
                 job,
                 file: fi,
                 demand,
                 prev,
                 decision: rules.decide_in(job, &facts[fi], incumbent),
                 place: Place::Movable,
-            }
+            };
+            j.place = first_place(&j, inv, &settings.strategy);
+            j
         })
         .collect();
-    for j in &mut jobs {
-        j.place = first_place(j, inv, &settings.strategy);
-    }
     diags.extend(unknown_targets(
         jobs.iter().filter_map(|j| j.decision.as_ref().ok()),
         inputs,
@@ -521,94 +523,105 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     );
 
     // Final targets, by job index; the name-keyed map is built once at the end.
-    let mut finals: Vec<JobEntry> = Vec::with_capacity(jobs.len());
-    let mut unschedulable = Vec::new();
-    for j in &jobs {
-        let f = &pfiles[j.file];
-        let (cluster, rule, detail) = match (&j.place, &j.decision) {
-            (Place::NonKubernetes, Ok(d)) => (None, Rule::NoClusterAgent, d.detail.clone()),
-            (Place::Fixed { cluster, note }, Ok(d)) => {
-                // A relocatable job can only be fixed when delta mode kept it in place.
-                let rule = if d.relocatable {
-                    Rule::Balanced
-                } else {
-                    d.rule
-                };
-                (Some(cluster.clone()), rule, join(&d.detail, note))
-            }
-            (Place::Movable, Ok(d)) => {
-                let c = if settings.strategy == Strategy::Resolve {
-                    resolve_file_cluster(j, d, &f.static_most_used, inv)
-                } else {
-                    choice[j.file].cluster.as_deref()
-                };
-                let stranded = (settings.strategy == Strategy::Balanced
-                    || settings.mode == Mode::Delta)
-                    && c.is_none()
-                    && d.cluster
-                        .as_deref()
-                        .is_some_and(|x| inv.clusters.contains_key(x));
-                let target = if stranded {
-                    Err(no_eligible_reason(inv))
-                } else {
-                    resolve_target(inv, &inputs.config.default, &j.job.name, c, d)
-                };
-                match target {
-                    Ok((t, fb)) => {
-                        let note = match fb {
-                            Fallback::None => String::new(),
-                            Fallback::FollowsFile => format!(
-                                "pinned cluster {} is blocked: follows its file",
-                                d.cluster.as_deref().unwrap_or_default()
-                            ),
-                            Fallback::Default => "target blocked: default cluster".to_owned(),
-                        };
-                        if settings.strategy == Strategy::Resolve {
-                            (Some(t), d.rule, join(&d.detail, &note))
-                        } else {
-                            let detail =
-                                format!("relocatable ({}), placed with its file", d.detail);
-                            (Some(t), Rule::Balanced, join(&detail, &note))
+    let finals_and_misses: Vec<(JobEntry, Option<Unschedulable>)> = jobs
+        .par_iter()
+        .map(|j| {
+            let f = &pfiles[j.file];
+            let mut missed = None;
+            let (cluster, rule, detail) = match (&j.place, &j.decision) {
+                (Place::NonKubernetes, Ok(d)) => (None, Rule::NoClusterAgent, d.detail.clone()),
+                (Place::Fixed { cluster, note }, Ok(d)) => {
+                    // A relocatable job can only be fixed when delta mode kept it in place.
+                    let rule = if d.relocatable {
+                        Rule::Balanced
+                    } else {
+                        d.rule
+                    };
+                    (Some(cluster.clone()), rule, join(d.detail.clone(), note))
+                }
+                (Place::Movable, Ok(d)) => {
+                    let c = if settings.strategy == Strategy::Resolve {
+                        resolve_file_cluster(j, d, &f.static_most_used, inv)
+                    } else {
+                        choice[j.file].cluster.as_deref()
+                    };
+                    let stranded = (settings.strategy == Strategy::Balanced
+                        || settings.mode == Mode::Delta)
+                        && c.is_none()
+                        && d.cluster
+                            .as_deref()
+                            .is_some_and(|x| inv.clusters.contains_key(x));
+                    let target = if stranded {
+                        Err(no_eligible_reason(inv))
+                    } else {
+                        resolve_target(inv, &inputs.config.default, &j.job.name, c, d)
+                    };
+                    match target {
+                        Ok((t, fb)) => {
+                            let note = match fb {
+                                Fallback::None => String::new(),
+                                Fallback::FollowsFile => format!(
+                                    "pinned cluster {} is blocked: follows its file",
+                                    d.cluster.as_deref().unwrap_or_default()
+                                ),
+                                Fallback::Default => "target blocked: default cluster".to_owned(),
+                            };
+                            if settings.strategy == Strategy::Resolve {
+                                (Some(t), d.rule, join(d.detail.clone(), &note))
+                            } else {
+                                let detail =
+                                    format!("relocatable ({}), placed with its file", d.detail);
+                                (Some(t), Rule::Balanced, join(detail, &note))
+                            }
+                        }
+                        Err(reason) => {
+                            missed = Some(Unschedulable {
+                                job: j.job.name.clone(),
+                                file: f.file.path.clone(),
+                                reason: reason.clone(),
+                                kept: j.prev.map(str::to_owned),
+                            });
+                            (j.prev.map(str::to_owned), Rule::Unschedulable, reason)
                         }
                     }
-                    Err(reason) => {
-                        unschedulable.push(Unschedulable {
-                            job: j.job.name.clone(),
-                            file: f.file.path.clone(),
-                            reason: reason.clone(),
-                            kept: j.prev.map(str::to_owned),
-                        });
-                        (j.prev.map(str::to_owned), Rule::Unschedulable, reason)
-                    }
                 }
-            }
-            (Place::Unschedulable { reason }, _) => {
-                unschedulable.push(Unschedulable {
-                    job: j.job.name.clone(),
-                    file: f.file.path.clone(),
-                    reason: reason.clone(),
-                    kept: j.prev.map(str::to_owned),
-                });
-                (
+                (Place::Unschedulable { reason }, _) => {
+                    missed = Some(Unschedulable {
+                        job: j.job.name.clone(),
+                        file: f.file.path.clone(),
+                        reason: reason.clone(),
+                        kept: j.prev.map(str::to_owned),
+                    });
+                    (
+                        j.prev.map(str::to_owned),
+                        Rule::Unschedulable,
+                        reason.clone(),
+                    )
+                }
+                (_, Err(e)) => (
                     j.prev.map(str::to_owned),
                     Rule::Unschedulable,
-                    reason.clone(),
-                )
-            }
-            (_, Err(e)) => (
-                j.prev.map(str::to_owned),
-                Rule::Unschedulable,
-                e.reason.clone(),
-            ),
-        };
-        finals.push(JobEntry {
-            cluster,
-            file: f.file.path.clone(),
-            rule,
-            demand: round3(j.demand),
-            detail,
-        });
-    }
+                    e.reason.clone(),
+                ),
+            };
+            let entry = JobEntry {
+                cluster,
+                file: f.file.path.clone(),
+                rule,
+                demand: round3(j.demand),
+                detail,
+            };
+            (entry, missed)
+        })
+        .collect();
+    let mut unschedulable = Vec::new();
+    let finals: Vec<JobEntry> = finals_and_misses
+        .into_iter()
+        .map(|(e, missed)| {
+            unschedulable.extend(missed);
+            e
+        })
+        .collect();
     unschedulable.sort();
 
     // Per-file entries, with candidates for balanced files.
@@ -631,30 +644,35 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             }
         })
         .collect();
-    let mut file_entries = BTreeMap::new();
-    for (fi, pf) in pfiles.iter().enumerate() {
-        let ch = &choice[fi];
-        let mut candidates = Vec::new();
-        if pf.movable_demand > 0.0 && settings.strategy != Strategy::Resolve {
-            candidates =
-                explain_candidates(pf, ch.cluster.as_deref(), &pool, inv, &pool_load, &target);
-        }
-        let demand: f64 = pf.jobs.iter().map(|&ji| jobs[ji].demand).sum();
-        file_entries.insert(
-            pf.file.path.clone(),
-            FileEntry {
-                cluster: ch.cluster.clone(),
-                reason: ch.reason,
-                jobs: pf.jobs.len(),
-                demand: round3(demand),
-                movable_demand: round3(pf.movable_demand),
-                previous: pf.prev.clone(),
-                cloud: pf.cloud.clone(),
-                group_path: pf.group_path,
-                candidates,
-            },
-        );
-    }
+    let file_entries: BTreeMap<String, FileEntry> = pfiles
+        .par_iter()
+        .zip(choice.par_iter())
+        .map(|(pf, ch)| {
+            let mut candidates = Vec::new();
+            if pf.movable_demand > 0.0 && settings.strategy != Strategy::Resolve {
+                candidates =
+                    explain_candidates(pf, ch.cluster.as_deref(), &pool, inv, &pool_load, &target);
+            }
+            let demand: f64 = pf.jobs.iter().map(|&ji| jobs[ji].demand).sum();
+            (
+                pf.file.path.clone(),
+                FileEntry {
+                    cluster: ch.cluster.clone(),
+                    reason: ch.reason,
+                    jobs: pf.jobs.len(),
+                    demand: round3(demand),
+                    movable_demand: round3(pf.movable_demand),
+                    previous: pf.prev.clone(),
+                    cloud: pf.cloud.clone(),
+                    group_path: pf.group_path,
+                    candidates,
+                },
+            )
+        })
+        // Collected in path order, then built as a map without reordering.
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
 
     // Moves against the previous plan.
     let mut moved_jobs = 0;
@@ -748,11 +766,14 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
         files: file_entries,
         jobs: {
             let mut finals: Vec<Option<JobEntry>> = finals.into_iter().map(Some).collect();
+            let mut sorted = Vec::with_capacity(by_name.len());
+            for &i in &by_name {
+                if let Some(e) = finals[i].take() {
+                    sorted.push((jobs[i].job.name.clone(), e));
+                }
+            }
             // Already in key order, so the map is built without a second sort's work.
-            by_name
-                .iter()
-                .filter_map(|&i| Some((jobs[i].job.name.clone(), finals[i].take()?)))
-                .collect()
+            sorted.into_iter().collect()
         },
         unschedulable,
         diagnostics: finish_diagnostics(diags),
@@ -819,12 +840,15 @@ fn demands(
         .collect()
 }
 
-fn join(a: &str, b: &str) -> String {
-    match (a.is_empty(), b.is_empty()) {
-        (_, true) => a.to_owned(),
-        (true, false) => b.to_owned(),
-        (false, false) => format!("{a}; {b}"),
+/// `a; b`, or whichever is not empty; `a` is reused rather than copied.
+fn join(mut a: String, b: &str) -> String {
+    if !b.is_empty() {
+        if !a.is_empty() {
+            a.push_str("; ");
+        }
+        a.push_str(b);
     }
+    a
 }
 
 /// The place a job's decision gives before previous plans are considered.

@@ -222,15 +222,82 @@ pub struct Unschedulable {
 impl Plan {
     /// Serialises the plan: compact JSON (a corpus plan is tens of MB; `jq` pretty-prints)
     /// with a trailing newline.
+    /// The plan as compact JSON with a final newline: exactly `serde_json::to_string`'s
+    /// bytes, but the `files` and `jobs` maps (nearly all of the 18 MB of a real plan)
+    /// are written in parallel chunks, which compact JSON allows since an entry's text
+    /// does not depend on its neighbours.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string(self).unwrap_or_default();
-        s.push('\n');
-        s
+        // The fields before the two maps, in declaration order; the rest is appended.
+        #[derive(Serialize)]
+        struct Head<'a> {
+            format: u32,
+            strategy: Strategy,
+            mode: Mode,
+            parameters: &'a Parameters,
+            inputs: &'a InputDigests,
+            summary: &'a Summary,
+            clusters: &'a BTreeMap<String, ClusterEntry>,
+        }
+        let (files, jobs) = rayon::join(|| map_json(&self.files), || map_json(&self.jobs));
+        let head = Head {
+            format: self.format,
+            strategy: self.strategy,
+            mode: self.mode,
+            parameters: &self.parameters,
+            inputs: &self.inputs,
+            summary: &self.summary,
+            clusters: &self.clusters,
+        };
+        let mut out = serde_json::to_vec(&head).unwrap_or_default();
+        out.pop(); // the head's closing brace
+        out.reserve(files.len() + jobs.len() + 4096);
+        out.extend_from_slice(b",\"files\":");
+        out.extend_from_slice(&files);
+        out.extend_from_slice(b",\"jobs\":");
+        out.extend_from_slice(&jobs);
+        out.extend_from_slice(b",\"unschedulable\":");
+        let _ = serde_json::to_writer(&mut out, &self.unschedulable);
+        out.extend_from_slice(b",\"diagnostics\":");
+        let _ = serde_json::to_writer(&mut out, &self.diagnostics);
+        out.extend_from_slice(b"}\n");
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
+}
+
+/// A string-keyed map as compact JSON, its entries written in parallel chunks.
+fn map_json<V: Serialize + Sync>(map: &BTreeMap<String, V>) -> Vec<u8> {
+    use rayon::prelude::*;
+    let entries: Vec<(&String, &V)> = map.iter().collect();
+    let chunks: Vec<Vec<u8>> = entries
+        .par_chunks(2048)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * 512);
+            for (k, v) in chunk {
+                // Keys and values of these types always serialise.
+                let _ = serde_json::to_writer(&mut out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut out, v);
+                out.push(b',');
+            }
+            out
+        })
+        .collect();
+    let mut text = Vec::with_capacity(chunks.iter().map(Vec::len).sum::<usize>() + 2);
+    text.push(b'{');
+    for c in &chunks {
+        text.extend_from_slice(c);
+    }
+    // Every entry ended with a comma; the last one's becomes the closing brace.
+    if text.len() > 1 {
+        text.pop();
+    }
+    text.push(b'}');
+    text
 }
 
 /// Rounds a demand figure for output, so that float noise does not show.

@@ -385,32 +385,13 @@ impl<'a> Rules<'a> {
             d.relocatable = carried_relocatable;
             decided = Some(d);
         }
-        let mut matches: Vec<String> = Vec::new();
-        for (cluster, re) in &file.group_paths {
-            if decided.is_none() {
-                let mut d = fixed(
-                    cluster,
-                    Rule::GroupPath,
-                    format!("path matches groups.{cluster}.paths {:?}", re.as_str()),
-                );
-                d.relocatable = carried_relocatable;
-                decided = Some(d);
-            }
-            matches.push(format!("groups.{cluster}.paths {:?}", re.as_str()));
-        }
-        for (_, cluster) in &file.farm {
-            if decided.is_none() {
-                decided = Some(Decision {
-                    cluster: Some((*cluster).to_owned()),
-                    relocatable: true,
-                    rule: Rule::BuildFarm,
-                    detail: format!("file listed in buildFarm under {cluster}"),
-                    set: Arc::clone(&self.no_set),
-                });
-            }
-            matches.push(format!("buildFarm {cluster}"));
-        }
-        if matches.len() > 1 {
+        if file.group_paths.len() + file.farm.len() > 1 {
+            let mut matches: Vec<String> = file
+                .group_paths
+                .iter()
+                .map(|(c, re)| format!("groups.{c}.paths {:?}", re.as_str()))
+                .chain(file.farm.iter().map(|(_, c)| format!("buildFarm {c}")))
+                .collect();
             matches.sort();
             return Err(LadderError {
                 rule: Rule::GroupPath,
@@ -418,6 +399,28 @@ impl<'a> Rules<'a> {
                     "path {path} matches more than one entry: {}",
                     matches.join(", ")
                 ),
+            });
+        }
+        if decided.is_none()
+            && let Some((cluster, re)) = file.group_paths.first()
+        {
+            let mut d = fixed(
+                cluster,
+                Rule::GroupPath,
+                format!("path matches groups.{cluster}.paths {:?}", re.as_str()),
+            );
+            d.relocatable = carried_relocatable;
+            decided = Some(d);
+        }
+        if decided.is_none()
+            && let Some((_, cluster)) = file.farm.first()
+        {
+            decided = Some(Decision {
+                cluster: Some((*cluster).to_owned()),
+                relocatable: true,
+                rule: Rule::BuildFarm,
+                detail: format!("file listed in buildFarm under {cluster}"),
+                set: Arc::clone(&self.no_set),
             });
         }
         if let Some(d) = decided {

@@ -3,10 +3,11 @@
 mod common;
 
 use common::*;
+use dispatcher_core::model::JobFile;
 use dispatcher_core::model::labels;
 use dispatcher_core::plan::{ClusterState, FileReason};
 use dispatcher_core::rules::Rule;
-use dispatcher_core::{Mode, Settings, Severity, Strategy};
+use dispatcher_core::{Mode, Plan, Settings, Severity, Strategy};
 
 fn resolve() -> Settings {
     Settings {
@@ -653,4 +654,30 @@ fn plan_snapshot() {
         .volume("images", 5.0);
     let plan = w.plan(&Settings::default(), None);
     insta::assert_json_snapshot!(plan);
+}
+
+#[test]
+fn the_parallel_json_writer_gives_serde_jsons_bytes() {
+    // Enough files and jobs to span several chunks, with names JSON must escape.
+    let files: Vec<JobFile> = (0..3000)
+        .map(|i| {
+            file(
+                &format!("ci-operator/jobs/o/r{i}/\"q\"-{i}\u{e9}.yaml"),
+                vec![job(&format!("pull-{i}-\\a")), job(&format!("pull-{i}-\tb"))],
+            )
+        })
+        .collect();
+    let w = World::new(
+        "build01",
+        vec![
+            cluster("build01", "aws", 100),
+            cluster("build02", "gcp", 50),
+        ],
+    )
+    .with_files(files);
+    let plan = w.plan(&Settings::default(), None);
+    assert_eq!(plan.jobs.len(), 6000);
+    let whole = serde_json::to_string(&plan).unwrap() + "\n";
+    assert_eq!(plan.to_json(), whole);
+    assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan);
 }

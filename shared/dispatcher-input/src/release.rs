@@ -306,7 +306,10 @@ fn read_tarball(
             .lock()
             .ok()
             .and_then(|rx| rx.try_recv().ok())
-            .unwrap_or_default();
+            .unwrap_or_else(|| Batch {
+                data: Vec::with_capacity(2 * BATCH_BYTES),
+                files: Vec::new(),
+            });
         b.data.clear();
         b.files.clear();
         b
@@ -341,18 +344,24 @@ fn read_tarball(
             let Some(rel) = repo_relative(&name.to_string_lossy()).map(str::to_owned) else {
                 continue;
             };
-            let start = batch.data.len();
-            batch
-                .data
-                .reserve(usize::try_from(entry.size()).unwrap_or(0));
-            entry.read_to_end(&mut batch.data).map_err(io)?;
-            batch.files.push((rel, start..batch.data.len()));
-            if batch.data.len() >= BATCH_BYTES {
+            let size = usize::try_from(entry.size())
+                .map_err(|_| io(std::io::Error::other(format!("{rel}: too large"))))?;
+            // A file that does not fit is not appended: growing the buffer would copy it.
+            if !batch.files.is_empty()
+                && (batch.data.len() >= BATCH_BYTES
+                    || batch.data.len() + size > batch.data.capacity())
+            {
                 let full = std::mem::replace(&mut batch, fresh());
                 let back = back_tx.clone();
                 let parse_batch = &parse_batch;
                 scope.spawn(move |_| parse_batch(full, back));
             }
+            // Sized up front and filled by one exact read: `read_to_end` would zero and
+            // probe spare capacity far beyond the file.
+            let start = batch.data.len();
+            batch.data.resize(start + size, 0);
+            entry.read_exact(&mut batch.data[start..]).map_err(io)?;
+            batch.files.push((rel, start..batch.data.len()));
         }
         parse_batch(batch, back_tx.clone());
         Ok(())

@@ -1,7 +1,6 @@
 //! Prometheus `/api/v1/query` responses (resultType `vector`) keyed by `job_name`.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use serde::Deserialize;
 
@@ -91,7 +90,7 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
     if data.result.is_empty() {
         return Err(VolumeError::Empty);
     }
-    let mut values = BTreeMap::new();
+    let mut values: Vec<(String, f64, usize)> = Vec::with_capacity(data.result.len());
     let mut time = None;
     for (index, s) in data.result.into_iter().enumerate() {
         let err = |message: String| VolumeError::Sample { index, message };
@@ -110,16 +109,23 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
                 "{name}: value {v} is not finite and non-negative"
             )));
         }
-        match values.entry(name) {
-            Entry::Occupied(e) => {
-                return Err(err(format!("{}: job_name appears twice", e.key())));
-            }
-            Entry::Vacant(e) => {
-                e.insert(v);
-            }
-        }
+        values.push((name, v, index));
         time.get_or_insert(s.value.0);
     }
+    // Sorting once and building the map from sorted entries is much cheaper than tens of
+    // thousands of inserts; a name seen twice is the earliest second sighting.
+    values.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    if let Some(w) = values
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .min_by_key(|w| w[1].2)
+    {
+        return Err(VolumeError::Sample {
+            index: w[1].2,
+            message: format!("{}: job_name appears twice", w[1].0),
+        });
+    }
+    let values: BTreeMap<String, f64> = values.into_iter().map(|(n, v, _)| (n, v)).collect();
     Ok(Vector {
         values,
         time,
@@ -144,13 +150,14 @@ mod tests {
 
     #[test]
     fn rejects_what_must_not_become_demand() {
-        let cases: [(&[u8], &str); 6] = [
+        let cases: [(&[u8], &str); 7] = [
             (br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#, "failed"),
             (br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#, "vector"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#, "empty"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#, "job_name"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"NaN"]}]}}"#, "finite"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"-3"]}]}}"#, "non-negative"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"b"},"value":[1,"1"]},{"metric":{"job_name":"a"},"value":[1,"1"]},{"metric":{"job_name":"b"},"value":[1,"2"]}]}}"#, "sample 2: b: job_name appears twice"),
         ];
         for (body, want) in cases {
             let e = parse_vector(body).unwrap_err().to_string();
