@@ -60,11 +60,19 @@ enum Command {
     Publish {
         #[arg(long)]
         plan: PathBuf,
+        /// Publish only if generation N is current (the one the plan was made against,
+        /// e.g. with `dispatcher plan --previous`); 0 for the first publish.
+        #[arg(long, value_name = "N")]
+        expect_generation: Option<u64>,
+        #[command(flatten)]
+        overrides: PublishOverrides,
     },
     /// Republish an older generation's snapshot as a new generation (cause: rollback).
     Rollback {
         #[arg(long)]
         to: u64,
+        #[command(flatten)]
+        overrides: PublishOverrides,
     },
     /// A job's assignment changes.
     History { job: String },
@@ -73,6 +81,28 @@ enum Command {
     /// Serve the lookup, the webhook and a manual recompute trigger on localhost, with the
     /// same code as the Lambda functions.
     Serve(ServeArgs),
+}
+
+/// What an operator may override when publishing by hand.
+#[derive(Args, Clone, Copy)]
+struct PublishOverrides {
+    /// Take over a publish in progress even though its lease (20 minutes) has not run out:
+    /// only when that publisher is known to be dead (`dispatcher status` shows it).
+    #[arg(long)]
+    take_over: bool,
+    /// Publish even if the plan takes the cluster away from more than a quarter of the jobs
+    /// the current generation places (a plan that places nothing is still refused).
+    #[arg(long)]
+    force: bool,
+}
+
+impl From<PublishOverrides> for store::Overrides {
+    fn from(o: PublishOverrides) -> Self {
+        Self {
+            take_over: o.take_over,
+            force: o.force,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -201,8 +231,12 @@ async fn main() -> ExitCode {
         Command::Explain { plan, job } => commands::explain(&plan, &job),
         Command::Diff { old, new } => commands::diff(&old, &new),
         Command::Sanitize { release, plan } => commands::sanitize(&release, &plan),
-        Command::Publish { plan } => store::publish(&plan).await,
-        Command::Rollback { to } => store::rollback(to).await,
+        Command::Publish {
+            plan,
+            expect_generation,
+            overrides,
+        } => store::publish(&plan, expect_generation, overrides.into()).await,
+        Command::Rollback { to, overrides } => store::rollback(to, overrides.into()).await,
         Command::History { job } => store::history(&job).await,
         Command::Status => store::status().await,
         Command::Serve(args) => serve::serve(args).await,

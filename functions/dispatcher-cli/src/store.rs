@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use dispatcher_app::recompute::FALLBACK_PENDING;
 use dispatcher_core::Plan;
 use dispatcher_store::publish::{self, PublishOptions, Published};
 use dispatcher_store::{Cause, StoreConfig, Stores};
@@ -43,21 +44,61 @@ fn report(p: &Published) {
     }
 }
 
-pub async fn publish(plan: &Path) -> Result<ExitCode> {
+/// An operator's overrides of the publish safeguards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub take_over: bool,
+    pub force: bool,
+}
+
+fn options(cause: Cause, overrides: Overrides) -> PublishOptions {
+    let mut opts = PublishOptions::new(cause, now());
+    opts.take_over = overrides.take_over;
+    if overrides.force {
+        opts.max_unassigned = 1.0;
+    }
+    opts
+}
+
+/// A generation published by hand: the job files' static fields do not say it yet, so the
+/// backup PR is pending until the next recompute brings it (F18).
+async fn mark_fallback_pending(stores: &Stores, p: &Published) -> Result<()> {
+    if !p.unchanged {
+        stores
+            .table
+            .set_marker(FALLBACK_PENDING, &p.generation.to_string())
+            .await?;
+        println!(
+            "the static cluster fields in the job files do not match generation {} yet; the next recompute updates the backup PR",
+            p.generation
+        );
+    }
+    Ok(())
+}
+
+pub async fn publish(
+    plan: &Path,
+    expect_generation: Option<u64>,
+    overrides: Overrides,
+) -> Result<ExitCode> {
     let text = std::fs::read_to_string(plan)
         .with_context(|| format!("Failed to read {}", plan.display()))?;
     let plan: Plan =
         Plan::from_json(&text).with_context(|| format!("{} is not a plan", plan.display()))?;
     let stores = open().await?;
-    let p = publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, now())).await?;
+    let mut opts = options(Cause::Manual, overrides);
+    opts.expected_base = expect_generation;
+    let p = publish::publish(&stores, &plan, &opts).await?;
     report(&p);
+    mark_fallback_pending(&stores, &p).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn rollback(to: u64) -> Result<ExitCode> {
+pub async fn rollback(to: u64, overrides: Overrides) -> Result<ExitCode> {
     let stores = open().await?;
-    let p = publish::rollback(&stores, to, now()).await?;
+    let p = publish::rollback(&stores, to, &options(Cause::Rollback, overrides)).await?;
     report(&p);
+    mark_fallback_pending(&stores, &p).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -99,6 +140,13 @@ pub async fn status() -> Result<ExitCode> {
     }
     if pointer.generation == 0 {
         return Ok(ExitCode::SUCCESS);
+    }
+    match stores.table.marker(FALLBACK_PENDING).await?.as_deref() {
+        Some("") => println!("backup PR: up to date with the generation it was last made for"),
+        Some(g) => println!(
+            "backup PR pending: the job files' static cluster fields do not match generation {g} yet"
+        ),
+        None => println!("backup PR: none recorded yet"),
     }
     println!(
         "generation {}, published {} ({}), snapshot {}",

@@ -6,8 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+    AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem,
+    WriteRequest,
 };
 use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
 use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
@@ -233,96 +235,126 @@ impl AssignmentStore for DynamoTable {
         self.batch_write(requests).await
     }
 
-    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError> {
-        let requests = names
-            .iter()
-            .map(|n| {
-                Ok(WriteRequest::builder()
-                    .delete_request(
-                        DeleteRequest::builder()
-                            .set_key(Some(key(&job_key(n))))
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.batch_write(requests).await
-    }
-
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError> {
-        let pending_attr = to_attr(&serde_json::to_value(pending).unwrap_or_default());
-        let condition = format!(
-            "{} AND (attribute_not_exists(pending) OR pending.plan_digest = :digest OR pending.lease_until < :now)",
-            Self::pointer_condition(base)
-        );
-        let mut request = self
+        // Read, decide, then write on the condition that nothing changed since the read:
+        // of several racing claimers exactly one write succeeds.
+        let current = self.pointer().await?;
+        if current.as_ref().map_or(0, |p| p.generation) != base {
+            return Ok(Claim::Lost(current.map(Box::new)));
+        }
+        let held = current.as_ref().and_then(|p| p.pending.clone());
+        if held
+            .as_ref()
+            .is_some_and(|h| !h.yields_to(&pending.owner, now))
+        {
+            return Ok(Claim::Lost(current.map(Box::new)));
+        }
+        let stored = pending.replacing(held.as_ref());
+        let mut values = HashMap::from([(
+            ":pending".to_owned(),
+            to_attr(&serde_json::to_value(&stored).unwrap_or_default()),
+        )]);
+        let unchanged = match &held {
+            None => "attribute_not_exists(pending)".to_owned(),
+            Some(h) => {
+                values.insert(
+                    ":held_changes".to_owned(),
+                    AttributeValue::S(h.changes.clone()),
+                );
+                values.insert(":held_started".to_owned(), n(h.started_at));
+                "pending.changes = :held_changes AND pending.started_at = :held_started".to_owned()
+            }
+        };
+        if base > 0 {
+            values.insert(":base".to_owned(), AttributeValue::N(base.to_string()));
+        }
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(POINTER)))
             .update_expression("SET pending = :pending")
-            .condition_expression(condition)
-            .expression_attribute_values(":pending", pending_attr)
-            .expression_attribute_values(":digest", AttributeValue::S(pending.plan_digest.clone()))
-            .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::AllOld);
-        if base > 0 {
-            request =
-                request.expression_attribute_values(":base", AttributeValue::N(base.to_string()));
-        }
-        match request
+            .condition_expression(format!("{} AND {unchanged}", Self::pointer_condition(base)))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await
-            .map_err(|e| classify("UpdateItem(claim)", e))
-        {
-            Ok(out) => {
-                let old: Option<Pointer> = out
-                    .attributes
-                    .filter(|a| !a.is_empty())
-                    .map(|a| typed(POINTER, &a))
-                    .transpose()?;
-                let taken_over = old
-                    .and_then(|p| p.pending)
-                    .filter(|p| p.plan_digest != pending.plan_digest);
-                Ok(Claim::Won { taken_over })
-            }
+            .map_err(|e| classify("UpdateItem(claim)", e));
+        match result {
+            Ok(_) => Ok(Claim::Won { stored }),
             Err(StoreError::Conflict(_)) => Ok(Claim::Lost(self.pointer().await?.map(Box::new))),
             Err(e) => Err(e),
         }
     }
 
-    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
-        self.put(&generation_key(record.generation), record).await
-    }
-
-    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
-        let condition = format!(
-            "{} AND pending.plan_digest = :digest AND pending.generation = :gen",
-            Self::pointer_condition(base)
-        );
-        let mut request = self
-            .client
-            .put_item()
+    async fn commit(
+        &self,
+        base: u64,
+        owner: &str,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError> {
+        let mut values = HashMap::from([
+            (":owner".to_owned(), AttributeValue::S(owner.to_owned())),
+            (
+                ":gen".to_owned(),
+                AttributeValue::N(pointer.generation.to_string()),
+            ),
+        ]);
+        if base > 0 {
+            values.insert(":base".to_owned(), AttributeValue::N(base.to_string()));
+        }
+        let move_pointer = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item(POINTER, pointer)))
-            .condition_expression(condition)
-            .expression_attribute_values(":digest", AttributeValue::S(pointer.plan_digest.clone()))
-            .expression_attribute_values(":gen", AttributeValue::N(pointer.generation.to_string()));
-        if base > 0 {
-            request =
-                request.expression_attribute_values(":base", AttributeValue::N(base.to_string()));
-        }
-        match request
+            .condition_expression(format!(
+                "{} AND pending.#owner = :owner AND pending.generation = :gen",
+                Self::pointer_condition(base)
+            ))
+            // `owner` is one of DynamoDB's reserved words.
+            .expression_attribute_names("#owner", "owner")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        let write_record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(&generation_key(record.generation), record)))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(move_pointer).build())
+            .transact_items(TransactWriteItem::builder().put(write_record).build())
             .send()
-            .await
-            .map_err(|e| classify("PutItem(commit)", e))
-        {
-            Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(format!(
-                "the claim on generation {} is no longer ours",
-                pointer.generation
-            ))),
-            other => other.map(|_| ()),
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    TransactWriteItemsError::TransactionCanceledException(c)
+                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                ) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "the claim on generation {} is no longer ours",
+                    pointer.generation
+                )))
+            }
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                        | TransactWriteItemsError::TransactionInProgressException(_)
+                ) =>
+            {
+                // Cancelled by a concurrent transaction, not by our condition: retryable.
+                Err(StoreError::Unavailable(format!(
+                    "TransactWriteItems(commit): {}",
+                    DisplayErrorContext(&se.into_err())
+                )))
+            }
+            Err(e) => Err(classify("TransactWriteItems(commit)", e)),
         }
     }
 

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dispatcher_app::lookup::{Answer, LookupService};
 
 use async_trait::async_trait;
 use dispatcher_core::Plan;
@@ -31,6 +34,8 @@ enum Step {
     HalfItems,
     /// Every item written, the pointer not moved.
     Commit,
+    /// The commit done, but its answer lost (a timeout after the write landed).
+    CommitAnswerLost,
     /// Half of the item batches written, then `on_fail` (killing the emulator), then the
     /// rest sent for real.
     DieMidItems,
@@ -114,23 +119,30 @@ impl AssignmentStore for Faulty {
         }
         self.inner.table.write_jobs(items).await
     }
-    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError> {
-        self.inner.table.delete_jobs(names).await
-    }
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError> {
         if self.fires(Step::Claim) {
             return Err(self.injected());
         }
         self.inner.table.claim(base, pending, now).await
     }
-    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
-        self.inner.table.record_generation(record).await
-    }
-    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        base: u64,
+        owner: &str,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError> {
         if self.fires(Step::Commit) {
             return Err(self.injected());
         }
-        self.inner.table.commit(base, pointer).await
+        self.inner
+            .table
+            .commit(base, owner, pointer, record)
+            .await?;
+        if self.fires(Step::CommitAnswerLost) {
+            return Err(self.injected());
+        }
+        Ok(())
     }
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError> {
         self.inner.table.generation(n).await
@@ -173,21 +185,28 @@ fn plans() -> (Plan, Plan) {
     (plan_of(&a), plan_of(&b))
 }
 
-/// Every job answers the cluster `plan` gives it.
+/// Every job answers the cluster `plan` gives it, through both readers: the items
+/// resolved against the pointer, and the lookup function's service (the answer table of
+/// the pointer's snapshot), fresh so that it reads the store now.
 async fn assert_serves(stores: &Stores, plan: &Plan, when: &str) {
+    let service = LookupService::with_refresh(stores.clone(), Duration::ZERO);
     let mut wrong = BTreeMap::new();
     for (job, e) in &plan.jobs {
-        let got = publish::lookup(stores, job)
+        let item = publish::lookup(stores, job)
             .await
             .expect("lookup")
             .map(|(c, _)| c);
-        if got != e.cluster {
-            wrong.insert(job.clone(), (got, e.cluster.clone()));
+        let served = match service.answer(job, 0).await.expect("the lookup service") {
+            Answer::Cluster { cluster, .. } => Some(cluster),
+            Answer::NotFound => None,
+        };
+        if item != e.cluster || served != e.cluster {
+            wrong.insert(job.clone(), (item, served, e.cluster.clone()));
         }
     }
     assert!(
         wrong.is_empty(),
-        "{when}: {} jobs answer another generation, e.g. {:?}",
+        "{when}: {} jobs answer another generation (items, service, want), e.g. {:?}",
         wrong.len(),
         wrong.iter().next()
     );
@@ -208,7 +227,8 @@ async fn a_failure_between_any_two_steps_leaves_the_old_generation_serving() {
             .await
             .expect("first generation");
         let faulty = Faulty::new(real.clone(), step, Box::new(|| {}));
-        let err = publish::publish(&faulty.stores(), &b, &PublishOptions::new(Cause::Push, 2))
+        let attempt = PublishOptions::new(Cause::Push, 2).expecting(1);
+        let err = publish::publish(&faulty.stores(), &b, &attempt)
             .await
             .expect_err("the injected failure surfaces");
         assert!(err.is_retryable(), "{step:?}: {err}");
@@ -218,10 +238,23 @@ async fn a_failure_between_any_two_steps_leaves_the_old_generation_serving() {
             "{step:?}"
         );
         assert_serves(&real, &a, &format!("after a failure at {step:?}")).await;
-        // The same publish again completes it.
-        let done = publish::publish(&real, &b, &PublishOptions::new(Cause::Push, 3))
-            .await
-            .expect("retry");
+        // Another publisher cannot slip in while the failed attempt's claim holds.
+        if matches!(step, Step::HalfItems | Step::Commit) {
+            let other = publish::publish(&real, &a, &PublishOptions::new(Cause::Manual, 3))
+                .await
+                .expect("the current plan is already served");
+            assert!(other.unchanged, "{step:?}");
+            let err = publish::publish(&real, &plans_c(), &PublishOptions::new(Cause::Manual, 3))
+                .await
+                .expect_err("the lease holds");
+            assert!(
+                matches!(err, publish::PublishError::Lost { .. }),
+                "{step:?}: {err}"
+            );
+        }
+        // The same publisher, retrying, completes it.
+        let retry = PublishOptions { now: 3, ..attempt };
+        let done = publish::publish(&real, &b, &retry).await.expect("retry");
         assert_eq!(done.generation, 2, "{step:?}");
         assert_serves(&real, &b, &format!("after retrying {step:?}")).await;
         let record = real.table.generation(2).await.unwrap().unwrap();
@@ -229,12 +262,58 @@ async fn a_failure_between_any_two_steps_leaves_the_old_generation_serving() {
     }
 }
 
+/// A third plan, different from both of [`plans`].
+fn plans_c() -> Plan {
+    let names: Vec<String> = (0..300).map(|i| format!("job-{i:03}")).collect();
+    let c: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "build03")).collect();
+    plan_of(&c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_found_done_by_the_retry() {
+    if dispatcher_aws::emulator::endpoint("commit_answer_lost").is_none() {
+        return;
+    }
+    let clients = dispatcher_aws::Clients::from_env(true).await;
+    let (real, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
+        .await
+        .expect("provision");
+    let (a, b) = plans();
+    publish::publish(&real, &a, &PublishOptions::new(Cause::Weekly, 1))
+        .await
+        .expect("first generation");
+    let faulty = Faulty::new(real.clone(), Step::CommitAnswerLost, Box::new(|| {}));
+    let attempt = PublishOptions::new(Cause::Push, 2).expecting(1);
+    let err = publish::publish(&faulty.stores(), &b, &attempt)
+        .await
+        .expect_err("the lost answer surfaces");
+    assert!(err.is_retryable(), "{err}");
+    // The write landed: generation 2 serves, with its record.
+    assert_serves(&real, &b, "after the commit landed").await;
+    assert_eq!(
+        real.table.generation(2).await.unwrap().unwrap().changed,
+        300
+    );
+    let retry = publish::publish(&real, &b, &PublishOptions { now: 3, ..attempt })
+        .await
+        .expect("retry");
+    assert!(retry.unchanged, "the retry finds its plan current");
+    assert_eq!(retry.generation, 2);
+}
+
 /// A moto server of our own, recording every request so that it can come back with its
-/// state after being killed, like a real service would.
+/// state after being killed, like a real service would. Stopped when dropped, also when a
+/// test fails.
 struct Moto {
     child: Child,
-    dir: PathBuf,
     port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Moto {
@@ -246,11 +325,7 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto");
-        let moto = Self {
-            child,
-            dir: dir.to_owned(),
-            port,
-        };
+        let moto = Self { child, port };
         moto.wait_ready();
         moto
     }
@@ -264,7 +339,7 @@ impl Moto {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
         panic!("moto did not start on port {}", self.port);
     }
@@ -334,7 +409,8 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }),
     );
-    let err = publish::publish(&faulty.stores(), &b, &PublishOptions::new(Cause::Push, 2))
+    let attempt = PublishOptions::new(Cause::Push, 2);
+    let err = publish::publish(&faulty.stores(), &b, &attempt)
         .await
         .expect_err("the publish dies with the emulator");
     assert!(err.is_retryable(), "{err}");
@@ -343,9 +419,8 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
     assert!(down.is_retryable(), "{down}");
 
     // It comes back with what it had durably accepted.
-    let mut dead = moto;
-    let _ = dead.child.wait();
-    let moto = Moto::start(&bin, &dead.dir, port);
+    drop(moto);
+    let moto = Moto::start(&bin, &dir, port);
     moto.post("/moto-api/recorder/replay-recording");
     assert_eq!(real.table.pointer().await.unwrap().unwrap().generation, 1);
     let half_written = real
@@ -359,13 +434,11 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
     );
     assert_serves(&real, &a, "after the emulator came back").await;
 
-    let done = publish::publish(&real, &b, &PublishOptions::new(Cause::Push, 3))
+    let done = publish::publish(&real, &b, &PublishOptions { now: 3, ..attempt })
         .await
         .expect("retry");
     assert_eq!(done.generation, 2);
     assert_serves(&real, &b, "after the retry").await;
-    let mut moto = moto;
-    let _ = moto.child.kill();
-    let _ = moto.child.wait();
-    let _ = std::fs::remove_dir_all(&moto.dir);
+    drop(moto);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,8 +29,10 @@ macro_rules! contract_tests {
             half_published_generations_are_invisible,
             claims_follow_the_pointer_and_the_lease,
             a_stale_claim_of_another_plan_is_taken_over,
+            a_chain_of_dead_claims_is_rewritten_whole,
             commit_requires_the_claim,
             racing_publishers_have_exactly_one_winner,
+            a_plan_computed_against_an_older_generation_is_lost,
             rollback_restores_an_older_generation,
             an_empty_plan_never_replaces_a_good_one,
             remembered_keys_expire,
@@ -166,8 +168,8 @@ pub async fn a_second_generation_writes_only_changed_items(stores: &Stores) {
         .await
         .unwrap();
     assert_eq!((p.generation, p.changed), (2, 1));
-    // claim + one batch + record + commit
-    assert_eq!(p.writes.requests, 4, "{:?}", p.writes);
+    // The claim, one batch, the commit transaction (pointer and record).
+    assert_eq!(p.writes.requests, 3, "{:?}", p.writes);
     assert_eq!(answer(stores, "b").await.as_deref(), Some("build03"));
     let item = stores.table.job("b").await.unwrap().unwrap();
     assert_eq!(
@@ -210,10 +212,21 @@ pub async fn a_job_that_disappears_answers_not_found(stores: &Stores) {
     .unwrap();
     assert_eq!(p.deleted, 1);
     assert_eq!(answer(stores, "b").await, None);
+    let tombstone = stores
+        .table
+        .job("b")
+        .await
+        .unwrap()
+        .expect("the item stays");
+    assert_eq!(tombstone.cluster, None);
+    // Its history stays readable and ends with the deletion.
+    let history = publish::history(stores, "b").await.unwrap();
     assert_eq!(
-        stores.table.job("b").await.unwrap(),
-        None,
-        "the tombstone is removed after the commit"
+        history
+            .iter()
+            .map(|c| (c.generation, c.from.as_deref(), c.to.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(1, None, Some("build02")), (2, Some("build02"), None)]
     );
 }
 
@@ -226,13 +239,7 @@ pub async fn half_published_generations_are_invisible(stores: &Stores) {
     .await
     .unwrap();
     // Items of generation 2 written, pointer not moved: readers still see generation 1.
-    let pending = Pending {
-        generation: 2,
-        plan_digest: "sha256:other".to_owned(),
-        changes: "generations/0000000002/x/changes.json.gz".to_owned(),
-        started_at: 2,
-        lease_until: 2 + publish::LEASE_SECONDS,
-    };
+    let pending = claim_of("other", 2, "generations/0000000002/x/changes.json.gz", 2);
     assert!(matches!(
         stores.table.claim(1, &pending, 2).await.unwrap(),
         Claim::Won { .. }
@@ -245,33 +252,48 @@ pub async fn half_published_generations_are_invisible(stores: &Stores) {
     assert_eq!(answer(stores, "a").await.as_deref(), Some("build01"));
 }
 
+/// A claim of generation `generation` by `owner`, taken at `at`, holding the lease.
+fn claim_of(owner: &str, generation: u64, changes: &str, at: i64) -> Pending {
+    Pending {
+        generation,
+        plan_digest: format!("sha256:{owner}"),
+        owner: owner.to_owned(),
+        changes: changes.to_owned(),
+        inherited: Vec::new(),
+        started_at: at,
+        lease_until: at + publish::LEASE_SECONDS,
+    }
+}
+
+fn stored(claim: Claim) -> Pending {
+    match claim {
+        Claim::Won { stored } => stored,
+        Claim::Lost(p) => panic!("the claim was lost: {p:?}"),
+    }
+}
+
 pub async fn claims_follow_the_pointer_and_the_lease(stores: &Stores) {
-    let mine = Pending {
-        generation: 1,
-        plan_digest: "sha256:mine".to_owned(),
-        changes: "c1".to_owned(),
-        started_at: 10,
-        lease_until: 100,
-    };
+    let mine = claim_of("mine", 1, "c1", 10);
     assert_eq!(
-        stores.table.claim(0, &mine, 10).await.unwrap(),
-        Claim::Won { taken_over: None }
+        stored(stores.table.claim(0, &mine, 10).await.unwrap()),
+        mine
     );
-    // The same plan may resume its own claim.
-    assert_eq!(
-        stores.table.claim(0, &mine, 20).await.unwrap(),
-        Claim::Won { taken_over: None }
-    );
-    let theirs = Pending {
-        plan_digest: "sha256:theirs".to_owned(),
+    // The same owner resumes its own claim.
+    let again = Pending {
+        started_at: 20,
         ..mine.clone()
     };
+    assert_eq!(
+        stored(stores.table.claim(0, &again, 20).await.unwrap()),
+        again
+    );
+    let theirs = claim_of("theirs", 1, "c2", 50);
     assert!(
         matches!(
             stores.table.claim(0, &theirs, 50).await.unwrap(),
             Claim::Lost(_)
         ),
-        "a live lease holds"
+        "a live lease holds against another owner"
     );
     assert!(
         matches!(
@@ -279,6 +301,15 @@ pub async fn claims_follow_the_pointer_and_the_lease(stores: &Stores) {
             Claim::Lost(_)
         ),
         "a wrong base loses"
+    );
+    // After the lease, another owner takes over and inherits what the claim may have written.
+    let late = 20 + publish::LEASE_SECONDS + 1;
+    let taken = stored(stores.table.claim(0, &theirs, late).await.unwrap());
+    assert_eq!(taken.owner, "theirs");
+    assert_eq!(taken.inherited, vec!["c1".to_owned()]);
+    assert_eq!(
+        stores.table.pointer().await.unwrap().unwrap().pending,
+        Some(taken)
     );
 }
 
@@ -311,11 +342,9 @@ pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
         .await
         .unwrap();
     let stale = Pending {
-        generation: 2,
         plan_digest: digest,
-        changes,
-        started_at: 2,
         lease_until: 3,
+        ..claim_of("dead", 2, &changes, 2)
     };
     assert!(matches!(
         stores.table.claim(1, &stale, 2).await.unwrap(),
@@ -330,6 +359,66 @@ pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
         stores,
         &plan_of(&[("a", "build01"), ("b", "build03")]),
         &opts(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.generation, 2);
+    assert_eq!(answer(stores, "a").await.as_deref(), Some("build01"));
+    assert_eq!(answer(stores, "b").await.as_deref(), Some("build03"));
+}
+
+/// Puts a change list naming `jobs` under `key`, as a publisher does before claiming.
+async fn put_changes(stores: &Stores, key: &str, jobs: &[&str], generation: u64) {
+    let changes: Vec<crate::model::Change> = jobs
+        .iter()
+        .map(|j| crate::model::Change {
+            job: (*j).to_owned(),
+            from: None,
+            to: Some("build02".to_owned()),
+            cause: Cause::Manual,
+            generation,
+            at: 2,
+        })
+        .collect();
+    stores
+        .snapshots
+        .put(key, crate::codec::gzip_json(&changes), "application/gzip")
+        .await
+        .unwrap();
+}
+
+pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
+    publish::publish(
+        stores,
+        &plan_of(&[("a", "build01"), ("b", "build01")]),
+        &opts(1),
+    )
+    .await
+    .unwrap();
+    // A claims generation 2, writes job a with its answer, and dies.
+    put_changes(stores, "gen2/a", &["a"], 2).await;
+    let a_claim = Pending {
+        lease_until: 3,
+        ..claim_of("a", 2, "gen2/a", 2)
+    };
+    stored(stores.table.claim(1, &a_claim, 2).await.unwrap());
+    let mut item = stores.table.job("a").await.unwrap().unwrap();
+    item.previous = item.cluster.replace("build02".to_owned());
+    item.generation = 2;
+    stores.table.write_jobs(&[item]).await.unwrap();
+    // B takes A's claim over and dies before writing anything.
+    put_changes(stores, "gen2/b", &["b"], 2).await;
+    let b_claim = Pending {
+        lease_until: 11,
+        ..claim_of("b", 2, "gen2/b", 10)
+    };
+    let b_stored = stored(stores.table.claim(1, &b_claim, 10).await.unwrap());
+    assert_eq!(b_stored.inherited, vec!["gen2/a".to_owned()]);
+    // C takes over from B: it must rewrite what A wrote too.
+    let p = publish::publish(
+        stores,
+        &plan_of(&[("a", "build01"), ("b", "build03")]),
+        &opts(20),
     )
     .await
     .unwrap();
@@ -365,10 +454,30 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
         deleted: 0,
         clusters: BTreeMap::new(),
     };
-    stores.table.record_generation(&record).await.unwrap();
-    let e = stores.table.commit(0, &pointer).await.unwrap_err();
+    // Nobody claimed: no commit.
+    let e = stores
+        .table
+        .commit(0, "mine", &pointer, &record)
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-    assert_eq!(stores.table.pointer().await.unwrap(), None);
+    // Someone else claimed: not ours to commit either.
+    stored(
+        stores
+            .table
+            .claim(0, &claim_of("theirs", 1, "c", 1), 1)
+            .await
+            .unwrap(),
+    );
+    let e = stores
+        .table
+        .commit(0, "mine", &pointer, &record)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    // Neither the pointer nor the record moved: they are written together or not at all.
+    assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 0);
+    assert_eq!(stores.table.generation(1).await.unwrap(), None);
 }
 
 pub async fn racing_publishers_have_exactly_one_winner(stores: &Stores) {
@@ -379,27 +488,28 @@ pub async fn racing_publishers_have_exactly_one_winner(stores: &Stores) {
     )
     .await
     .unwrap();
+    // Six publishers with six different plans, all computed against generation 1, released
+    // together.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
     let mut tasks = Vec::new();
     for (i, cluster) in CLUSTERS.iter().chain(CLUSTERS.iter()).enumerate() {
-        let stores = stores.clone();
+        let (stores, start) = (stores.clone(), start.clone());
         let plan = plan_of(&[
             ("a", cluster),
             ("b", "build02"),
-            ("racer", &format!("build0{}", 1 + i % 3)),
+            (&format!("racer-{i}"), "build01"),
         ]);
         tasks.push(tokio::spawn(async move {
-            (
-                plan.clone(),
-                publish::publish(&stores, &plan, &opts(5)).await,
-            )
+            start.wait().await;
+            let r = publish::publish(&stores, &plan, &opts(5).expecting(1)).await;
+            (plan, r)
         }));
     }
     let mut winners = Vec::new();
     for t in tasks {
         let (plan, r) = t.await.unwrap();
         match r {
-            Ok(p) if !p.unchanged => winners.push((plan, p)),
-            Ok(_) => {}
+            Ok(p) => winners.push((plan, p)),
             Err(PublishError::Lost { .. }) => {}
             Err(e) => panic!("unexpected: {e}"),
         }
@@ -407,13 +517,39 @@ pub async fn racing_publishers_have_exactly_one_winner(stores: &Stores) {
     assert_eq!(winners.len(), 1, "exactly one publisher wins generation 2");
     let (plan, p) = &winners[0];
     assert_eq!(p.generation, 2);
-    for job in ["a", "b", "racer"] {
+    for (job, e) in &plan.jobs {
         assert_eq!(
             answer(stores, job).await,
-            plan.jobs[job].cluster,
+            e.cluster,
             "{job} serves the winner's plan"
         );
     }
+    // A late racer computed against generation 1 loses too, instead of undoing generation 2.
+    let late = plan_of(&[("a", "build03"), ("b", "build03")]);
+    let r = publish::publish(stores, &late, &opts(6).expecting(1)).await;
+    assert!(matches!(r, Err(PublishError::Lost { .. })), "{r:?}");
+    assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 2);
+}
+
+pub async fn a_plan_computed_against_an_older_generation_is_lost(stores: &Stores) {
+    let first = plan_of(&[("a", "build01"), ("b", "build01")]);
+    publish::publish(stores, &first, &opts(1).expecting(0))
+        .await
+        .unwrap();
+    let second = plan_of(&[("a", "build02"), ("b", "build01")]);
+    publish::publish(stores, &second, &opts(2).expecting(1))
+        .await
+        .unwrap();
+    let stale = plan_of(&[("a", "build01"), ("b", "build03")]);
+    let r = publish::publish(stores, &stale, &opts(3).expecting(1)).await;
+    let Err(PublishError::Lost { reason, .. }) = r else {
+        panic!("a plan computed against generation 1 must not land on generation 2: {r:?}");
+    };
+    assert!(reason.contains("generation 1"), "{reason}");
+    assert_eq!(answer(stores, "a").await.as_deref(), Some("build02"));
+    // Without an expectation (an operator's publish), it lands on top.
+    let p = publish::publish(stores, &stale, &opts(4)).await.unwrap();
+    assert_eq!(p.generation, 3);
 }
 
 pub async fn rollback_restores_an_older_generation(stores: &Stores) {
@@ -426,7 +562,7 @@ pub async fn rollback_restores_an_older_generation(stores: &Stores) {
     )
     .await
     .unwrap();
-    let p = publish::rollback(stores, 1, 3).await.unwrap();
+    let p = publish::rollback(stores, 1, &opts(3)).await.unwrap();
     assert_eq!(p.generation, 3);
     assert_eq!(answer(stores, "a").await.as_deref(), Some("build01"));
     assert_eq!(answer(stores, "b").await.as_deref(), Some("build02"));
@@ -437,7 +573,7 @@ pub async fn rollback_restores_an_older_generation(stores: &Stores) {
         history.last().map(|c| (c.cause, c.to.as_deref())),
         Some((Cause::Rollback, Some("build01")))
     );
-    assert!(publish::rollback(stores, 9, 4).await.is_err());
+    assert!(publish::rollback(stores, 9, &opts(4)).await.is_err());
 }
 
 pub async fn an_empty_plan_never_replaces_a_good_one(stores: &Stores) {

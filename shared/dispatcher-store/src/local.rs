@@ -167,25 +167,6 @@ impl AssignmentStore for SqliteTable {
         .await
     }
 
-    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError> {
-        let keys: Vec<String> = names.iter().map(|n| job_key(n)).collect();
-        self.with(move |c| {
-            let mut stats = WriteStats::default();
-            for chunk in keys.chunks(BATCH) {
-                let tx = c.transaction().map_err(sql)?;
-                for k in chunk {
-                    tx.execute("DELETE FROM items WHERE pk = ?1", params![k])
-                        .map_err(sql)?;
-                }
-                tx.commit().map_err(sql)?;
-                stats.requests += 1;
-                stats.items += chunk.len();
-            }
-            Ok(stats)
-        })
-        .await
-    }
-
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError> {
         let pending = pending.clone();
         self.with(move |c| {
@@ -198,11 +179,13 @@ impl AssignmentStore for SqliteTable {
                 return Ok(Claim::Lost(current.map(Box::new)));
             }
             let held = current.as_ref().and_then(|p| p.pending.clone());
-            let taken_over = match held {
-                Some(h) if h.plan_digest == pending.plan_digest => None,
-                Some(h) if h.lease_until >= now => return Ok(Claim::Lost(current.map(Box::new))),
-                other => other,
-            };
+            if held
+                .as_ref()
+                .is_some_and(|h| !h.yields_to(&pending.owner, now))
+            {
+                return Ok(Claim::Lost(current.map(Box::new)));
+            }
+            let stored = pending.replacing(held.as_ref());
             let mut next = current.unwrap_or(Pointer {
                 generation: 0,
                 snapshot: String::new(),
@@ -212,21 +195,23 @@ impl AssignmentStore for SqliteTable {
                 inputs: Default::default(),
                 pending: None,
             });
-            next.pending = Some(pending);
+            next.pending = Some(stored.clone());
             put_doc(&tx, POINTER, &encode(&next), None)?;
             tx.commit().map_err(sql)?;
-            Ok(Claim::Won { taken_over })
+            Ok(Claim::Won { stored })
         })
         .await
     }
 
-    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError> {
-        let (key, doc) = (generation_key(record.generation), encode(record));
-        self.with(move |c| put_doc(c, &key, &doc, None)).await
-    }
-
-    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError> {
-        let pointer = pointer.clone();
+    async fn commit(
+        &self,
+        base: u64,
+        owner: &str,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError> {
+        let (pointer, owner) = (pointer.clone(), owner.to_owned());
+        let (record_key, record_doc) = (generation_key(record.generation), encode(record));
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -234,9 +219,9 @@ impl AssignmentStore for SqliteTable {
             let current = pointer_in(&tx)?;
             let ours = current.as_ref().is_some_and(|p| {
                 p.generation == base
-                    && p.pending.as_ref().is_some_and(|h| {
-                        h.plan_digest == pointer.plan_digest && h.generation == pointer.generation
-                    })
+                    && p.pending
+                        .as_ref()
+                        .is_some_and(|h| h.owner == owner && h.generation == pointer.generation)
             });
             if !ours {
                 return Err(StoreError::Conflict(format!(
@@ -245,6 +230,7 @@ impl AssignmentStore for SqliteTable {
                 )));
             }
             put_doc(&tx, POINTER, &encode(&pointer), None)?;
+            put_doc(&tx, &record_key, &record_doc, None)?;
             tx.commit().map_err(sql)?;
             Ok(())
         })

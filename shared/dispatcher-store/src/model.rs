@@ -61,11 +61,40 @@ fn manual() -> Cause {
 pub struct Pending {
     pub generation: u64,
     pub plan_digest: String,
+    /// Who holds the claim: only the same publisher (a retry of the same request) resumes
+    /// it while the lease runs, whatever plan another publisher brings.
+    #[serde(default)]
+    pub owner: String,
     /// Snapshot key of the jobs it may have written: a takeover rewrites them.
     pub changes: String,
+    /// Change lists of the claims this one took over (and those took over): their jobs may
+    /// carry this generation too, so they are rewritten as well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherited: Vec<String>,
     pub started_at: i64,
     /// After this, another publisher may take the generation over.
     pub lease_until: i64,
+}
+
+impl Pending {
+    /// The claim to store when `self` replaces `held` (a stale claim, or an earlier
+    /// attempt of the same owner): whatever `held` may have written is inherited.
+    pub fn replacing(&self, held: Option<&Pending>) -> Pending {
+        let mut next = self.clone();
+        if let Some(h) = held {
+            for key in h.inherited.iter().chain(std::iter::once(&h.changes)) {
+                if *key != next.changes && !next.inherited.contains(key) {
+                    next.inherited.push(key.clone());
+                }
+            }
+        }
+        next
+    }
+
+    /// Whether `self`, seen on the pointer at `now`, lets `owner` claim the generation.
+    pub fn yields_to(&self, owner: &str, now: i64) -> bool {
+        self.owner == owner || self.lease_until < now
+    }
 }
 
 /// One job's assignment.
@@ -88,8 +117,10 @@ pub struct JobItem {
     /// The answer before `generation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
-    /// Append-only record of its changes (bounded; every change is also in the
-    /// generation's change list in the snapshot store).
+    /// Its changes, oldest first: entries are only ever appended (the oldest are dropped
+    /// past [`crate::publish::HISTORY_LIMIT`]; every change is also in its generation's
+    /// immutable change list in the snapshot store). Items are never deleted, so the
+    /// history of a job that is gone stays readable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Change>,
 }

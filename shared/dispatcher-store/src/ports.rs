@@ -50,9 +50,9 @@ impl std::ops::AddAssign for WriteStats {
 /// Outcome of claiming the next generation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// The generation is ours. `taken_over` is a stale claim of another plan whose jobs must
-    /// be rewritten.
-    Won { taken_over: Option<Pending> },
+    /// The generation is ours: the claim as stored, whose `inherited` change lists name
+    /// jobs that earlier claims (taken over, or our own earlier attempt) may have written.
+    Won { stored: Pending },
     /// Someone else holds it, or the pointer moved: the current pointer.
     Lost(Option<Box<Pointer>>),
 }
@@ -70,20 +70,21 @@ pub trait AssignmentStore: Send + Sync {
     /// Writes items in batches of at most 25, retrying unprocessed ones with backoff.
     async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError>;
 
-    /// Deletes items in batches of at most 25.
-    async fn delete_jobs(&self, names: &[String]) -> Result<WriteStats, StoreError>;
-
     /// Claims generation `pending.generation` if the pointer is still at `base` (0: none
-    /// published) and no live claim of another plan exists (`now` against its lease).
+    /// published) and any claim on it yields to `pending.owner` at `now`
+    /// ([`Pending::yields_to`]); the claim replaced is inherited ([`Pending::replacing`]).
+    /// Exactly one of several racing claimers wins.
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError>;
 
-    /// Writes a generation's record. Before the commit: a record above the pointer is not
-    /// a generation yet.
-    async fn record_generation(&self, record: &GenerationRecord) -> Result<(), StoreError>;
-
-    /// Moves the pointer from `base` to `pointer` if the pending claim is still ours: one
-    /// conditional write. `Conflict` when it is not ours.
-    async fn commit(&self, base: u64, pointer: &Pointer) -> Result<(), StoreError>;
+    /// Moves the pointer from `base` to `pointer` and writes the generation's record, both
+    /// or neither, if the claim is still `owner`'s. `Conflict` when it is not.
+    async fn commit(
+        &self,
+        base: u64,
+        owner: &str,
+        pointer: &Pointer,
+        record: &GenerationRecord,
+    ) -> Result<(), StoreError>;
 
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError>;
 

@@ -2,18 +2,21 @@
 //!
 //! 1. the snapshot goes to the snapshot store first (content-addressed by the plan's digest,
 //!    so racing publishers cannot overwrite each other), with the list of changes;
-//! 2. the next generation is claimed on the pointer item with a conditional write (exactly
-//!    one of several racing publishers wins; the others learn it before writing anything);
+//! 2. the next generation is claimed on the pointer item with a conditional write on the
+//!    generation the plan was computed against (exactly one of several racing publishers
+//!    wins; the others learn it before writing anything);
 //! 3. only the items whose assignment changed are written, in batches of 25, each carrying
-//!    the new generation and its previous answer;
-//! 4. the generation's record is written, then the pointer moves with a conditional write
-//!    on the claim;
-//! 5. tombstones of deleted jobs are removed.
+//!    the new generation and its previous answer (a deleted job's item stays, as a
+//!    tombstone that keeps its history);
+//! 4. the pointer moves and the generation's record is written, in one conditional
+//!    transaction on the claim.
 //!
 //! A reader resolves an item against the pointer ([`JobItem::resolve`]), so at every step
 //! every lookup answers the old generation's cluster or, once the pointer moved, the new
-//! one's. A publish interrupted anywhere is completed by publishing the same plan again;
-//! a different plan takes a stale claim over after its lease.
+//! one's; the lookup function reads the answer table of the pointer's snapshot, which is
+//! whole before the pointer names it. A publish interrupted anywhere is completed by the
+//! same publisher (the same owner) running it again; another publisher takes the claim
+//! over after its lease, and rewrites every job the claims it replaces may have written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,19 +44,56 @@ pub struct PublishOptions {
     pub cause: Cause,
     /// Seconds since the epoch; the store never reads a clock.
     pub now: i64,
+    /// Who publishes. A retry of the same request must pass the same owner to resume its
+    /// claim; while the claim's lease runs, every other owner loses.
+    pub owner: String,
+    /// The generation the plan was computed against (0: none). When set and the pointer is
+    /// elsewhere, the publish is lost: the plan's churn and budget were measured against a
+    /// generation that is no longer current.
+    pub expected_base: Option<u64>,
+    /// Take over another owner's claim even while its lease runs: for an operator who
+    /// knows that publisher is dead.
+    pub take_over: bool,
     /// Refuse a plan that takes the cluster away from more than this share of the jobs the
     /// current generation places (F4b).
     pub max_unassigned: f64,
 }
 
 impl PublishOptions {
+    /// Options with a fresh owner, no expected base, and the F4b limit of 25%.
     pub fn new(cause: Cause, now: i64) -> Self {
         Self {
             cause,
             now,
+            owner: fresh_owner(now),
+            expected_base: None,
+            take_over: false,
             max_unassigned: 0.25,
         }
     }
+
+    /// The same publisher as an earlier attempt (a retried request).
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// Publish only on top of generation `base` (0: the first publish).
+    pub fn expecting(mut self, base: u64) -> Self {
+        self.expected_base = Some(base);
+        self
+    }
+}
+
+/// A token that no other publisher shares: the process's random hasher seed over the time,
+/// the process id and a counter.
+pub fn fresh_owner(now: i64) -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::collections::hash_map::RandomState::new();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}", seed.hash_one((now, std::process::id(), n)))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +106,7 @@ pub struct Published {
     /// Assignments that changed against the previous generation.
     pub changed: usize,
     pub deleted: usize,
-    /// Table writes: claim, item batches, commit, tombstone deletes.
+    /// Table writes: the claim, the item batches, the commit transaction.
     pub writes: WriteStats,
     /// Objects put into the snapshot store.
     pub snapshot_puts: usize,
@@ -229,6 +269,14 @@ pub async fn publish(
             snapshot_puts: 0,
         });
     }
+    if let Some(expected) = opts.expected_base.filter(|e| *e != base) {
+        return Err(PublishError::Lost {
+            generation,
+            reason: format!(
+                "the plan was computed against generation {expected}, but generation {base} is current"
+            ),
+        });
+    }
     let base_table = match pointer.as_ref().filter(|p| p.generation > 0) {
         Some(p) => load_assignments(stores, &p.snapshot).await?.jobs,
         None => BTreeMap::new(),
@@ -289,13 +337,17 @@ pub async fn publish(
     let pending = Pending {
         generation,
         plan_digest: digest.clone(),
+        owner: opts.owner.clone(),
         changes: changes_key,
+        inherited: Vec::new(),
         started_at: opts.now,
         lease_until: opts.now + LEASE_SECONDS,
     };
     let mut writes = WriteStats::default();
-    let taken_over = match stores.table.claim(base, &pending, opts.now).await? {
-        Claim::Won { taken_over } => taken_over,
+    // Taking over regardless of the lease: as if every lease had run out.
+    let at = if opts.take_over { i64::MAX } else { opts.now };
+    let stored = match stores.table.claim(base, &pending, at).await? {
+        Claim::Won { stored } => stored,
         Claim::Lost(now) => {
             let reason = match now.map(|p| *p) {
                 Some(p) if p.generation != base => {
@@ -316,21 +368,21 @@ pub async fn publish(
     writes.requests += 1;
     writes.items += 1;
 
-    // 3. Changed items (and whatever a stale claim of another plan may have written).
+    // 3. Changed items, and whatever the claims we replaced may have written: those items
+    // may carry this generation with their plan's answers.
     let mut write_set: BTreeSet<String> = changes.iter().map(|c| c.job.clone()).collect();
-    if let Some(stale) = &taken_over {
-        let bytes =
-            stores
-                .snapshots
-                .get(&stale.changes)
-                .await?
-                .ok_or_else(|| PublishError::Snapshot {
-                    key: stale.changes.clone(),
-                    message: "the stale claim's change list is missing".to_owned(),
-                })?;
+    for key in &stored.inherited {
+        let bytes = stores
+            .snapshots
+            .get(key)
+            .await?
+            .ok_or_else(|| PublishError::Snapshot {
+                key: key.clone(),
+                message: "the change list of a replaced claim is missing".to_owned(),
+            })?;
         let theirs: Vec<Change> =
             gunzip_json(&bytes).map_err(|message| PublishError::Snapshot {
-                key: stale.changes.clone(),
+                key: key.clone(),
                 message,
             })?;
         write_set.extend(theirs.into_iter().map(|c| c.job));
@@ -338,7 +390,7 @@ pub async fn publish(
     // Histories are appended to, so the items being replaced are read first; before the
     // first generation there is nothing to read.
     let mut existing: BTreeMap<String, JobItem> = BTreeMap::new();
-    if base > 0 || taken_over.is_some() {
+    if base > 0 || !stored.inherited.is_empty() {
         let names: Vec<String> = write_set.iter().cloned().collect();
         for item in stores.table.jobs(&names).await? {
             existing.insert(item.job.clone(), item);
@@ -415,30 +467,13 @@ pub async fn publish(
         inputs: plan.inputs.clone(),
         pending: None,
     };
-    stores.table.record_generation(&record).await?;
-    match stores.table.commit(base, &next).await {
+    match stores.table.commit(base, &opts.owner, &next, &record).await {
         Ok(()) => {}
         Err(StoreError::Conflict(reason)) => return Err(PublishError::Lost { generation, reason }),
         Err(e) => return Err(e.into()),
     }
-    writes.requests += 2;
+    writes.requests += 1;
     writes.items += 2;
-
-    // 5. Tombstones are only needed while the pointer is behind them.
-    let tombstones: Vec<String> = items
-        .iter()
-        .filter(|i| i.cluster.is_none())
-        .map(|i| i.job.clone())
-        .collect();
-    if !tombstones.is_empty() {
-        match stores.table.delete_jobs(&tombstones).await {
-            Ok(w) => writes += w,
-            // Harmless: a tombstone answers "not found" like a missing item.
-            Err(e) => {
-                tracing::warn!(generation, error = %e, "tombstones of deleted jobs were not removed")
-            }
-        }
-    }
     tracing::info!(
         generation,
         plan.digest = %digest,
@@ -458,8 +493,13 @@ pub async fn publish(
     })
 }
 
-/// Republishes generation `to`'s snapshot as a new generation.
-pub async fn rollback(stores: &Stores, to: u64, now: i64) -> Result<Published, PublishError> {
+/// Republishes generation `to`'s snapshot as a new generation, cause `rollback`; `opts`
+/// carries the time, the owner and the operator's overrides.
+pub async fn rollback(
+    stores: &Stores,
+    to: u64,
+    opts: &PublishOptions,
+) -> Result<Published, PublishError> {
     let current = stores.table.pointer().await?.map_or(0, |p| p.generation);
     if to == 0 || to > current {
         return Err(PublishError::Refused(format!(
@@ -472,7 +512,11 @@ pub async fn rollback(stores: &Stores, to: u64, now: i64) -> Result<Published, P
         .await?
         .ok_or_else(|| PublishError::Refused(format!("there is no generation {to}")))?;
     let plan = load_plan(stores, &record.snapshot).await?;
-    publish(stores, &plan, &PublishOptions::new(Cause::Rollback, now)).await
+    let opts = PublishOptions {
+        cause: Cause::Rollback,
+        ..opts.clone()
+    };
+    publish(stores, &plan, &opts).await
 }
 
 /// A job's answer now: the cluster and the generation it is served from.
