@@ -125,11 +125,22 @@ async fn commit(server: &MockServer, sha: &str, overlay: &BTreeMap<String, Strin
 }
 
 /// The second commit, `bbbb`: the backup PR of the first generation merged (its files as
-/// the mock received them), then build03 blocked.
+/// the mock received them), then build03 blocked. It becomes the branch's head, as the push
+/// that brings it says.
 async fn merge_and_block(server: &MockServer) {
     let overlay = pr_files(server, 0).await;
     assert!(!overlay.is_empty(), "the first generation opened a PR");
     commit(server, "bbbb", &overlay, true).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/git/ref/heads/main")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": {"sha": "bbbb", "type": "commit"}})),
+        )
+        // Ahead of the first head's answer.
+        .with_priority(1)
+        .mount(server)
+        .await;
 }
 
 /// GitHub with the release at `aaaa` (the head).

@@ -127,9 +127,14 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let server = LocalServer::build(&config, &inputs, token()?).await?;
 
     // Place and publish before serving, so that the first lookup has an answer.
+    let at = now();
     let outcome = server
         .recomputer
-        .run(&RecomputeRequest::weekly(), now())
+        .run(
+            &RecomputeRequest::weekly(),
+            &dispatcher_store::publish::fresh_owner(at),
+            at,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("the first recompute failed: {e}"))?;
     println!(

@@ -151,8 +151,10 @@ impl LocalHandoff {
         tokio::spawn(async move {
             let mut count = 0;
             while let Some(request) = rx.recv().await {
+                let at = now();
+                let attempt = dispatcher_store::publish::fresh_owner(at);
                 let last = recomputer
-                    .run(&request, now())
+                    .run(&request, &attempt, at)
                     .await
                     .map_err(|e| e.to_string());
                 if let Err(e) = &last {

@@ -28,9 +28,24 @@ const EPHEMERAL_PREFIX: &str = "ephemeralcluster";
 pub struct Served {
     pub generation: u64,
     pub snapshot: String,
-    jobs: HashMap<String, String>,
-    usable: Vec<String>,
+    /// Shared between the refreshes that find the same generation: a refresh copies no
+    /// table.
+    jobs: Arc<HashMap<String, String>>,
+    usable: Arc<Vec<String>>,
     checked: Instant,
+}
+
+impl Served {
+    /// The same generation, checked again now.
+    fn rechecked(&self) -> Self {
+        Self {
+            generation: self.generation,
+            snapshot: self.snapshot.clone(),
+            jobs: Arc::clone(&self.jobs),
+            usable: Arc::clone(&self.usable),
+            checked: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,54 +123,68 @@ impl LookupService {
         {
             return Ok(Some(s.clone()));
         }
-        let pointer = match self.stores.table.pointer().await {
-            Ok(p) => p,
-            // Availability over freshness: keep answering from what we have.
-            Err(e) if cached.is_some() => {
-                tracing::warn!(error = %e, "the pointer is unreadable; answering from the loaded generation");
-                return Ok(cached);
+        match self.refresh_from_store(cached.as_deref()).await {
+            Ok(fresh) => {
+                let fresh = fresh.map(Arc::new);
+                self.store(fresh.clone());
+                Ok(fresh)
             }
-            Err(e) => return Err(e.into()),
-        };
-        let Some(pointer) = pointer.filter(|p| p.generation > 0) else {
-            self.store(None);
+            // Availability over freshness: with a whole generation loaded, keep answering
+            // from it, and try the store again one interval later rather than on every
+            // request (Prow's single scheduler worker would wait on each attempt).
+            Err(e) if cached.is_some() => {
+                let kept = cached.as_deref().map(|s| Arc::new(s.rechecked()));
+                tracing::warn!(
+                    error = %e,
+                    generation = kept.as_ref().map(|s| s.generation),
+                    retry_in = ?self.refresh,
+                    "the store is unavailable; answering from the loaded generation"
+                );
+                self.store(kept.clone());
+                Ok(kept)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the pointer and, when it names another generation, that generation's table.
+    async fn refresh_from_store(
+        &self,
+        cached: Option<&Served>,
+    ) -> Result<Option<Served>, LookupError> {
+        let Some(pointer) = self
+            .stores
+            .table
+            .pointer()
+            .await?
+            .filter(|p| p.generation > 0)
+        else {
             return Ok(None);
         };
-        let fresh = match cached {
-            Some(s) if s.generation == pointer.generation => Served {
-                generation: s.generation,
-                snapshot: s.snapshot.clone(),
-                jobs: s.jobs.clone(),
-                usable: s.usable.clone(),
-                checked: Instant::now(),
-            },
-            _ => {
-                let key = publish::assignments_key(&pointer.snapshot);
-                let bytes = self
-                    .stores
-                    .snapshots
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| LookupError::Snapshot(format!("{key} is missing")))?;
-                let table: Assignments =
-                    dispatcher_store::codec::gunzip_json(&bytes).map_err(LookupError::Snapshot)?;
-                tracing::info!(
-                    generation = pointer.generation,
-                    jobs = table.jobs.len(),
-                    "serving a new generation"
-                );
-                Served {
-                    generation: pointer.generation,
-                    snapshot: pointer.snapshot.clone(),
-                    jobs: table.jobs.into_iter().collect(),
-                    usable: table.usable,
-                    checked: Instant::now(),
-                }
-            }
-        };
-        let fresh = Arc::new(fresh);
-        self.store(Some(fresh.clone()));
-        Ok(Some(fresh))
+        if let Some(s) = cached.filter(|s| s.generation == pointer.generation) {
+            return Ok(Some(s.rechecked()));
+        }
+        let key = publish::assignments_key(&pointer.snapshot);
+        let bytes = self
+            .stores
+            .snapshots
+            .get(&key)
+            .await?
+            .ok_or_else(|| LookupError::Snapshot(format!("{key} is missing")))?;
+        let table: Assignments =
+            dispatcher_store::codec::gunzip_json(&bytes).map_err(LookupError::Snapshot)?;
+        tracing::info!(
+            generation = pointer.generation,
+            jobs = table.jobs.len(),
+            "serving a new generation"
+        );
+        Ok(Some(Served {
+            generation: pointer.generation,
+            snapshot: pointer.snapshot.clone(),
+            jobs: Arc::new(table.jobs.into_iter().collect()),
+            usable: Arc::new(table.usable),
+            checked: Instant::now(),
+        }))
     }
 
     /// The cluster for `job` now (`now` in seconds since the epoch, for ephemeral choices).

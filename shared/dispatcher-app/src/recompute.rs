@@ -46,7 +46,9 @@ pub struct RecomputeRequest {
     pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
-    /// The commit to read; the default branch's head when absent.
+    /// The commit the push brought. A recompute reads the default branch's head, which is
+    /// this commit or a later one: hand-offs may arrive out of order or late, and the head
+    /// is what the next lookups must reflect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -171,15 +173,19 @@ pub struct Recomputer {
 }
 
 impl Recomputer {
+    /// Runs one recompute. `attempt` identifies the request across retries of it (the
+    /// Lambda request id, which Lambda keeps when it retries an asynchronous invocation):
+    /// a retry resumes the claim its earlier attempt left, any other run waits for it.
     pub async fn run(
         &self,
         request: &RecomputeRequest,
+        attempt: &str,
         now: i64,
     ) -> Result<Outcome, RecomputeError> {
-        let commit = match &request.after {
-            Some(c) => c.clone(),
-            None => self.repo.head().await?,
-        };
+        let commit = self.repo.head().await?;
+        if let Some(after) = request.after.as_deref().filter(|a| *a != commit) {
+            tracing::info!(push = %after, head = %commit, "the branch moved on since the push: reading its head");
+        }
         let release = self.repo.release(&commit).await?;
         let mut loaded = assemble(release, None, &commit);
 
@@ -210,6 +216,7 @@ impl Recomputer {
             Err(e) => return Err(e.into()),
         }
         loaded.previous = previous;
+        let base = pointer.as_ref().map_or(0, |p| p.generation);
         loaded.digests.previous = pointer.filter(|p| p.generation > 0).map(|p| p.plan_digest);
         let settings = Settings {
             mode,
@@ -227,12 +234,12 @@ impl Recomputer {
                     .collect::<Vec<_>>()
                     .join("; "),
             })?;
-        let published = publish::publish(
-            &self.stores,
-            &plan,
-            &PublishOptions::new(request.cause(), now),
-        )
-        .await?;
+        // On the generation the plan was computed against: a concurrent run that published
+        // first makes this one lose instead of undoing its moves.
+        let options = PublishOptions::new(request.cause(), now)
+            .owned_by(attempt)
+            .expecting(base);
+        let published = publish::publish(&self.stores, &plan, &options).await?;
 
         // What was processed advances only now (F3).
         let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
@@ -267,6 +274,37 @@ impl Recomputer {
             published,
             fallback,
         })
+    }
+
+    /// Retries a backup PR that failed after its generation was published (F15): the
+    /// release at the head, and the current generation's plan. `None` when none is pending.
+    pub async fn retry_fallback(&self) -> Result<Option<FallbackStatus>, RecomputeError> {
+        let table = &self.stores.table;
+        let pending = table
+            .marker(FALLBACK_PENDING)
+            .await
+            .map_err(store_error)?
+            .filter(|g| !g.is_empty());
+        let (Some(_), Some(pointer)) = (
+            pending,
+            table
+                .pointer()
+                .await
+                .map_err(store_error)?
+                .filter(|p| p.generation > 0),
+        ) else {
+            return Ok(None);
+        };
+        if self.fallback.is_none() {
+            return Ok(Some(FallbackStatus::Disabled));
+        }
+        let commit = self.repo.head().await?;
+        let loaded = assemble(self.repo.release(&commit).await?, None, &commit);
+        let plan = publish::load_plan(&self.stores, &pointer.snapshot).await?;
+        Ok(Some(
+            self.fallback(&plan, &loaded, &commit, pointer.generation)
+                .await,
+        ))
     }
 
     /// Seconds since a recompute last succeeded; `None` before the first success.

@@ -101,10 +101,22 @@ pub async fn recompute(
                     &[(metrics::HOURS_SINCE_SUCCESS, hours, "None")],
                 );
             }
-            return Ok(json!({ "secondsSinceLastSuccess": age }));
+            // A backup PR that failed after its generation was published is retried here,
+            // every half hour, until the static fields match (F15).
+            let fallback = match recomputer.retry_fallback().await {
+                Ok(status) => status.map(|s| format!("{s:?}")),
+                Err(e) => {
+                    tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "retrying the backup PR failed; the next check tries again");
+                    Some(format!("failed: {e}"))
+                }
+            };
+            return Ok(json!({ "secondsSinceLastSuccess": age, "fallbackRetry": fallback }));
         }
     };
-    match recomputer.run(&request, now).await {
+    match recomputer
+        .run(&request, &event.context.request_id, now)
+        .await
+    {
         Ok(outcome) => {
             metrics::put(
                 function,

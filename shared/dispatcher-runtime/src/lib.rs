@@ -113,12 +113,19 @@ pub async fn prometheus(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn
 
 /// The recompute function's use case: GitHub, Prometheus and the store.
 pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws) -> Result<Recomputer> {
+    recomputer_on(cfg, aws, stores(cfg).await?).await
+}
+
+/// The recompute use case over `stores`, reading the GitHub and Prometheus secrets now:
+/// the recompute function builds one per invocation, so that a rotated secret applies to
+/// the next run without a cold start (two Secrets Manager reads, for a run of minutes).
+pub async fn recomputer_on(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Result<Recomputer> {
     let gh = github(cfg, aws).await?;
     let demand = prometheus(cfg, aws)
         .await?
         .context("DISPATCHER_PROMETHEUS_URL is required by the recompute function")?;
     Ok(Recomputer {
-        stores: stores(cfg).await?,
+        stores,
         repo: gh.clone(),
         demand,
         fallback: cfg
