@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
   engine) cargo run --release --locked -p dispatcher-tests --bin bench-engine ;;
   store)
-    eval "$(./infra/emulator.sh start)"
-    trap './infra/emulator.sh stop "$MOTO_PID"' EXIT
+    trap './infra/emulator.sh stop "${MOTO_PID:-}" "${MOTO_DIR:-}"' EXIT
+    # Captured first: `eval "$(... start)"` would carry on after a failed start.
+    out=$(./infra/emulator.sh start)
+    eval "$out"
     cargo run --release --locked -p dispatcher-tests --bin bench-store
     ;;
   lookup)

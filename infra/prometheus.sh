@@ -2,9 +2,30 @@
 # Installs Prometheus from Debian (once), backfills prowjob_state_transitions for a few
 # jobs over the last eight days, starts it on 127.0.0.1 and prints the environment the
 # tests read:
-#   eval "$(./infra/prometheus.sh start)"   # DISPATCHER_TEST_PROMETHEUS_URL, ..._TIME, PROMETHEUS_PID
-#   ./infra/prometheus.sh stop "$PROMETHEUS_PID"
+#   out=$(./infra/prometheus.sh start) && eval "$out"   # DISPATCHER_TEST_PROMETHEUS_URL, ..._TIME, PROMETHEUS_PID, PROMETHEUS_DIR
+#   ./infra/prometheus.sh stop "$PROMETHEUS_PID" "$PROMETHEUS_DIR"
+# (Capture first: `eval "$(... start)"` would hide a failed start, eval's status being 0.)
 set -euo pipefail
+
+# mktemp's template, so that stop removes only directories start made.
+DIR_PREFIX=prow-dispatcher-prometheus.
+
+# stop PID DIR: kills Prometheus and removes its directory (data, configuration, log).
+stop() {
+  local pid=${1:-} dir=${2:-}
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    # Let it exit before its directory goes: our child is waited for, another process
+    # (the usual case: start's shell has exited) polled for up to 5 s.
+    wait "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  case "$dir" in
+    */"$DIR_PREFIX"*) rm -rf "$dir" || echo "warning: could not remove $dir" >&2 ;;
+  esac
+}
 
 install() {
   if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
@@ -18,12 +39,19 @@ install() {
 case "${1:-}" in
   start)
     install
-    dir=$(mktemp -d)
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
+    pid=
+    # A failed start stops what it started and removes the directory.
+    fail() {
+      echo "$1" >&2
+      stop "$pid" "$dir"
+      exit 1
+    }
     # The evaluation time: a whole hour, more than two hours back (the head block is not
     # backfilled).
     now=$(date +%s)
     end=$(( (now / 3600 - 3) * 3600 ))
-    python3 - "$end" >"$dir/series.om" <<'PY'
+    python3 - "$end" >"$dir/series.om" <<'PY' || fail "cannot write the backfill series"
 import sys
 end = int(sys.argv[1])
 start = end - 8 * 86400
@@ -38,28 +66,30 @@ for t in range(start, end + 1, step):
 print("# EOF")
 PY
     promtool tsdb create-blocks-from openmetrics --max-block-duration=24h "$dir/series.om" "$dir/data" >"$dir/backfill.log" 2>&1 \
-      || { cat "$dir/backfill.log" >&2; exit 1; }
+      || fail "backfill failed: $(cat "$dir/backfill.log")"
     printf 'global: {}\nscrape_configs: []\n' >"$dir/prometheus.yml"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
       --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=30d >"$dir/prometheus.log" 2>&1 &
     pid=$!
+    ready=
     for _ in $(seq 1 100); do
-      if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then break; fi
-      if ! kill -0 "$pid" 2>/dev/null; then cat "$dir/prometheus.log" >&2; exit 1; fi
+      if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then ready=1; break; fi
+      if ! kill -0 "$pid" 2>/dev/null; then fail "prometheus died: $(cat "$dir/prometheus.log")"; fi
       sleep 0.1
     done
-    curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null || { echo "prometheus did not become ready" >&2; exit 1; }
-    echo "export DISPATCHER_TEST_PROMETHEUS_URL=http://127.0.0.1:$port DISPATCHER_TEST_PROMETHEUS_TIME=$end PROMETHEUS_PID=$pid"
+    [ -n "$ready" ] || fail "prometheus did not become ready within 10 s: $(cat "$dir/prometheus.log")"
+    printf 'export DISPATCHER_TEST_PROMETHEUS_URL=%q DISPATCHER_TEST_PROMETHEUS_TIME=%q PROMETHEUS_PID=%q PROMETHEUS_DIR=%q\n' \
+      "http://127.0.0.1:$port" "$end" "$pid" "$dir"
     ;;
   stop)
-    [ -n "${2:-}" ] && kill "$2" 2>/dev/null || true
+    stop "${2:-}" "${3:-}"
     ;;
   install)
     install
     ;;
   *)
-    echo "usage: $0 start|stop PID|install" >&2
+    echo "usage: $0 start|stop PID [DIR]|install" >&2
     exit 2
     ;;
 esac

@@ -10,10 +10,14 @@ if [ -z "${DISPATCHER_CORPUS:-}" ] && [ -d ../shared/corpus ]; then
   export DISPATCHER_CORPUS="$(cd ../shared/corpus && pwd)"
 fi
 
-eval "$(./infra/emulator.sh start)"
-trap './infra/emulator.sh stop "$MOTO_PID"' EXIT
-eval "$(./infra/prometheus.sh start)"
-trap './infra/emulator.sh stop "$MOTO_PID"; ./infra/prometheus.sh stop "$PROMETHEUS_PID"' EXIT
+# Whatever got started is stopped on exit (the variables are unset until it has).
+trap './infra/emulator.sh stop "${MOTO_PID:-}" "${MOTO_DIR:-}"; ./infra/prometheus.sh stop "${PROMETHEUS_PID:-}" "${PROMETHEUS_DIR:-}"' EXIT
+# The output is captured before it is evaluated: `eval "$(... start)"` would carry on
+# after a failed start (eval's own status is 0).
+out=$(./infra/emulator.sh start)
+eval "$out"
+out=$(./infra/prometheus.sh start)
+eval "$out"
 # Tests that need the emulator or Prometheus fail, rather than skip, when it is missing.
 export DISPATCHER_REQUIRE_EMULATOR=1 DISPATCHER_REQUIRE_PROMETHEUS=1
 

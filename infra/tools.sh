@@ -5,6 +5,7 @@
 #   PATH="$(./infra/tools.sh sam):$PATH"   the SAM CLI, for `sam build` / `sam deploy`
 # (two venvs: checkov and the SAM CLI pin conflicting boto3 versions).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 
 CACHE="${DISPATCHER_CACHE:-$HOME/.cache/prow-dispatcher}"
 # Pinned so a new linter release cannot break a clean checkout's CI.
@@ -18,7 +19,7 @@ VENV="$CACHE/venv-tools-$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-12)"
 if [ ! -x "$VENV/bin/$PROBE" ] || [ ! -x "$VENV/bin/cargo-lambda" ]; then
   echo "installing ${PINS[*]} into $VENV" >&2
   rm -rf "$VENV"
-  python3 -m venv "$VENV" >&2
+  make_venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}" >&2
 fi
 echo "$VENV/bin"

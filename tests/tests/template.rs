@@ -1,7 +1,9 @@
 //! What `cfn-lint` and checkov do not check in `template.yaml`: that the schedules are valid
 //! EventBridge expressions (cfn-lint accepts `cron(0 25 ? * SUN *)` and, in SAM events, even
-//! five-field crons), that the weekly run fires on Sunday 07:00 UTC, and that the routes,
-//! timeouts and binaries match what the functions are.
+//! five-field crons), that the weekly run fires on Sunday 07:00 UTC, that the routes,
+//! timeouts and binaries match what the functions are, that the alarms can reach their
+//! (encrypted) topic, that old snapshots age into cheaper storage without expiring, and that
+//! the narrowed permissions name the keys the code uses.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers fail loudly, like the tests"
@@ -43,6 +45,58 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 fn int_at(v: &Value, path: &[&str]) -> Option<i64> {
     path.iter().try_fold(v, |v, k| v.get(*k))?.as_i64()
+}
+
+/// The target of a `!Ref`, `None` for anything else (a literal, another intrinsic).
+fn ref_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    match path.iter().try_fold(v, |v, k| v.get(*k))? {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// A string or a list of strings (IAM's `Action`, `Resource`, condition values).
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
+        Some(v) => v.as_str().into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Every resource of a type, by logical id.
+fn resources_of<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    t.get("Resources")
+        .and_then(Value::as_mapping)
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| str_at(r, &["Type"]) == Some(kind))
+        .map(|(k, r)| (k.as_str().unwrap(), r))
+        .collect()
+}
+
+/// The policy statement `sid` of a function's inline policies.
+fn statement<'a>(function: &'a Value, sid: &str) -> &'a Value {
+    function
+        .get("Properties")
+        .and_then(|p| p.get("Policies"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("Statement").and_then(Value::as_sequence))
+        .flatten()
+        .find(|s| str_at(s, &["Sid"]) == Some(sid))
+        .unwrap_or_else(|| panic!("no policy statement {sid}"))
+}
+
+/// The `dynamodb:LeadingKeys` a statement is restricted to, under `operator`.
+fn leading_keys<'a>(statement: &'a Value, operator: &str) -> Vec<&'a str> {
+    strings(
+        statement
+            .get("Condition")
+            .and_then(|c| c.get(operator))
+            .and_then(|c| c.get("dynamodb:LeadingKeys")),
+    )
 }
 
 /// An EventBridge rule's `cron(...)`: six fields (minutes hours day-of-month month
@@ -215,6 +269,21 @@ fn routes_timeouts_and_binaries_match_the_functions() {
     assert!(timeout("LookupFunction") <= 10);
     assert!(timeout("WebhookFunction") * 1000 <= webhook_ms);
     assert!((300..=900).contains(&timeout("RecomputeFunction")));
+    // No route waits longer than its function may run, nor longer than HTTP APIs allow;
+    // Prow's POST / stays fast.
+    for (function, path) in [
+        ("LookupFunction", "/"),
+        ("LookupFunction", "/healthz"),
+        ("LookupFunction", "/explain/{job}"),
+        ("WebhookFunction", "/github"),
+    ] {
+        let ms = route(function, path).1;
+        assert!(
+            ms <= timeout(function) * 1000 && ms <= 30_000,
+            "{function} {path}: {ms} ms"
+        );
+    }
+    assert!(route("LookupFunction", "/").1 <= 5000);
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     for (function, binary) in [
@@ -287,4 +356,210 @@ fn parameter_files_set_what_the_template_declares() {
         files += 1;
     }
     assert!(files >= 1);
+}
+
+#[test]
+fn alarms_can_publish_to_their_encrypted_topic() {
+    let t = template();
+    // A customer-managed key: the AWS-managed alias/aws/sns does not let CloudWatch in.
+    let key_id = ref_at(
+        resource(&t, "AlarmTopic"),
+        &["Properties", "KmsMasterKeyId"],
+    )
+    .expect("AlarmTopic's KmsMasterKeyId is a !Ref to the stack's own key");
+    let key = resource(&t, key_id);
+    assert_eq!(str_at(key, &["Type"]), Some("AWS::KMS::Key"));
+    assert_eq!(
+        key.get("Properties")
+            .and_then(|p| p.get("EnableKeyRotation"))
+            .and_then(Value::as_bool),
+        Some(true)
+    );
+    let statements = key
+        .get("Properties")
+        .and_then(|p| p.get("KeyPolicy"))
+        .and_then(|p| p.get("Statement"))
+        .and_then(Value::as_sequence)
+        .unwrap();
+    let allows = |s: &&Value| str_at(s, &["Effect"]) == Some("Allow");
+    let cloudwatch = statements
+        .iter()
+        .filter(allows)
+        .find(|s| str_at(s, &["Principal", "Service"]) == Some("cloudwatch.amazonaws.com"))
+        .expect("the key policy lets cloudwatch.amazonaws.com use the key");
+    let actions = strings(cloudwatch.get("Action"));
+    for needed in ["kms:Decrypt", "kms:GenerateDataKey*"] {
+        assert!(actions.contains(&needed), "CloudWatch needs {needed}");
+    }
+    // Without a statement for the account the key would be unmanageable.
+    assert!(statements.iter().filter(allows).any(|s| {
+        str_at(s, &["Principal", "AWS"])
+            .is_some_and(|p| p.ends_with(":iam::${AWS::AccountId}:root"))
+            && strings(s.get("Action")) == ["kms:*"]
+    }));
+
+    // Every alarm notifies the topic.
+    let alarms = resources_of(&t, "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 6, "{}", alarms.len());
+    for (name, alarm) in &alarms {
+        let actions = alarm
+            .get("Properties")
+            .and_then(|p| p.get("AlarmActions"))
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{name} has no AlarmActions"));
+        assert!(
+            actions.iter().any(|a| ref_at(a, &[]) == Some("AlarmTopic")),
+            "{name} does not notify AlarmTopic"
+        );
+    }
+    // The lookup's own failures, apart from the whole API's 5xx (webhook included).
+    let on_function = |metric: &str, function: &str| {
+        alarms.iter().any(|(_, a)| {
+            let p = a.get("Properties").unwrap();
+            str_at(p, &["Namespace"]) == Some("AWS/Lambda")
+                && str_at(p, &["MetricName"]) == Some(metric)
+                && p.get("Dimensions")
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|d| {
+                        d.iter().any(|d| {
+                            str_at(d, &["Name"]) == Some("FunctionName")
+                                && ref_at(d, &["Value"]) == Some(function)
+                        })
+                    })
+        })
+    };
+    assert!(
+        on_function("Errors", "LookupFunction"),
+        "no alarm on the lookup's Errors"
+    );
+    assert!(on_function("Errors", "RecomputeFunction"));
+    assert!(on_function("Duration", "LookupFunction"));
+}
+
+#[test]
+fn old_snapshots_move_to_cheaper_storage_and_never_expire() {
+    let t = template();
+    let rules = resource(&t, "SnapshotBucket")
+        .get("Properties")
+        .and_then(|p| p.get("LifecycleConfiguration"))
+        .and_then(|l| l.get("Rules"))
+        .and_then(Value::as_sequence)
+        .unwrap();
+    // The prefixes the publisher writes (the changes' key is private: generations/<n>/...).
+    let snapshot =
+        dispatcher_store::publish::snapshot_prefix(&dispatcher_store::publish::plan_digest("{}"));
+    assert!(snapshot.starts_with("snapshots/"), "{snapshot}");
+    for prefix in ["snapshots/", "generations/"] {
+        let rule = rules
+            .iter()
+            .find(|r| str_at(r, &["Prefix"]) == Some(prefix))
+            .unwrap_or_else(|| panic!("no lifecycle rule for {prefix}"));
+        assert_eq!(str_at(rule, &["Status"]), Some("Enabled"));
+        let transitions: Vec<(&str, i64)> = rule
+            .get("Transitions")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{prefix}: no Transitions"))
+            .iter()
+            .map(|tr| {
+                (
+                    str_at(tr, &["StorageClass"]).unwrap(),
+                    int_at(tr, &["TransitionInDays"]).unwrap(),
+                )
+            })
+            .collect();
+        assert!(!transitions.is_empty());
+        let mut last = 0;
+        for (class, days) in &transitions {
+            // Classes GetObject reads without a restore: a served or rolled-back-to
+            // snapshot stays readable however old it is.
+            assert!(
+                ["STANDARD_IA", "GLACIER_IR", "INTELLIGENT_TIERING"].contains(class),
+                "{prefix}: {class} needs a restore before a read"
+            );
+            // S3's minimum for STANDARD_IA, and an order S3 accepts.
+            assert!(
+                *days >= 30 && *days > last,
+                "{prefix}: {class} after {days} days"
+            );
+            last = *days;
+        }
+    }
+    // Current versions never expire; noncurrent ones do.
+    for rule in rules {
+        for expiry in [
+            "ExpirationInDays",
+            "ExpirationDate",
+            "ExpiredObjectDeleteMarker",
+        ] {
+            assert!(rule.get(expiry).is_none(), "{expiry} in {rule:?}");
+        }
+    }
+    assert!(rules.iter().any(|r| {
+        str_at(r, &["Status"]) == Some("Enabled")
+            && int_at(r, &["NoncurrentVersionExpiration", "NoncurrentDays"]).is_some()
+    }));
+}
+
+#[test]
+fn narrowed_permissions_name_the_keys_the_code_uses() {
+    let t = template();
+    let lookup = resource(&t, "LookupFunction");
+    // Writes: the ephemeral choices (mem#ephemeral#<job>) and their one counter.
+    assert_eq!(
+        leading_keys(
+            statement(lookup, "EphemeralChoices"),
+            "ForAllValues:StringLike"
+        ),
+        ["mem#ephemeral#*"]
+    );
+    assert_eq!(
+        strings(statement(lookup, "RoundRobinCounter").get("Action")),
+        ["dynamodb:UpdateItem"]
+    );
+    assert_eq!(
+        leading_keys(
+            statement(lookup, "RoundRobinCounter"),
+            "ForAllValues:StringEquals"
+        ),
+        ["counter#ephemeral-round-robin"]
+    );
+    // Reads: the snapshots only.
+    assert_eq!(
+        strings(statement(lookup, "ReadSnapshots").get("Resource")),
+        ["${SnapshotBucket.Arn}/snapshots/*"]
+    );
+
+    let webhook = resource(&t, "WebhookFunction");
+    let marker = format!("marker#{}", dispatcher_app::push::INVENTORY_BLOB);
+    assert_eq!(
+        leading_keys(
+            statement(webhook, "ReadInventoryMarker"),
+            "ForAllValues:StringEquals"
+        ),
+        [marker.as_str()]
+    );
+    assert_eq!(
+        leading_keys(
+            statement(webhook, "DedupeDeliveries"),
+            "ForAllValues:StringLike"
+        ),
+        ["mem#delivery#*"]
+    );
+    // Its one GitHub call must answer well inside the function's timeout.
+    let github = str_at(
+        webhook,
+        &[
+            "Properties",
+            "Environment",
+            "Variables",
+            "DISPATCHER_GITHUB_TIMEOUT",
+        ],
+    )
+    .unwrap();
+    let seconds: i64 = github.strip_suffix('s').unwrap().parse().unwrap();
+    let function = int_at(webhook, &["Properties", "Timeout"]).unwrap();
+    assert!(
+        seconds * 2 <= function,
+        "{github} against a {function} s function"
+    );
 }
