@@ -176,6 +176,14 @@ async fn github() -> MockServer {
         json!({"object": {"sha": "new-commit"}}),
     )
     .await;
+    // No backup branch yet (the mock answers 404 to reading it): it is created.
+    json(
+        &server,
+        "POST",
+        "/git/refs",
+        json!({"ref": "refs/heads/automate-prow-job-dispatcher", "object": {"sha": "new-commit"}}),
+    )
+    .await;
     json(&server, "GET", "/pulls", json!([])).await;
     json(&server, "POST", "/pulls", json!({"number": 17})).await;
     json(&server, "POST", "/issues/17/labels", json!([])).await;
@@ -359,9 +367,12 @@ async fn a_signed_push_blocking_a_cluster_moves_its_jobs_through_the_local_serve
         last.fallback
     );
 
-    // A replayed delivery changes nothing.
+    // A replayed delivery changes nothing: it is answered before anything is decided or
+    // handed off (the weekly run and the push were the two recomputes).
+    assert_eq!(server.handoff.submitted(), 2);
     let (status, text) = call(&server.router, delivery("delivery-1")).await;
     assert_eq!((status, text.as_str()), (200, "duplicate delivery\n"));
+    assert_eq!(server.handoff.submitted(), 2, "nothing was handed off");
     assert_eq!(
         server
             .stores
@@ -464,8 +475,13 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     merge_and_block(&github).await;
     let before_push = received(&github).await;
 
-    // Lookups as a REST API (v1, stage Prod in the path) and an HTTP API (v2) deliver them.
-    for shape in ["apigw-v1-lookup.json", "apigw-v2-lookup.json"] {
+    // Lookups as a REST API (v1, stage Prod in the path) and an HTTP API (v2, on the
+    // $default stage and on a named one) deliver them.
+    for shape in [
+        "apigw-v1-lookup.json",
+        "apigw-v2-lookup.json",
+        "apigw-v2-lookup-stage.json",
+    ] {
         let (status, body) = lambda_call(&lookup, event(shape, &[("JOB", JOB)])).await;
         assert_eq!(status, 200, "{shape}: {body}");
         assert_eq!(
@@ -533,4 +549,90 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     );
     let (status, _) = lambda_call(&lookup, get).await;
     assert_eq!(status, 405);
+}
+
+/// The markers a recompute advances only when it succeeds (F3, F11).
+async fn markers(stores: &dispatcher_store::Stores) -> (Option<String>, Option<String>) {
+    let t = &stores.table;
+    (
+        t.marker(dispatcher_app::push::INVENTORY_BLOB)
+            .await
+            .unwrap(),
+        t.marker(dispatcher_app::recompute::LAST_SUCCESS)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
+    let github = github().await;
+    let Some(cfg) = config(&github).await else {
+        return;
+    };
+    let aws = dispatcher_runtime::Aws::default();
+    let stores = dispatcher_runtime::stores(&cfg).await.unwrap();
+    let good = dispatcher_runtime::recomputer_on(&cfg, &aws, stores.clone())
+        .await
+        .unwrap();
+    let first = good
+        .run(
+            &RecomputeRequest::weekly(),
+            "weekly-1",
+            dispatcher_runtime::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.published.generation, 1);
+    let before = markers(&stores).await;
+    assert!(before.0.is_some() && before.1.is_some(), "{before:?}");
+    merge_and_block(&github).await;
+
+    // Prometheus down (F2): the run fails, retryably, and nothing moves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut down = cfg.clone();
+    if let Some(p) = down.prometheus.as_mut() {
+        p.url = format!("http://127.0.0.1:{port}");
+    }
+    let no_volumes = dispatcher_runtime::recomputer_on(&down, &aws, stores.clone())
+        .await
+        .unwrap();
+    let e = no_volumes
+        .run(
+            &RecomputeRequest::weekly(),
+            "weekly-2",
+            dispatcher_runtime::now(),
+        )
+        .await
+        .expect_err("no volumes, no generation");
+    assert!(e.retryable && e.stage == "prometheus", "{e}");
+    let pointer = stores.table.pointer().await.unwrap().unwrap();
+    assert_eq!((pointer.generation, pointer.pending), (1, None));
+    assert_eq!(markers(&stores).await, before);
+
+    // GitHub refusing the tarball (the commit is gone): the same, and not worth a retry.
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/tarball/bbbb")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    let e = good
+        .run(
+            &RecomputeRequest::weekly(),
+            "weekly-3",
+            dispatcher_runtime::now(),
+        )
+        .await
+        .expect_err("no release, no generation");
+    assert!(!e.retryable && e.stage == "github", "{e}");
+    assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 1);
+    assert_eq!(markers(&stores).await, before);
+    // The lookup still answers the last good generation.
+    let lookup = dispatcher_runtime::lookup(&cfg, stores.clone());
+    assert_eq!(cluster_of(&lookup, JOB).await, "build03");
 }

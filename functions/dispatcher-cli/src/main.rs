@@ -122,8 +122,10 @@ struct ServeArgs {
     clusters: Option<PathBuf>,
     #[arg(long)]
     durations: Option<PathBuf>,
-    #[arg(long, default_value = "vsphere02")]
-    vsphere_cluster: String,
+    /// Target of the name-based vsphere rule [default: DISPATCHER_VSPHERE_CLUSTER, else
+    /// vsphere02].
+    #[arg(long)]
+    vsphere_cluster: Option<String>,
 }
 
 #[derive(Args, Clone)]

@@ -98,7 +98,10 @@ fn token() -> Result<String> {
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut config = RuntimeConfig::from_env()?;
-    config.engine.vsphere_cluster = args.vsphere_cluster.clone();
+    // The flag over the environment over the default, as for the functions.
+    if let Some(c) = &args.vsphere_cluster {
+        config.engine.vsphere_cluster = c.clone();
+    }
     let (inputs, scratch) = if args.demo {
         let dir =
             std::env::temp_dir().join(format!("dispatcher-demo-{}-{}", std::process::id(), now()));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dispatcher_aws::lambda::LambdaHandoff;
-use dispatcher_runtime::{Aws, RuntimeConfig, github, lambda, stores, webhook};
+use dispatcher_runtime::{Aws, RuntimeConfig, github_for_webhook, lambda, stores, webhook};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         aws_sdk_lambda::Client::new(aws.config().await),
         function,
     ));
-    let source = github(&config, &aws).await?;
+    let source = github_for_webhook(&config, &aws).await?;
     let router = webhook(&config, &aws, &stores, source, handoff).await?;
     lambda::serve_http(router).await
 }

@@ -24,6 +24,10 @@ use crate::text;
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 /// How long a delivery id is remembered: GitHub redelivers by hand, within days.
 pub const DELIVERY_TTL: i64 = 7 * 24 * 60 * 60;
+/// How long deciding and handing off may take: inside the function's 8 s, so that a slow
+/// GitHub or Lambda API cannot get the function killed with the delivery recorded (a
+/// redelivery would then be taken for a duplicate), and inside GitHub's 10 s.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(6);
 
 pub struct WebhookState {
     /// The webhook secret, read once at cold start.
@@ -34,6 +38,8 @@ pub struct WebhookState {
     pub table: Arc<dyn AssignmentStore>,
     pub handoff: Arc<dyn Handoff>,
     pub now: fn() -> i64,
+    /// [`DEADLINE`], shorter in tests.
+    pub deadline: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -150,10 +156,23 @@ async fn deliver(
     }
     // From here on a failure must forget the delivery, so that a redelivery is not
     // mistaken for a duplicate.
-    let outcome = async {
-        match push::decide(&push, &state.repo, state.source.as_ref(), state.table.as_ref()).await? {
-            PushDecision::Ignore(reason) => Ok((StatusCode::ACCEPTED, format!("ignored: {reason}"))),
-            PushDecision::Recompute { mode, reason, paths } => {
+    let handled = async {
+        match push::decide(
+            &push,
+            &state.repo,
+            state.source.as_ref(),
+            state.table.as_ref(),
+        )
+        .await?
+        {
+            PushDecision::Ignore(reason) => {
+                Ok((StatusCode::ACCEPTED, format!("ignored: {reason}")))
+            }
+            PushDecision::Recompute {
+                mode,
+                reason,
+                paths,
+            } => {
                 let request = RecomputeRequest {
                     trigger: Trigger::Push,
                     mode,
@@ -163,11 +182,23 @@ async fn deliver(
                 };
                 state.handoff.submit(&request).await?;
                 tracing::info!(delivery = %delivery, after = %push.after, mode = ?mode, reason = %reason, "recompute handed off");
-                Ok((StatusCode::ACCEPTED, format!("accepted: {mode:?} recompute ({reason})")))
+                Ok((
+                    StatusCode::ACCEPTED,
+                    format!("accepted: {mode:?} recompute ({reason})"),
+                ))
             }
         }
-    }
-    .await;
+    };
+    let outcome = match tokio::time::timeout(state.deadline, handled).await {
+        Ok(r) => r,
+        Err(_) => Err(dispatcher_app::SourceError::retryable(
+            "webhook",
+            format!(
+                "deciding and handing off took longer than {:?}",
+                state.deadline
+            ),
+        )),
+    };
     match outcome {
         Ok((status, message)) => text(status, &message),
         Err::<_, dispatcher_app::SourceError>(e) => {

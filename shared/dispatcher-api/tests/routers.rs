@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use dispatcher_api::{LookupState, WebhookState, lookup_router, webhook_router};
 use dispatcher_app::local::LocalRepo;
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::{Handoff, LookupService, SourceError};
+use dispatcher_app::{Handoff, LookupService, RepoSource, SourceError};
 use dispatcher_core::{Mode, Plan, Settings};
 use dispatcher_store::publish::{self, PublishOptions};
 use dispatcher_store::{Cause, Stores};
@@ -246,6 +246,22 @@ fn delivery(
 }
 
 async fn webhook() -> (Router, Arc<Recorded>, Stores, tempfile::TempDir) {
+    let handoff = Arc::new(Recorded::default());
+    let source = Arc::new(LocalRepo {
+        path: sample().join("release"),
+        clusters: None,
+    });
+    let (app, stores, dir) =
+        webhook_with(source, handoff.clone(), dispatcher_api::webhook::DEADLINE).await;
+    (app, handoff, stores, dir)
+}
+
+/// The webhook over a published sample, with the given repository and hand-off.
+async fn webhook_with(
+    source: Arc<dyn RepoSource>,
+    handoff: Arc<dyn Handoff>,
+    deadline: std::time::Duration,
+) -> (Router, Stores, tempfile::TempDir) {
     let (stores, _plan, dir) = published().await;
     // The last processed inventory is the sample's own: only job changes are deltas.
     let blob = dispatcher_input::digest::sha256(
@@ -261,19 +277,122 @@ async fn webhook() -> (Router, Arc<Recorded>, Stores, tempfile::TempDir) {
         .set_marker(dispatcher_app::push::INVENTORY_BLOB, &blob)
         .await
         .expect("marker");
-    let handoff = Arc::new(Recorded::default());
     let app = webhook_router(Arc::new(WebhookState {
         secret: SECRET.to_vec(),
         repo: "acme/release".to_owned(),
-        source: Arc::new(LocalRepo {
+        source,
+        table: stores.table.clone(),
+        handoff,
+        now: || 1_000,
+        deadline,
+    }));
+    (app, stores, dir)
+}
+
+/// A repository whose API is down.
+struct Unreachable;
+
+#[async_trait]
+impl RepoSource for Unreachable {
+    async fn head(&self) -> Result<String, SourceError> {
+        Err(SourceError::retryable("github", "HTTP 502"))
+    }
+    async fn release(&self, _commit: &str) -> Result<dispatcher_input::Release, SourceError> {
+        Err(SourceError::retryable("github", "HTTP 502"))
+    }
+    async fn blob_sha(&self, _commit: &str, _path: &str) -> Result<Option<String>, SourceError> {
+        Err(SourceError::retryable("github", "HTTP 502"))
+    }
+}
+
+/// A hand-off that never answers the first time, then records.
+#[derive(Default)]
+struct HangsOnce {
+    hung: std::sync::atomic::AtomicBool,
+    recorded: Recorded,
+}
+
+#[async_trait]
+impl Handoff for HangsOnce {
+    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
+        if !self.hung.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.recorded.submit(request).await
+    }
+}
+
+fn signed_push(id: &str, body: &str) -> Request<Body> {
+    delivery(
+        "push",
+        id,
+        body,
+        Some(sign(body.as_bytes())),
+        "application/json",
+    )
+}
+
+#[tokio::test]
+async fn a_push_whose_inventory_cannot_be_checked_is_recomputed_in_full() {
+    let handoff = Arc::new(Recorded::default());
+    let (app, _stores, _dir) = webhook_with(
+        Arc::new(Unreachable),
+        handoff.clone(),
+        dispatcher_api::webhook::DEADLINE,
+    )
+    .await;
+    let jobs = push_body(&["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml"]);
+    let (status, body, _) = send(&app, signed_push("d-1", &jobs)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let handed = handoff.0.lock().await.clone();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].mode, Mode::Full, "not knowing is not dropping");
+}
+
+#[tokio::test]
+async fn a_hand_off_past_the_deadline_forgets_the_delivery_for_its_redelivery() {
+    let handoff = Arc::new(HangsOnce::default());
+    let (app, _stores, _dir) = webhook_with(
+        Arc::new(LocalRepo {
             path: sample().join("release"),
             clusters: None,
         }),
-        table: stores.table.clone(),
-        handoff: handoff.clone(),
-        now: || 1_000,
-    }));
-    (app, handoff, stores, dir)
+        handoff.clone(),
+        std::time::Duration::from_millis(200),
+    )
+    .await;
+    let jobs = push_body(&["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml"]);
+    let (status, body, _) = send(&app, signed_push("d-1", &jobs)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    // GitHub's redelivery is not taken for a duplicate.
+    let (status, body, _) = send(&app, signed_push("d-1", &jobs)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(handoff.recorded.0.lock().await.len(), 1);
+}
+
+#[tokio::test]
+async fn pushes_elsewhere_are_ignored_and_huge_pushes_hand_off_a_bounded_message() {
+    let (app, handoff, _stores, _dir) = webhook().await;
+    let elsewhere = push_body(&["core-services/sanitize-prow-jobs/_clusters.yaml"])
+        .replace("acme/release", "acme/fork");
+    let (status, body, _) = send(&app, signed_push("d-1", &elsewhere)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body.starts_with("ignored"), "{body}");
+    // A merged backup PR touches thousands of job files.
+    let paths: Vec<String> = (0..5000)
+        .map(|i| format!("ci-operator/jobs/acme/r{i}/acme-r{i}-main-presubmits.yaml"))
+        .collect();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let huge = push_body(&refs);
+    let (status, body, _) = send(&app, signed_push("d-2", &huge)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let handed = handoff.0.lock().await.clone();
+    assert_eq!(handed.len(), 1, "only the push to the release repository");
+    assert_eq!(
+        handed[0].paths.len(),
+        dispatcher_app::push::MAX_HANDOFF_PATHS
+    );
+    assert!(serde_json::to_vec(&handed[0]).unwrap().len() < 64 * 1024);
 }
 
 #[tokio::test]

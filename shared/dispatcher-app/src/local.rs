@@ -141,6 +141,7 @@ pub struct Completed {
 pub struct LocalHandoff {
     queue: mpsc::Sender<RecomputeRequest>,
     done: watch::Receiver<Option<Completed>>,
+    submitted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LocalHandoff {
@@ -164,12 +165,21 @@ impl LocalHandoff {
                 let _ = tx.send(Some(Completed { count, last }));
             }
         });
-        Self { queue, done }
+        Self {
+            queue,
+            done,
+            submitted: Arc::default(),
+        }
     }
 
     /// Watches completions (tests wait on it instead of sleeping).
     pub fn completions(&self) -> watch::Receiver<Option<Completed>> {
         self.done.clone()
+    }
+
+    /// How many recomputes were handed off so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -179,6 +189,9 @@ impl Handoff for LocalHandoff {
         self.queue
             .send(request.clone())
             .await
-            .map_err(|_| SourceError::retryable("handoff", "the recompute worker stopped"))
+            .map_err(|_| SourceError::retryable("handoff", "the recompute worker stopped"))?;
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 }

@@ -81,6 +81,9 @@ pub struct FallbackReport {
     pub pull_request: u64,
     pub created: bool,
     pub commit: String,
+    /// Whether the branch moved: `false` when it already held these files on this base,
+    /// so that a recompute that changes nothing pushes nothing (no rehearsals re-run).
+    pub pushed: bool,
     pub api_calls: usize,
 }
 

@@ -19,6 +19,9 @@ pub const INVENTORY_BLOB: &str = "inventory-blob";
 const JOBS_PREFIX: &str = "ci-operator/jobs/";
 /// GitHub puts at most this many commits in a push payload.
 const MAX_COMMITS: usize = 2048;
+/// The watched paths a hand-off names, for the logs: a merged backup PR touches thousands
+/// of files, and an asynchronous invoke carries at most 256 KB.
+pub const MAX_HANDOFF_PATHS: usize = 100;
 
 /// The fields of a push payload that matter.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +100,7 @@ pub async fn decide(
     let watched: Vec<String> = paths
         .iter()
         .filter(|p| **p == CLUSTERS_PATH || **p == CONFIG_PATH || p.starts_with(JOBS_PREFIX))
+        .take(MAX_HANDOFF_PATHS)
         .map(|p| (*p).to_owned())
         .collect();
     let unreliable = event.forced || event.commits.len() >= MAX_COMMITS || event.commits.is_empty();
@@ -106,19 +110,31 @@ pub async fn decide(
         reason = format!("{CLUSTERS_PATH} changed");
     } else {
         // One API call per push, whatever the file lists say.
-        let blob = source.blob_sha(&event.after, CLUSTERS_PATH).await?;
         let seen = table
             .marker(INVENTORY_BLOB)
             .await
             .map_err(|e| SourceError::retryable("store", e.to_string()))?;
-        if blob != seen {
-            inventory = true;
-            reason = format!(
-                "{CLUSTERS_PATH} at {} is {} but {} was processed last",
-                event.after,
-                blob.as_deref().unwrap_or("absent"),
-                seen.as_deref().unwrap_or("nothing")
-            );
+        match source.blob_sha(&event.after, CLUSTERS_PATH).await {
+            Ok(blob) if blob == seen => {}
+            Ok(blob) => {
+                inventory = true;
+                reason = format!(
+                    "{CLUSTERS_PATH} at {} is {} but {} was processed last",
+                    event.after,
+                    blob.as_deref().unwrap_or("absent"),
+                    seen.as_deref().unwrap_or("nothing")
+                );
+            }
+            // Not knowing is no reason to drop the push: a full recompute reads
+            // everything and moves only what pays (hysteresis, budget).
+            Err(e) => {
+                tracing::warn!(error = %e, after = %event.after, "cannot read the inventory's blob; asking for a full recompute");
+                inventory = true;
+                reason = format!(
+                    "{CLUSTERS_PATH} at {} could not be checked ({e})",
+                    event.after
+                );
+            }
         }
     }
     if inventory || paths.contains(CONFIG_PATH) {

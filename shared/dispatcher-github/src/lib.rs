@@ -66,20 +66,72 @@ pub struct GitHub {
 }
 
 /// What a failed call says about retrying.
-fn classify(e: &octocrab::Error) -> (bool, String) {
+fn classify(e: &CallError) -> (bool, String) {
+    let by_status = |status: u16, message: &str| {
+        let rate_limited =
+            status == 429 || (status == 403 && message.to_ascii_lowercase().contains("rate limit"));
+        (
+            status >= 500 || rate_limited,
+            format!("HTTP {status}: {message}"),
+        )
+    };
     match e {
-        octocrab::Error::GitHub { source, .. } => {
-            let status = source.status_code.as_u16();
-            let rate_limited = status == 429
-                || (status == 403 && source.message.to_ascii_lowercase().contains("rate limit"));
-            (
-                status >= 500 || rate_limited,
-                format!("HTTP {status}: {}", source.message),
-            )
+        CallError::Status(status, message) => by_status(status.as_u16(), message),
+        CallError::Crab(octocrab::Error::GitHub { source, .. }) => {
+            by_status(source.status_code.as_u16(), &source.message)
         }
-        octocrab::Error::Serde { .. } | octocrab::Error::Json { .. } => (false, e.to_string()),
+        CallError::Crab(e @ (octocrab::Error::Serde { .. } | octocrab::Error::Json { .. })) => {
+            (false, e.to_string())
+        }
         // Transport trouble: connection refused, reset, timeout.
-        other => (true, other.to_string()),
+        CallError::Crab(other) => (true, other.to_string()),
+    }
+}
+
+/// A failed call: what octocrab reports, or an error status we read ourselves.
+enum CallError {
+    Crab(octocrab::Error),
+    Status(http::StatusCode, String),
+}
+
+impl From<octocrab::Error> for CallError {
+    fn from(e: octocrab::Error) -> Self {
+        CallError::Crab(e)
+    }
+}
+
+/// An HTTP error answer: its status, and GitHub's message when the body has one.
+fn status_error(status: http::StatusCode, body: &str) -> CallError {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    CallError::Status(status, message)
+}
+
+/// The tarball's bytes as a blocking reader over the chunks the download sends.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        format!("the download failed: {e}"),
+                    ));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 
@@ -123,10 +175,11 @@ impl GitHub {
     }
 
     /// Runs `call` with retries on rate limits and 5xx.
-    async fn with_retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, SourceError>
+    async fn with_retry<T, E, F, Fut>(&self, what: &str, mut call: F) -> Result<T, SourceError>
     where
+        E: Into<CallError>,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, octocrab::Error>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let mut wait = self.config.retry.base;
         let mut attempt = 1;
@@ -135,7 +188,7 @@ impl GitHub {
             match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let (retryable, message) = classify(&e);
+                    let (retryable, message) = classify(&e.into());
                     if !retryable || attempt >= self.config.retry.attempts {
                         return Err(SourceError {
                             service: "github",
@@ -212,39 +265,67 @@ impl RepoSource for GitHub {
 
     async fn release(&self, commit: &str) -> Result<Release, SourceError> {
         let route = self.route(&format!("tarball/{commit}"));
-        let bytes = self
+        // Retried until GitHub answers with a status; the body is then streamed into the
+        // reader, which parses it as it arrives (the archive is never held whole).
+        let response = self
             .with_retry("download tarball", || async {
-                let response = self.crab._get(route.as_str()).await?;
+                let response = self
+                    .crab
+                    ._get(route.as_str())
+                    .await
+                    .map_err(CallError::Crab)?;
                 let status = response.status();
+                if status.is_success() {
+                    return Ok(response);
+                }
                 let body = response
                     .into_body()
                     .collect()
                     .await
-                    .map_err(|e| octocrab::Error::Other {
-                        source: Box::new(e),
-                        backtrace: std::backtrace::Backtrace::capture(),
-                    })?
-                    .to_bytes();
-                if !status.is_success() {
-                    return Err(octocrab::Error::Other {
-                        source: format!("HTTP {status} for the tarball").into(),
-                        backtrace: std::backtrace::Backtrace::capture(),
-                    });
-                }
-                Ok(body)
+                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                Err(status_error(status, &body))
             })
             .await?;
-        tracing::info!(commit, bytes = bytes.len(), "release tarball downloaded");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(16);
+        let mut body = response.into_body();
+        let download = tokio::spawn(async move {
+            let mut total = 0usize;
+            while let Some(frame) = body.frame().await {
+                let chunk = match frame {
+                    Ok(f) => match f.into_data() {
+                        Ok(d) => Ok(d),
+                        Err(_) => continue,
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = chunk.is_err();
+                total += chunk.as_ref().map_or(0, bytes::Bytes::len);
+                // The reader stopped (it failed, or needs no more): so do we.
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+            total
+        });
         let opts = ReadOptions {
             parse: Parse::Fast,
             keep_text: true,
         };
-        tokio::task::spawn_blocking(move || {
-            dispatcher_input::release::read(Source::Tarball(bytes.to_vec()), opts, &|| {})
+        let reader = Box::new(ChunkReader {
+            rx,
+            current: bytes::Bytes::new(),
+        });
+        let read = tokio::task::spawn_blocking(move || {
+            dispatcher_input::release::read(Source::Stream(reader), opts, &|| {})
         })
         .await
-        .map_err(|e| SourceError::permanent("release", e.to_string()))?
-        .map_err(|e| SourceError::permanent("release", e.to_string()))
+        .map_err(|e| SourceError::permanent("release", e.to_string()))?;
+        let total = download.await.unwrap_or(0);
+        tracing::info!(commit, bytes = total, "release tarball streamed");
+        // A download cut short surfaces as a read error of the archive: retryable, since
+        // the next attempt downloads it again.
+        read.map_err(|e| SourceError::retryable("github", format!("release tarball: {e}")))
     }
 
     async fn blob_sha(&self, commit: &str, path: &str) -> Result<Option<String>, SourceError> {
@@ -291,37 +372,64 @@ impl FallbackPublisher for GitHub {
                 size = 0;
             }
         }
-        let message = format!("{}\n\n{}", change.title, change.body);
-        let commit = self
-            .post(
-                "create commit",
-                self.route("git/commits"),
-                json!({"message": message, "tree": tree, "parents": [change.base_commit]}),
-            )
-            .await?;
-        let commit = Self::sha(&commit, "/sha", "commit")?;
-
         let branch = &self.config.branch;
-        let updated = self
-            .patch(
-                "update branch",
-                self.route(&format!("git/refs/heads/{branch}")),
-                json!({"sha": commit, "force": true}),
+        // The branch already holding this tree on this base: nothing to push. Every push
+        // re-runs the PR's rehearsals, and most delta recomputes change no file.
+        let current = match self
+            .get(
+                "get backup branch",
+                self.route(&format!("git/ref/heads/{branch}")),
             )
-            .await;
-        match updated {
-            Ok(_) => {}
-            // GitHub answers 422 "Reference does not exist" for a missing branch.
-            Err(e) if e.message.contains("HTTP 422") || e.message.contains("HTTP 404") => {
-                self.post(
-                    "create branch",
-                    self.route("git/refs"),
-                    json!({"ref": format!("refs/heads/{branch}"), "sha": commit}),
-                )
-                .await?;
-            }
+            .await
+        {
+            Ok(r) => Some(Self::sha(&r, "/object/sha", "backup branch")?),
+            Err(e) if e.message.contains("HTTP 404") => None,
             Err(e) => return Err(e),
-        }
+        };
+        let unchanged = match &current {
+            Some(head) => {
+                let c = self
+                    .get(
+                        "get backup commit",
+                        self.route(&format!("git/commits/{head}")),
+                    )
+                    .await?;
+                c.pointer("/tree/sha").and_then(Value::as_str) == Some(tree.as_str())
+                    && c.pointer("/parents/0/sha").and_then(Value::as_str)
+                        == Some(change.base_commit.as_str())
+            }
+            None => false,
+        };
+        let commit = match (&current, unchanged) {
+            (Some(head), true) => head.clone(),
+            _ => {
+                let message = format!("{}\n\n{}", change.title, change.body);
+                let commit = self
+                    .post(
+                        "create commit",
+                        self.route("git/commits"),
+                        json!({"message": message, "tree": tree, "parents": [change.base_commit]}),
+                    )
+                    .await?;
+                let commit = Self::sha(&commit, "/sha", "commit")?;
+                if current.is_some() {
+                    self.patch(
+                        "update branch",
+                        self.route(&format!("git/refs/heads/{branch}")),
+                        json!({"sha": commit, "force": true}),
+                    )
+                    .await?;
+                } else {
+                    self.post(
+                        "create branch",
+                        self.route("git/refs"),
+                        json!({"ref": format!("refs/heads/{branch}"), "sha": commit}),
+                    )
+                    .await?;
+                }
+                commit
+            }
+        };
 
         let open = self
             .get(
@@ -373,11 +481,13 @@ impl FallbackPublisher for GitHub {
             pull_request: number,
             created,
             commit,
+            pushed: !unchanged,
             api_calls: self.calls() - start,
         };
         tracing::info!(
             pull_request = number,
             created,
+            pushed = !unchanged,
             files = change.files.len(),
             api_calls = report.api_calls,
             "backup PR updated"

@@ -174,18 +174,18 @@ async fn a_first_pr_creates_the_branch_and_the_pull_request() {
     json_mock(&server, "POST", "/git/trees", 201, json!({"sha": "tree1"})).await;
     json_mock(
         &server,
-        "POST",
-        "/git/commits",
-        201,
-        json!({"sha": "commit1"}),
+        "GET",
+        "/git/ref/heads/automate-prow-job-dispatcher",
+        404,
+        json!({"message": "Not Found"}),
     )
     .await;
     json_mock(
         &server,
-        "PATCH",
-        "/git/refs/heads/automate-prow-job-dispatcher",
-        422,
-        json!({"message": "Reference does not exist"}),
+        "POST",
+        "/git/commits",
+        201,
+        json!({"sha": "commit1"}),
     )
     .await;
     json_mock(
@@ -215,14 +215,15 @@ async fn a_first_pr_creates_the_branch_and_the_pull_request() {
             "POST /git/trees",
             "POST /git/trees", // rate limited, 502, then the first batch
             "POST /git/trees", // the second batch
+            "GET /git/ref/heads/automate-prow-job-dispatcher",
             "POST /git/commits",
-            "PATCH /git/refs/heads/automate-prow-job-dispatcher",
             "POST /git/refs",
             "GET /pulls",
             "POST /pulls",
             "POST /issues/42/labels",
         ]
     );
+    assert!(report.pushed);
     assert_eq!(report.api_calls, requests.len());
     let body = |i: usize| -> Value { serde_json::from_slice(&requests[i].body).unwrap() };
     // Trees chain on each other, starting from the base commit's tree.
@@ -243,8 +244,8 @@ async fn a_first_pr_creates_the_branch_and_the_pull_request() {
     );
     assert_eq!(batch(5).len(), 2);
     assert_eq!(body(5)["tree"][0]["content"], "presubmits: {}\n");
-    assert_eq!(body(6)["parents"], json!(["base0"]));
-    assert_eq!(body(6)["tree"], "tree1");
+    assert_eq!(body(7)["parents"], json!(["base0"]));
+    assert_eq!(body(7)["tree"], "tree1");
     assert_eq!(body(8)["ref"], "refs/heads/automate-prow-job-dispatcher");
     assert_eq!(body(10)["base"], "main");
     assert_eq!(
@@ -275,6 +276,7 @@ async fn an_existing_pr_is_updated_not_duplicated() {
     )
     .await;
     json_mock(&server, "POST", "/git/trees", 201, json!({"sha": "tree1"})).await;
+    backup_branch(&server, "commit1", "tree-before", "base0").await;
     json_mock(
         &server,
         "POST",
@@ -315,6 +317,66 @@ async fn an_existing_pr_is_updated_not_duplicated() {
     )
     .unwrap();
     assert_eq!(patch["force"], true);
+    assert!(report.pushed);
+}
+
+/// The backup branch at `commit`, whose tree is `tree` on parent `parent`.
+async fn backup_branch(server: &MockServer, commit: &str, tree: &str, parent: &str) {
+    json_mock(
+        server,
+        "GET",
+        "/git/ref/heads/automate-prow-job-dispatcher",
+        200,
+        json!({"ref": "refs/heads/automate-prow-job-dispatcher", "object": {"sha": commit, "type": "commit"}}),
+    )
+    .await;
+    json_mock(
+        server,
+        "GET",
+        &format!("/git/commits/{commit}"),
+        200,
+        json!({"sha": commit, "tree": {"sha": tree}, "parents": [{"sha": parent}]}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_branch_that_already_holds_the_files_is_not_pushed_again() {
+    let server = MockServer::start().await;
+    json_mock(&server, "GET", "", 200, json!({"default_branch": "main"})).await;
+    json_mock(
+        &server,
+        "GET",
+        "/git/commits/base0",
+        200,
+        json!({"sha": "base0", "tree": {"sha": "tree0"}}),
+    )
+    .await;
+    json_mock(&server, "POST", "/git/trees", 201, json!({"sha": "tree1"})).await;
+    // The branch holds tree1 on base0 already: what this change would commit.
+    backup_branch(&server, "commit1", "tree1", "base0").await;
+    json_mock(
+        &server,
+        "GET",
+        "/pulls",
+        200,
+        json!([{"number": 5, "state": "open"}]),
+    )
+    .await;
+    json_mock(&server, "PATCH", "/pulls/5", 200, json!({"number": 5})).await;
+    json_mock(&server, "POST", "/issues/5/labels", 200, json!([])).await;
+    let report = github(&server).publish(&change()).await.unwrap();
+    assert!(!report.pushed);
+    assert_eq!(report.commit, "commit1");
+    let names = calls(&server.received_requests().await.unwrap());
+    assert!(
+        !names
+            .iter()
+            .any(|c| c == "POST /git/commits" || c.starts_with("PATCH /git/refs")),
+        "{names:?}"
+    );
+    // The PR still says which generation it carries.
+    assert!(names.iter().any(|c| c == "PATCH /pulls/5"), "{names:?}");
 }
 
 #[tokio::test]
@@ -341,4 +403,37 @@ async fn persistent_server_errors_are_reported_retryable_and_client_errors_are_n
     json_mock(&server, "GET", "", 404, json!({"message": "Not Found"})).await;
     let e = github(&server).publish(&change()).await.unwrap_err();
     assert!(!e.retryable, "{e}");
+}
+
+#[tokio::test]
+async fn a_tarball_is_retried_on_server_errors_but_not_on_a_missing_commit() {
+    let server = MockServer::start().await;
+    json_mock(
+        &server,
+        "GET",
+        "/tarball/gone",
+        404,
+        json!({"message": "Not Found"}),
+    )
+    .await;
+    let e = github(&server).release("gone").await.unwrap_err();
+    assert!(!e.retryable && e.message.contains("404"), "{e}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    let server = MockServer::start().await;
+    once(
+        &server,
+        "GET",
+        "/tarball/0123abc",
+        502,
+        json!({"message": "Server Error"}),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/tarball/0123abc")))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball()))
+        .mount(&server)
+        .await;
+    let release = github(&server).release("0123abc").await.unwrap();
+    assert_eq!(release.files.len(), 6);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }

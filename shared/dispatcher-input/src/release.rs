@@ -30,12 +30,20 @@ pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml
 pub const JOBS_DIR: &str = "ci-operator/jobs/";
 
 /// Where a release comes from.
-#[derive(Debug, Clone)]
 pub enum Source {
     /// A checkout directory or a `.tar.gz` file.
     Path(PathBuf),
-    /// A `.tar.gz` in memory (as downloaded from GitHub).
-    Tarball(Vec<u8>),
+    /// A `.tar.gz` read as it arrives (a download from GitHub): never held whole.
+    Stream(Box<dyn Read + Send>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            Source::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -187,13 +195,10 @@ pub fn read(
                 (read_tarball(Box::new(reader), &path, opts, progress)?, None)
             }
         }
-        Source::Tarball(bytes) => {
-            let reader = Box::new(std::io::Cursor::new(bytes));
-            (
-                read_tarball(reader, Path::new("<tarball>"), opts, progress)?,
-                None,
-            )
-        }
+        Source::Stream(reader) => (
+            read_tarball(reader, Path::new("<tarball>"), opts, progress)?,
+            None,
+        ),
     };
     let mut release = Release::default();
     let mut parsed = Vec::new();

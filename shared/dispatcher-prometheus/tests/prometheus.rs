@@ -122,17 +122,130 @@ async fn an_error_response_is_not_retryable() {
     assert!(e.message.contains("empty"), "{e}");
 }
 
+/// A Prometheus of the test's own (the binary the test command installed), so that it
+/// can be stopped, resumed and killed without disturbing the shared one. Killed on drop.
+struct Own {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Own {
+    /// `None` (the test skips) when no `prometheus` binary is installed and the test
+    /// command did not require one.
+    async fn start(web_config: Option<&str>) -> Option<Self> {
+        let have = std::process::Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have {
+            assert!(
+                std::env::var_os("DISPATCHER_REQUIRE_PROMETHEUS").is_none(),
+                "DISPATCHER_REQUIRE_PROMETHEUS is set but there is no prometheus binary"
+            );
+            let _ = writeln!(std::io::stderr(), "SKIPPED: no prometheus binary");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            "global: {}\nscrape_configs: []\n",
+        )
+        .expect("configuration");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cmd = std::process::Command::new("prometheus");
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(web) = web_config {
+            let file = dir.path().join("web.yml");
+            std::fs::write(&file, web).expect("web configuration");
+            cmd.arg(format!("--web.config.file={}", file.display()));
+        }
+        let child = cmd.spawn().expect("start prometheus");
+        let own = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        // Ready once it answers at all (with credentials configured, a 401 is an answer).
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{}/-/ready", own.url))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Some(own);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("prometheus did not start on {}", own.url);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A query that a Prometheus without data answers with one series for job `a`.
+fn constant() -> Option<String> {
+    Some(r#"label_replace(vector(7), "job_name", "a", "", "")"#.to_owned())
+}
+
 #[tokio::test]
-async fn a_prometheus_that_is_down_is_retryable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable() {
+    let Some(mut own) = Own::start(None).await else {
+        return;
+    };
+    let quick = PrometheusConfig {
+        timeout: Duration::from_millis(300),
+        runs_query: constant(),
+        ..config(&own.url)
+    };
+    let demand = PrometheusDemand::new(quick.clone()).unwrap();
+    assert_eq!(demand.demand(1000).await.unwrap().volumes.runs["a"], 7.0);
+    // Stopped, it accepts connections (the kernel does) and answers nothing: slow.
+    own.signal("STOP");
+    let started = std::time::Instant::now();
+    let e = demand.demand(1000).await.unwrap_err();
+    assert!(e.retryable && e.message.contains("timed out"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    own.signal("CONT");
+    // Resumed, it answers again (a new client: the old one's pooled connection went stale
+    // while the server was stopped).
+    let resumed = PrometheusDemand::new(quick.clone()).unwrap();
+    assert_eq!(resumed.demand(1000).await.unwrap().volumes.runs["a"], 7.0);
+    // Killed, nothing answers on its port: down.
+    own.child.kill().unwrap();
+    own.child.wait().unwrap();
+    let e = PrometheusDemand::new(quick)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // The listener is dropped: nothing answers on that port.
-    let e = PrometheusDemand::new(config(&format!("http://127.0.0.1:{port}")))
-        .unwrap()
-        .demand(0)
+        .demand(1000)
         .await
         .unwrap_err();
     assert!(e.retryable, "{e}");
@@ -140,31 +253,46 @@ async fn a_prometheus_that_is_down_is_retryable() {
 }
 
 #[tokio::test]
-async fn a_slow_prometheus_times_out_and_is_retryable() {
-    // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hold = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            open.push(s);
-        }
-    });
-    let slow = PrometheusConfig {
-        timeout: Duration::from_millis(300),
-        ..config(&url)
+async fn basic_auth_is_what_prometheus_checks() {
+    // The password `pass`, bcrypt-hashed as Prometheus' web configuration wants it.
+    let web =
+        "basic_auth_users:\n  user: $2b$12$0uWozYBzAnb9EP8EHIhJgeAxAtOTLk6ZUWX/TSNbZZ4sWwfdXrPIm\n";
+    let Some(own) = Own::start(Some(web)).await else {
+        return;
     };
-    let started = std::time::Instant::now();
-    let e = PrometheusDemand::new(slow)
+    let with = |password: &str| PrometheusConfig {
+        auth: Auth::Basic {
+            user: "user".to_owned(),
+            password: password.to_owned(),
+        },
+        runs_query: constant(),
+        ..config(&own.url)
+    };
+    let ok = PrometheusDemand::new(with("pass"))
         .unwrap()
-        .demand(0)
+        .demand(1000)
+        .await;
+    assert_eq!(ok.unwrap().volumes.runs["a"], 7.0);
+    let e = PrometheusDemand::new(with("wrong"))
+        .unwrap()
+        .demand(1000)
         .await
         .unwrap_err();
-    assert!(e.retryable && e.message.contains("timed out"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(5));
-    hold.abort();
+    assert!(!e.retryable, "a wrong password does not heal: {e}");
+    assert!(e.message.contains("401"), "{e}");
+    let e = PrometheusDemand::new(PrometheusConfig {
+        runs_query: constant(),
+        ..config(&own.url)
+    })
+    .unwrap()
+    .demand(1000)
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("401"), "no credentials: {e}");
 }
 
+/// Prometheus has no bearer authentication of its own (a Thanos querier behind a proxy,
+/// as in production, does): the header and a proxy's 5xx, against a mock.
 #[tokio::test]
 async fn credentials_are_sent_and_server_errors_are_retryable() {
     let server = MockServer::start().await;

@@ -9,10 +9,21 @@ use serde_json::{Value, json};
 
 use crate::metrics;
 
-/// Routes on the path the client sent: `lambda_http` prefixes a REST API's stage (`/Prod/`),
-/// which would otherwise miss the `/` route.
+/// Routes on the path the client sent, without any stage: `lambda_http` prefixes a REST
+/// API's stage (`/Prod/`), and an HTTP API's `rawPath` carries a named stage (`/dev/`)
+/// itself (wire-contracts.md §3.1, §3.3); either would miss the `/` route.
 pub fn without_stage(mut req: lambda_http::Request) -> lambda_http::Request {
-    let raw = req.raw_http_path().to_owned();
+    let mut raw = req.raw_http_path().to_owned();
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(stage) = ctx.stage.as_deref().filter(|s| *s != "$default")
+    {
+        let prefix = format!("/{stage}");
+        if raw == prefix {
+            raw = "/".to_owned();
+        } else if let Some(rest) = raw.strip_prefix(&prefix).filter(|r| r.starts_with('/')) {
+            raw = rest.to_owned();
+        }
+    }
     if raw.is_empty() || raw == req.uri().path() {
         return req;
     }
@@ -137,5 +148,34 @@ pub async fn recompute(
             tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "recompute failed; the last good generation keeps serving");
             Err(RecomputeFailure(e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> lambda_http::Request {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/events")
+            .join(name);
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        lambda_http::request::from_str(&text).expect("an API Gateway event")
+    }
+
+    #[test]
+    fn every_event_shape_routes_on_the_path_without_its_stage() {
+        for name in [
+            "apigw-v1-lookup.json",
+            "apigw-v2-lookup.json",
+            "apigw-v2-lookup-stage.json",
+        ] {
+            let req = without_stage(fixture(name));
+            assert_eq!(req.uri().path(), "/", "{name}");
+        }
+        assert_eq!(
+            without_stage(fixture("apigw-v2-webhook.json")).uri().path(),
+            "/github"
+        );
     }
 }

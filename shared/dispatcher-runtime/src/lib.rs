@@ -18,7 +18,7 @@ use dispatcher_api::{
 use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
 use dispatcher_app::ports::{DemandSource, FallbackPublisher, Handoff, RepoSource};
 use dispatcher_app::{LookupService, Recomputer};
-use dispatcher_github::{GitHub, GitHubConfig};
+use dispatcher_github::{GitHub, GitHubConfig, Retry};
 use dispatcher_prometheus::{Auth, PrometheusConfig, PrometheusDemand};
 use dispatcher_store::Stores;
 
@@ -60,6 +60,21 @@ pub async fn stores(cfg: &RuntimeConfig) -> Result<Stores> {
 
 /// The GitHub adapter for the release repository.
 pub async fn github(cfg: &RuntimeConfig, aws: &Aws) -> Result<Arc<GitHub>> {
+    github_with(cfg, aws, Retry::default()).await
+}
+
+/// The webhook's GitHub adapter: one quick retry at most, since its one call must fit in
+/// the webhook's deadline (and a push whose inventory cannot be checked is recomputed in
+/// full rather than dropped).
+pub async fn github_for_webhook(cfg: &RuntimeConfig, aws: &Aws) -> Result<Arc<GitHub>> {
+    let retry = Retry {
+        attempts: 2,
+        base: std::time::Duration::from_millis(250),
+    };
+    github_with(cfg, aws, retry).await
+}
+
+async fn github_with(cfg: &RuntimeConfig, aws: &Aws, retry: Retry) -> Result<Arc<GitHub>> {
     let token = match &cfg.github.token {
         Some(s) => Some(
             aws.secret(s)
@@ -73,6 +88,7 @@ pub async fn github(cfg: &RuntimeConfig, aws: &Aws) -> Result<Arc<GitHub>> {
     let config = GitHubConfig {
         branch: cfg.github.branch.clone(),
         labels: cfg.github.labels.clone(),
+        retry,
         ..GitHubConfig::new(owner, repo)
     };
     Ok(Arc::new(GitHub::new(crab, config)))
@@ -157,7 +173,11 @@ pub async fn webhook(
     let secret = aws
         .secret(secret)
         .await
-        .context("Failed to read the webhook secret")?;
+        .context("Failed to read the webhook secret")?
+        .trim()
+        .to_owned();
+    // An empty key would make every signature computable by anyone.
+    anyhow::ensure!(!secret.is_empty(), "the webhook secret is empty");
     Ok(webhook_router(Arc::new(WebhookState {
         secret: secret.into_bytes(),
         repo: cfg.github.repo.clone(),
@@ -165,6 +185,7 @@ pub async fn webhook(
         table: stores.table.clone(),
         handoff,
         now,
+        deadline: dispatcher_api::webhook::DEADLINE,
     })))
 }
 

@@ -63,6 +63,39 @@ pub fn markdown(plan: &Plan) -> String {
         m.budget_demand
             .map_or(String::new(), |b| format!(" of {b:.1}"))
     );
+    // The files that change cluster, heaviest first: what a reviewer of the PR checks.
+    let mut moved: Vec<(&String, &dispatcher_core::plan::FileEntry)> = plan
+        .files
+        .iter()
+        .filter(|(_, f)| f.previous.is_some() && f.previous != f.cluster)
+        .collect();
+    if !moved.is_empty() {
+        moved.sort_by(|a, b| {
+            b.1.movable_demand
+                .total_cmp(&a.1.movable_demand)
+                .then(a.0.cmp(b.0))
+        });
+        let _ = writeln!(s, "\n### Moved files\n");
+        let _ = writeln!(s, "| file | from | to | jobs | demand | why |");
+        let _ = writeln!(s, "|---|---|---|---:|---:|---|");
+        for (path, f) in moved.iter().take(50) {
+            let _ = writeln!(
+                s,
+                "| `{path}` | {} | {} | {} | {:.1} | {} |",
+                f.previous.as_deref().unwrap_or("-"),
+                f.cluster.as_deref().unwrap_or("-"),
+                f.jobs,
+                f.movable_demand,
+                serde_json::to_value(f.reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            );
+        }
+        if moved.len() > 50 {
+            let _ = writeln!(s, "\nand {} more files.", moved.len() - 50);
+        }
+    }
     if !plan.unschedulable.is_empty() {
         let _ = writeln!(s, "\n### Unschedulable jobs\n");
         for u in plan.unschedulable.iter().take(50) {
@@ -147,4 +180,49 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(all(test, feature = "contract"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
+        let mut plan = crate::contract::plan_of(&[("a", "build01"), ("b", "build02")]);
+        let path = plan.files.keys().next().cloned().unwrap_or_default();
+        let mut light = plan.files[&path].clone();
+        light.previous = Some("build03".to_owned());
+        light.cluster = Some("build01".to_owned());
+        light.movable_demand = 1.0;
+        let mut heavy = light.clone();
+        heavy.movable_demand = 9.0;
+        let mut stayed = light.clone();
+        stayed.previous = stayed.cluster.clone();
+        plan.files.insert("light.yaml".to_owned(), light);
+        plan.files.insert("heavy.yaml".to_owned(), heavy);
+        plan.files.insert("stayed.yaml".to_owned(), stayed);
+        plan.unschedulable
+            .push(dispatcher_core::plan::Unschedulable {
+                job: "gpu-job".to_owned(),
+                file: "gpu.yaml".to_owned(),
+                reason: "no usable cluster has capabilities [gpu]".to_owned(),
+                kept: Some("build02".to_owned()),
+            });
+        let md = markdown(&plan);
+        let heavy_at = md
+            .find("`heavy.yaml` | build03 | build01")
+            .expect("heavy listed");
+        let light_at = md
+            .find("`light.yaml` | build03 | build01")
+            .expect("light listed");
+        assert!(heavy_at < light_at, "{md}");
+        assert!(!md.contains("stayed.yaml"), "{md}");
+        assert!(
+            md.contains(
+                "`gpu-job` (gpu.yaml): no usable cluster has capabilities [gpu]; keeps build02"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| build01 |"), "the per-cluster table: {md}");
+    }
 }
