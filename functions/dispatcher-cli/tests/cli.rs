@@ -448,3 +448,91 @@ async fn store_commands_work_on_dynamodb_and_s3() {
     .unwrap();
     assert!(!dir.path().join(".dispatcher").exists());
 }
+
+/// One HTTP/1.1 request over a fresh connection: the status and the body.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to serve");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn lookup(addr: &str, job: &str) -> (u16, String) {
+    let body = format!(r#"{{"job":"{job}"}}"#);
+    http(
+        addr,
+        &format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn serve_demo_answers_the_readmes_lookups() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
+    cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for var in [
+        "DISPATCHER_TABLE",
+        "DISPATCHER_BUCKET",
+        "DISPATCHER_STORE",
+        "DISPATCHER_LOCAL_DIR",
+        "DISPATCHER_PROMETHEUS_URL",
+        "DISPATCHER_GITHUB_API",
+        "DISPATCHER_GITHUB_TOKEN",
+        "DISPATCHER_WEBHOOK_SECRET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().expect("dispatcher serve --demo starts");
+    // It says where it listens once the first generation is published.
+    let lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut addr = None;
+    for line in lines.lines() {
+        let line = line.expect("a line of output");
+        if let Some(a) = line.strip_prefix("serving on http://") {
+            addr = Some(a.trim().to_owned());
+            break;
+        }
+    }
+    let addr = addr.expect("serve --demo printed its address");
+    let (status, body) = lookup(&addr, "pull-ci-acme-widget-main-unit");
+    let (missing, _) = lookup(&addr, "nope");
+    let (explained, explanation) = http(
+        &addr,
+        &format!(
+            "GET /explain/pull-ci-acme-widget-main-unit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    // Ctrl-C: a graceful stop, which removes the demo's scratch store.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let stopped = child.wait().expect("serve stops");
+    assert!(stopped.success(), "{stopped:?}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""cluster":"build"#), "{body}");
+    assert_eq!(missing, 404, "an unknown job: Prow falls back");
+    assert_eq!(explained, 200, "{explanation}");
+    assert!(explanation.contains("candidates"), "{explanation}");
+}

@@ -178,4 +178,25 @@ mod tests {
             "/github"
         );
     }
+
+    /// An HTTP API delivers a form body base64-encoded (wire-contracts.md §3.1): the
+    /// webhook must see, and verify the signature over, the bytes GitHub sent.
+    #[test]
+    fn a_base64_form_delivery_reaches_the_webhook_as_sent() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/events/apigw-v2-webhook.json");
+        let text = std::fs::read_to_string(path)
+            .expect("fixture")
+            .replace("application/json", "application/x-www-form-urlencoded")
+            .replace(
+                "\"BODY\"",
+                "\"cGF5bG9hZD0lN0IlMjJ6ZW4lMjIlM0ElMjJoaSUyMiU3RA==\"",
+            )
+            .replace("\"isBase64Encoded\": false", "\"isBase64Encoded\": true");
+        let req = lambda_http::request::from_str(&text).expect("an API Gateway event");
+        assert_eq!(
+            req.body().as_ref(),
+            b"payload=%7B%22zen%22%3A%22hi%22%7D".as_slice()
+        );
+    }
 }
