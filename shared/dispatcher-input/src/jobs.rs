@@ -162,7 +162,8 @@ fn convert(j: RawJob, kind: JobKind) -> Job {
     Job {
         name: j.name,
         kind,
-        agent: j.agent.unwrap_or_default(),
+        // As the fast path stores it: the default agent as empty.
+        agent: j.agent.filter(|a| a != "kubernetes").unwrap_or_default(),
         cluster: j.cluster.filter(|c| !c.is_empty()),
         labels: j
             .labels

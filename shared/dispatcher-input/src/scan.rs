@@ -513,7 +513,11 @@ fn job<'a>(cur: &mut Cursor<'a>, first: Line<'a>, indent: usize, kind: JobKind) 
     Some(Job {
         name,
         kind,
-        agent: agent.flatten().unwrap_or_default(),
+        // `kubernetes` is the default agent: stored as empty, which needs no allocation.
+        agent: agent
+            .flatten()
+            .filter(|a| a != "kubernetes")
+            .unwrap_or_default(),
         cluster: cluster.flatten().filter(|c| !c.is_empty()),
         labels: labels.unwrap_or_default(),
         containers: containers.unwrap_or_default(),
@@ -533,8 +537,8 @@ fn job_labels<'a>(
     cur: &mut Cursor<'a>,
     key_indent: usize,
     rest: &'a str,
-) -> Option<std::collections::BTreeMap<String, String>> {
-    let mut out = std::collections::BTreeMap::new();
+) -> Option<dispatcher_core::model::Labels> {
+    let mut out = dispatcher_core::model::Labels::new();
     match value(cur, key_indent, rest)? {
         Value::Null | Value::EmptyMap => {}
         Value::Block(line) if !line.is_item() => {

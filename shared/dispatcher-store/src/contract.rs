@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dispatcher_core::model::{Cluster, DispatcherConfig, Inventory, Job, JobFile, JobKind, labels};
+use dispatcher_core::model::{
+    Cluster, DispatcherConfig, Inventory, Job, JobFile, JobKind, Labels, labels,
+};
 use dispatcher_core::{Inputs, Plan, Settings};
 
 use crate::model::{Cause, Pending};
@@ -84,7 +86,7 @@ pub fn plan_of(assignments: &[(&str, &str)]) -> Plan {
                 kind: JobKind::Presubmit,
                 agent: "kubernetes".to_owned(),
                 cluster: None,
-                labels: BTreeMap::from([(labels::CLUSTER.to_owned(), (*cluster).to_owned())]),
+                labels: Labels::from([(labels::CLUSTER.to_owned(), (*cluster).to_owned())]),
                 containers: vec![],
             })
             .collect(),

@@ -1,10 +1,10 @@
 //! Builders for small placement worlds.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use dispatcher_core::model::{
-    Cluster, Container, DispatcherConfig, Inventory, Job, JobFile, JobKind, Volumes,
+    Cluster, Container, DispatcherConfig, Inventory, Job, JobFile, JobKind, Labels, Volumes,
 };
 use dispatcher_core::{Inputs, Plan, Settings};
 
@@ -31,7 +31,7 @@ pub fn job(name: &str) -> Job {
         kind: JobKind::Presubmit,
         agent: "kubernetes".to_owned(),
         cluster: None,
-        labels: BTreeMap::new(),
+        labels: Labels::new(),
         containers: vec![Container {
             image: "ci-operator:latest".to_owned(),
             cluster_types: vec![],
