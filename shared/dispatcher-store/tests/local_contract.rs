@@ -1,7 +1,10 @@
 //! The store contract against the embedded local store.
 
 dispatcher_store::contract_tests!(|| async {
-    // Leaked on purpose: the directory must outlive the test's store handles.
-    let dir = tempfile::tempdir().expect("temporary directory").keep();
+    // Kept: the directory must outlive the test's store handles. Under cargo's scratch
+    // directory for tests, not the system's temporary directory.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temporary directory")
+        .keep();
     Some(dispatcher_store::local::open(&dir).expect("local store"))
 });

@@ -285,9 +285,15 @@ async fn main() -> Result<()> {
             "bench-lookup needs the corpus (../shared/corpus beside the repository, or DISPATCHER_CORPUS)"
         );
     };
-    let bin = PathBuf::from(
-        std::env::var("DISPATCHER_BIN_DIR").unwrap_or_else(|_| "target/release".to_owned()),
-    );
+    // The binaries it runs sit beside it (the same target directory and profile), unless
+    // told otherwise.
+    let bin = match std::env::var_os("DISPATCHER_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's own directory")?
+            .to_owned(),
+    };
     let tmp = tempfile::tempdir()?;
     let store = tmp.path().join("store");
     let jobs = store_with_corpus(&c, &store).await?;
