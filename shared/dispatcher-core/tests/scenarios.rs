@@ -680,4 +680,13 @@ fn the_parallel_json_writer_gives_serde_jsons_bytes() {
     let whole = serde_json::to_string(&plan).unwrap() + "\n";
     assert_eq!(plan.to_json(), whole);
     assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan);
+
+    // And with both maps empty.
+    let empty = World::new("build01", vec![cluster("build01", "aws", 100)])
+        .plan(&Settings::default(), None);
+    assert!(empty.jobs.is_empty() && empty.files.is_empty());
+    assert_eq!(
+        empty.to_json(),
+        serde_json::to_string(&empty).unwrap() + "\n"
+    );
 }
