@@ -503,25 +503,31 @@ fn old_snapshots_move_to_cheaper_storage_and_never_expire() {
 #[test]
 fn narrowed_permissions_name_the_keys_the_code_uses() {
     let t = template();
+    use dispatcher_store::keys;
     let lookup = resource(&t, "LookupFunction");
-    // Writes: the ephemeral choices (mem#ephemeral#<job>) and their one counter.
+    // Writes: the ephemeral choices and their one counter, under the keys the code uses.
+    let choices = format!(
+        "{}*",
+        keys::remembered(dispatcher_app::lookup::EPHEMERAL_CHOICE)
+    );
     assert_eq!(
         leading_keys(
             statement(lookup, "EphemeralChoices"),
             "ForAllValues:StringLike"
         ),
-        ["mem#ephemeral#*"]
+        [choices.as_str()]
     );
     assert_eq!(
         strings(statement(lookup, "RoundRobinCounter").get("Action")),
         ["dynamodb:UpdateItem"]
     );
+    let counter = keys::counter(dispatcher_app::lookup::ROUND_ROBIN);
     assert_eq!(
         leading_keys(
             statement(lookup, "RoundRobinCounter"),
             "ForAllValues:StringEquals"
         ),
-        ["counter#ephemeral-round-robin"]
+        [counter.as_str()]
     );
     // Reads: the snapshots only.
     assert_eq!(
@@ -530,7 +536,7 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
     );
 
     let webhook = resource(&t, "WebhookFunction");
-    let marker = format!("marker#{}", dispatcher_app::push::INVENTORY_BLOB);
+    let marker = keys::marker(dispatcher_app::push::INVENTORY_BLOB);
     assert_eq!(
         leading_keys(
             statement(webhook, "ReadInventoryMarker"),
@@ -538,12 +544,13 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
         ),
         [marker.as_str()]
     );
+    let deliveries = format!("{}*", keys::remembered(dispatcher_api::webhook::DELIVERY));
     assert_eq!(
         leading_keys(
             statement(webhook, "DedupeDeliveries"),
             "ForAllValues:StringLike"
         ),
-        ["mem#delivery#*"]
+        [deliveries.as_str()]
     );
     // Its one GitHub call must answer well inside the function's timeout.
     let github = str_at(

@@ -24,6 +24,9 @@ use crate::text;
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 /// How long a delivery id is remembered: GitHub redelivers by hand, within days.
 pub const DELIVERY_TTL: i64 = 7 * 24 * 60 * 60;
+/// What a delivery id is remembered under, before the id (the webhook role may write only
+/// these).
+pub const DELIVERY: &str = "delivery#";
 /// How long deciding and handing off may take: inside the function's 8 s, so that a slow
 /// GitHub or Lambda API cannot get the function killed with the delivery recorded (a
 /// redelivery would then be taken for a duplicate), and inside GitHub's 10 s.
@@ -138,7 +141,7 @@ async fn deliver(
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("not a push payload: {e}")),
     };
     let now = (state.now)();
-    let key = format!("delivery#{delivery}");
+    let key = format!("{DELIVERY}{delivery}");
     match state
         .table
         .remember(&key, &push.after, now + DELIVERY_TTL, now)

@@ -22,6 +22,11 @@ pub const REFRESH: Duration = Duration::from_secs(10);
 /// How long an `ephemeralcluster*` job keeps its cluster.
 pub const EPHEMERAL_TTL: i64 = 24 * 60 * 60;
 const EPHEMERAL_PREFIX: &str = "ephemeralcluster";
+/// What an ephemeral job's choice is remembered under, before the job's name (the lookup
+/// role may write only these, and [`ROUND_ROBIN`]).
+pub const EPHEMERAL_CHOICE: &str = "ephemeral#";
+/// The counter the ephemeral choices take turns by.
+pub const ROUND_ROBIN: &str = "ephemeral-round-robin";
 
 /// One generation, as served.
 #[derive(Debug)]
@@ -209,7 +214,7 @@ impl LookupService {
     /// store so that the choice survives restarts (F9). Capability and capacity do not
     /// restrict it: an ephemeral cluster job only provisions a cluster elsewhere.
     async fn ephemeral(&self, job: &str, served: &Served, now: i64) -> Result<Answer, LookupError> {
-        let key = format!("ephemeral#{job}");
+        let key = format!("{EPHEMERAL_CHOICE}{job}");
         let table = &self.stores.table;
         let answer = |cluster: String| Answer::Cluster {
             cluster,
@@ -226,7 +231,7 @@ impl LookupService {
         if served.usable.is_empty() {
             return Err(LookupError::NoUsableCluster);
         }
-        let n = table.increment("ephemeral-round-robin").await?;
+        let n = table.increment(ROUND_ROBIN).await?;
         let index = usize::try_from(n.saturating_sub(1)).unwrap_or(0) % served.usable.len();
         let chosen = served.usable[index].clone();
         if table

@@ -11,25 +11,17 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem,
     WriteRequest,
 };
+use dispatcher_store::keys;
 use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
 use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
 
 use crate::convert::{item, to_attr, typed};
 
-const POINTER: &str = "meta#pointer";
 /// BatchWriteItem takes at most 25 requests, BatchGetItem at most 100 keys.
 const WRITE_BATCH: usize = 25;
 const READ_BATCH: usize = 100;
 /// Unprocessed items are retried with exponential backoff, this many times.
 const RETRIES: u32 = 8;
-
-fn job_key(name: &str) -> String {
-    format!("job#{name}")
-}
-
-fn generation_key(n: u64) -> String {
-    format!("gen#{n:010}")
-}
 
 fn key(pk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
@@ -162,18 +154,18 @@ fn build_error(e: impl std::fmt::Display) -> StoreError {
 #[async_trait]
 impl AssignmentStore for DynamoTable {
     async fn pointer(&self) -> Result<Option<Pointer>, StoreError> {
-        self.get(POINTER).await
+        self.get(keys::POINTER).await
     }
 
     async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError> {
-        self.get(&job_key(name)).await
+        self.get(&keys::job(name)).await
     }
 
     async fn jobs(&self, names: &[String]) -> Result<Vec<JobItem>, StoreError> {
         let mut out = Vec::new();
         for chunk in names.chunks(READ_BATCH) {
             let mut keys: Vec<HashMap<String, AttributeValue>> =
-                chunk.iter().map(|n| key(&job_key(n))).collect();
+                chunk.iter().map(|n| key(&keys::job(n))).collect();
             let mut attempt = 0;
             while !keys.is_empty() {
                 let request = KeysAndAttributes::builder()
@@ -225,7 +217,7 @@ impl AssignmentStore for DynamoTable {
                 Ok(WriteRequest::builder()
                     .put_request(
                         PutRequest::builder()
-                            .set_item(Some(item(&job_key(&i.job), i)))
+                            .set_item(Some(item(&keys::job(&i.job), i)))
                             .build()
                             .map_err(build_error)?,
                     )
@@ -272,7 +264,7 @@ impl AssignmentStore for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(POINTER)))
+            .set_key(Some(key(keys::POINTER)))
             .update_expression("SET pending = :pending")
             .condition_expression(format!("{} AND {unchanged}", Self::pointer_condition(base)))
             .set_expression_attribute_values(Some(values))
@@ -305,7 +297,7 @@ impl AssignmentStore for DynamoTable {
         }
         let move_pointer = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item(POINTER, pointer)))
+            .set_item(Some(item(keys::POINTER, pointer)))
             .condition_expression(format!(
                 "{} AND pending.#owner = :owner AND pending.generation = :gen",
                 Self::pointer_condition(base)
@@ -317,7 +309,7 @@ impl AssignmentStore for DynamoTable {
             .map_err(build_error)?;
         let write_record = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item(&generation_key(record.generation), record)))
+            .set_item(Some(item(&keys::generation(record.generation), record)))
             .build()
             .map_err(build_error)?;
         let result = self
@@ -359,7 +351,7 @@ impl AssignmentStore for DynamoTable {
     }
 
     async fn generation(&self, g: u64) -> Result<Option<GenerationRecord>, StoreError> {
-        self.get(&generation_key(g)).await
+        self.get(&keys::generation(g)).await
     }
 
     async fn remember(
@@ -370,7 +362,7 @@ impl AssignmentStore for DynamoTable {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut attrs = item(
-            &format!("mem#{key_}"),
+            &keys::remembered(key_),
             &serde_json::json!({ "value": value }),
         );
         attrs.insert("expires_at".to_owned(), n(expires_at));
@@ -398,7 +390,7 @@ impl AssignmentStore for DynamoTable {
             value: String,
             expires_at: Option<i64>,
         }
-        let r: Option<Remembered> = self.get(&format!("mem#{key_}")).await?;
+        let r: Option<Remembered> = self.get(&keys::remembered(key_)).await?;
         Ok(r.filter(|r| r.expires_at.is_none_or(|e| e > now))
             .map(|r| r.value))
     }
@@ -407,7 +399,7 @@ impl AssignmentStore for DynamoTable {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(&format!("mem#{key_}"))))
+            .set_key(Some(key(&keys::remembered(key_))))
             .send()
             .await
             .map_err(|e| classify("DeleteItem", e))?;
@@ -419,7 +411,7 @@ impl AssignmentStore for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(&format!("counter#{name}"))))
+            .set_key(Some(key(&keys::counter(name))))
             .update_expression("ADD #v :one")
             .expression_attribute_names("#v", "value")
             .expression_attribute_values(":one", n(1))
@@ -429,7 +421,7 @@ impl AssignmentStore for DynamoTable {
             .map_err(|e| classify("UpdateItem(increment)", e))?;
         match out.attributes.as_ref().and_then(|a| a.get("value")) {
             Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt {
-                key: format!("counter#{name}"),
+                key: keys::counter(name),
                 message: format!("not a counter: {v}"),
             }),
             _ => Err(StoreError::Other(
@@ -444,16 +436,13 @@ impl AssignmentStore for DynamoTable {
             value: String,
         }
         Ok(self
-            .get::<Marker>(&format!("marker#{name}"))
+            .get::<Marker>(&keys::marker(name))
             .await?
             .map(|m| m.value))
     }
 
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.put(
-            &format!("marker#{name}"),
-            &serde_json::json!({ "value": value }),
-        )
-        .await
+        self.put(&keys::marker(name), &serde_json::json!({ "value": value }))
+            .await
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod keys;
 pub mod local;
 pub mod model;
 pub mod ports;

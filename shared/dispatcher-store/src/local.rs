@@ -7,19 +7,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::keys;
 use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
 use crate::ports::{AssignmentStore, Claim, SnapshotStore, StoreError, Stores, WriteStats};
 
-const POINTER: &str = "meta#pointer";
 const BATCH: usize = 25;
-
-fn job_key(name: &str) -> String {
-    format!("job#{name}")
-}
-
-fn generation_key(n: u64) -> String {
-    format!("gen#{n:010}")
-}
 
 fn sql(e: rusqlite::Error) -> StoreError {
     match e {
@@ -110,8 +102,8 @@ fn put_doc(
 }
 
 fn pointer_in(conn: &Connection) -> Result<Option<Pointer>, StoreError> {
-    get_doc(conn, POINTER)?
-        .map(|(d, _)| decode(POINTER, &d))
+    get_doc(conn, keys::POINTER)?
+        .map(|(d, _)| decode(keys::POINTER, &d))
         .transpose()
 }
 
@@ -122,19 +114,19 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError> {
-        let key = job_key(name);
+        let key = keys::job(name);
         self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
             .await
     }
 
     async fn jobs(&self, names: &[String]) -> Result<Vec<JobItem>, StoreError> {
-        let keys: Vec<String> = names.iter().map(|n| job_key(n)).collect();
+        let pks: Vec<String> = names.iter().map(|n| keys::job(n)).collect();
         self.with(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT doc FROM items WHERE pk = ?1")
                 .map_err(sql)?;
             let mut out = Vec::new();
-            for key in &keys {
+            for key in &pks {
                 let doc: Option<String> = stmt
                     .query_row(params![key], |r| r.get(0))
                     .optional()
@@ -149,8 +141,10 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError> {
-        let docs: Vec<(String, String)> =
-            items.iter().map(|i| (job_key(&i.job), encode(i))).collect();
+        let docs: Vec<(String, String)> = items
+            .iter()
+            .map(|i| (keys::job(&i.job), encode(i)))
+            .collect();
         self.with(move |c| {
             let mut stats = WriteStats::default();
             for chunk in docs.chunks(BATCH) {
@@ -196,7 +190,7 @@ impl AssignmentStore for SqliteTable {
                 pending: None,
             });
             next.pending = Some(stored.clone());
-            put_doc(&tx, POINTER, &encode(&next), None)?;
+            put_doc(&tx, keys::POINTER, &encode(&next), None)?;
             tx.commit().map_err(sql)?;
             Ok(Claim::Won { stored })
         })
@@ -211,7 +205,7 @@ impl AssignmentStore for SqliteTable {
         record: &GenerationRecord,
     ) -> Result<(), StoreError> {
         let (pointer, owner) = (pointer.clone(), owner.to_owned());
-        let (record_key, record_doc) = (generation_key(record.generation), encode(record));
+        let (record_key, record_doc) = (keys::generation(record.generation), encode(record));
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -229,7 +223,7 @@ impl AssignmentStore for SqliteTable {
                     pointer.generation
                 )));
             }
-            put_doc(&tx, POINTER, &encode(&pointer), None)?;
+            put_doc(&tx, keys::POINTER, &encode(&pointer), None)?;
             put_doc(&tx, &record_key, &record_doc, None)?;
             tx.commit().map_err(sql)?;
             Ok(())
@@ -238,7 +232,7 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError> {
-        let key = generation_key(n);
+        let key = keys::generation(n);
         self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
             .await
     }
@@ -250,7 +244,7 @@ impl AssignmentStore for SqliteTable {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (key, value) = (format!("mem#{key}"), value.to_owned());
+        let (key, value) = (keys::remembered(key), value.to_owned());
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -268,7 +262,7 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn recall(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let key = format!("mem#{key}");
+        let key = keys::remembered(key);
         self.with(move |c| match get_doc(c, &key)? {
             Some((d, exp)) if exp.is_none_or(|e| e > now) => Ok(Some(decode(&key, &d)?)),
             _ => Ok(None),
@@ -277,7 +271,7 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        let key = format!("mem#{key}");
+        let key = keys::remembered(key);
         self.with(move |c| {
             c.execute("DELETE FROM items WHERE pk = ?1", params![key])
                 .map_err(sql)?;
@@ -287,7 +281,7 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn increment(&self, name: &str) -> Result<u64, StoreError> {
-        let key = format!("counter#{name}");
+        let key = keys::counter(name);
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -304,13 +298,13 @@ impl AssignmentStore for SqliteTable {
     }
 
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let key = format!("marker#{name}");
+        let key = keys::marker(name);
         self.with(move |c| get_doc(c, &key)?.map(|(d, _)| decode(&key, &d)).transpose())
             .await
     }
 
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let (key, value) = (format!("marker#{name}"), value.to_owned());
+        let (key, value) = (keys::marker(name), value.to_owned());
         self.with(move |c| put_doc(c, &key, &encode(&value), None))
             .await
     }
