@@ -97,7 +97,7 @@ impl FileFacts<'_, '_> {
         !self.group_paths.is_empty()
     }
 
-    /// Every entry that claims the file, as `groups.<c>.paths "<re>"` or
+    /// Every entry that claims the file, sorted, as `groups.<c>.paths "<re>"` or
     /// `buildFarm.<cloud>.<c>`: more than one is an error (the Go dispatcher aborts).
     pub fn claims(&self) -> Vec<String> {
         let mut hits: Vec<String> = self
@@ -110,6 +110,7 @@ impl FileFacts<'_, '_> {
                 .iter()
                 .map(|(cloud, c)| format!("buildFarm.{cloud}.{c}")),
         );
+        hits.sort();
         hits
     }
 
@@ -385,19 +386,12 @@ impl<'a> Rules<'a> {
             d.relocatable = carried_relocatable;
             decided = Some(d);
         }
-        if file.group_paths.len() + file.farm.len() > 1 {
-            let mut matches: Vec<String> = file
-                .group_paths
-                .iter()
-                .map(|(c, re)| format!("groups.{c}.paths {:?}", re.as_str()))
-                .chain(file.farm.iter().map(|(_, c)| format!("buildFarm {c}")))
-                .collect();
-            matches.sort();
+        if file.is_contested() {
             return Err(LadderError {
                 rule: Rule::GroupPath,
                 reason: format!(
                     "path {path} matches more than one entry: {}",
-                    matches.join(", ")
+                    file.claims().join(", ")
                 ),
             });
         }

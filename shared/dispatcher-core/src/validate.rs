@@ -187,14 +187,12 @@ pub(crate) fn check_files(files: &[&JobFile], facts: &[FileFacts<'_, '_>]) -> Ve
     }
     for (f, facts) in files.iter().zip(facts) {
         if facts.is_contested() {
-            let mut hits = facts.claims();
-            hits.sort();
             out.push(Diagnostic::error(
                 f.path.clone(),
                 "",
                 format!(
                     "file matches more than one entry: {}; its relocatable jobs are unschedulable",
-                    hits.join(", ")
+                    facts.claims().join(", ")
                 ),
             ));
         }

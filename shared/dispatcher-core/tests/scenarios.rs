@@ -155,6 +155,40 @@ fn group_paths_match_the_repo_relative_path_unanchored() {
 }
 
 #[test]
+fn a_file_claimed_by_a_group_path_and_build_farm_is_reported_and_not_placed() {
+    let mut w = two_clouds();
+    w.config.groups.insert("build03".into(), Default::default());
+    w.config.groups.get_mut("build03").unwrap().paths = vec!["infra-periodics".into()];
+    w.config.build_farm.insert(
+        "aws".into(),
+        [(
+            "build01".to_owned(),
+            vec!["infra-periodics.yaml".to_owned()],
+        )]
+        .into(),
+    );
+    w.files = vec![file(
+        "ci-operator/jobs/infra-periodics.yaml",
+        vec![job("a")],
+    )];
+    let want = r#"buildFarm.aws.build01, groups.build03.paths "infra-periodics""#;
+    let plan = w.plan(&Settings::default(), None);
+    assert_eq!(plan.jobs["a"].rule, Rule::Unschedulable);
+    assert!(
+        plan.unschedulable[0].reason.contains(want),
+        "{:?}",
+        plan.unschedulable
+    );
+    // Validation names the same entries, on the file.
+    let d = dispatcher_core::validate(&w.inputs(None), &Settings::default())
+        .into_iter()
+        .find(|d| d.file == "ci-operator/jobs/infra-periodics.yaml")
+        .expect("a diagnostic on the file");
+    assert_eq!(d.severity, Severity::Error);
+    assert!(d.message.contains(want), "{}", d.message);
+}
+
+#[test]
 fn capability_jobs_prefer_their_cloud_and_pick_by_file_name_length() {
     let mut w = World::new(
         "build01",

@@ -33,45 +33,22 @@ pub(crate) fn scan(text: &str) -> Option<Vec<Job>> {
             "presubmits" => (&mut pre, JobKind::Presubmit),
             "postsubmits" => (&mut post, JobKind::Postsubmit),
             "periodics" => {
-                if periodics.is_some() {
-                    return None;
-                }
-                periodics = Some(match value(cur, key_indent, rest)? {
-                    Value::Null | Value::EmptySeq => Vec::new(),
-                    Value::Block(line) if line.is_item() => job_list(cur, line, JobKind::Periodic)?,
-                    _ => return None,
-                });
-                return Some(());
+                let jobs = job_list(cur, key_indent, rest, JobKind::Periodic)?;
+                return set_once(&mut periodics, jobs);
             }
             _ => return skip_value(cur, key_indent),
         };
-        if slot.is_some() {
-            return None;
-        }
         let mut repos = Vec::new();
-        match value(cur, key_indent, rest)? {
-            Value::Null | Value::EmptyMap => {}
-            Value::Block(line) if !line.is_item() => {
-                let indent = line.indent;
-                map_entries(cur, line, indent, |cur, repo, repo_indent, rest| {
-                    let jobs = match value(cur, repo_indent, rest)? {
-                        Value::Null | Value::EmptySeq => Vec::new(),
-                        Value::Block(line) if line.is_item() => job_list(cur, line, kind)?,
-                        _ => return None,
-                    };
-                    repos.push((repo, jobs));
-                    Some(())
-                })?;
-            }
-            _ => return None,
-        }
+        map_value(cur, key_indent, rest, |cur, repo, repo_indent, rest| {
+            repos.push((repo, job_list(cur, repo_indent, rest, kind)?));
+            Some(())
+        })?;
         // A map by repository: sorted, and a repository named twice is the library's call.
         repos.sort_by(|a, b| a.0.cmp(b.0));
         if repos.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
         }
-        *slot = Some(repos);
-        Some(())
+        set_once(slot, repos)
     })?;
     if cur.peek().is_some() || cur.stop {
         return None;
@@ -472,9 +449,47 @@ fn seq_items<'a>(
     }
 }
 
-fn job_list<'a>(cur: &mut Cursor<'a>, first: Line<'a>, kind: JobKind) -> Option<Vec<Job>> {
+/// The entries of a block mapping that is a key's value (none for `{}` or no value);
+/// anything else is the library's.
+fn map_value<'a>(
+    cur: &mut Cursor<'a>,
+    key_indent: usize,
+    rest: &'a str,
+    entry: impl FnMut(&mut Cursor<'a>, &'a str, usize, &'a str) -> Option<()>,
+) -> Option<()> {
+    match value(cur, key_indent, rest)? {
+        Value::Null | Value::EmptyMap => Some(()),
+        Value::Block(line) if !line.is_item() => {
+            let indent = line.indent;
+            map_entries(cur, line, indent, entry)
+        }
+        _ => None,
+    }
+}
+
+/// The items of a block sequence that is a key's value (none for `[]` or no value);
+/// anything else is the library's.
+fn seq_value<'a>(
+    cur: &mut Cursor<'a>,
+    key_indent: usize,
+    rest: &'a str,
+    item: impl FnMut(&mut Cursor<'a>, Line<'a>, usize) -> Option<()>,
+) -> Option<()> {
+    match value(cur, key_indent, rest)? {
+        Value::Null | Value::EmptySeq => Some(()),
+        Value::Block(line) if line.is_item() => seq_items(cur, line, item),
+        _ => None,
+    }
+}
+
+fn job_list<'a>(
+    cur: &mut Cursor<'a>,
+    key_indent: usize,
+    rest: &'a str,
+    kind: JobKind,
+) -> Option<Vec<Job>> {
     let mut jobs = Vec::new();
-    seq_items(cur, first, |cur, line, indent| {
+    seq_value(cur, key_indent, rest, |cur, line, indent| {
         jobs.push(job(cur, line, indent, kind)?);
         Some(())
     })?;
@@ -539,54 +554,29 @@ fn job_labels<'a>(
     rest: &'a str,
 ) -> Option<dispatcher_core::model::Labels> {
     let mut out = dispatcher_core::model::Labels::new();
-    match value(cur, key_indent, rest)? {
-        Value::Null | Value::EmptyMap => {}
-        Value::Block(line) if !line.is_item() => {
-            let indent = line.indent;
-            map_entries(cur, line, indent, |cur, key, key_indent, rest| {
-                if !labels::is_read(key) {
-                    return skip_value(cur, key_indent);
-                }
-                let v = match value(cur, key_indent, rest)? {
-                    Value::Null => String::new(),
-                    Value::Scalar(s) if !s.typed() => s.to_owned_text(),
-                    _ => return None,
-                };
-                out.insert(key.to_owned(), v).is_none().then_some(())
-            })?;
+    map_value(cur, key_indent, rest, |cur, key, key_indent, rest| {
+        if !labels::is_read(key) {
+            return skip_value(cur, key_indent);
         }
-        _ => return None,
-    }
+        let v = string_field(cur, key_indent, rest)?.unwrap_or_default();
+        out.insert(key.to_owned(), v).is_none().then_some(())
+    })?;
     Some(out)
 }
 
 fn spec<'a>(cur: &mut Cursor<'a>, key_indent: usize, rest: &'a str) -> Option<Vec<Container>> {
     let mut containers = None;
-    match value(cur, key_indent, rest)? {
-        Value::Null | Value::EmptyMap => {}
-        Value::Block(line) if !line.is_item() => {
-            let indent = line.indent;
-            map_entries(cur, line, indent, |cur, key, key_indent, rest| {
-                if key != "containers" {
-                    return skip_value(cur, key_indent);
-                }
-                let list = match value(cur, key_indent, rest)? {
-                    Value::Null | Value::EmptySeq => Vec::new(),
-                    Value::Block(line) if line.is_item() => {
-                        let mut list = Vec::new();
-                        seq_items(cur, line, |cur, line, indent| {
-                            list.push(container(cur, line, indent)?);
-                            Some(())
-                        })?;
-                        list
-                    }
-                    _ => return None,
-                };
-                set_once(&mut containers, list)
-            })?;
+    map_value(cur, key_indent, rest, |cur, key, key_indent, rest| {
+        if key != "containers" {
+            return skip_value(cur, key_indent);
         }
-        _ => return None,
-    }
+        let mut list = Vec::new();
+        seq_value(cur, key_indent, rest, |cur, line, indent| {
+            list.push(container(cur, line, indent)?);
+            Some(())
+        })?;
+        set_once(&mut containers, list)
+    })?;
     Some(containers.unwrap_or_default())
 }
 
@@ -608,35 +598,29 @@ fn container<'a>(cur: &mut Cursor<'a>, first: Line<'a>, indent: usize) -> Option
 /// may be anything; a `CLUSTER_TYPE` whose value the reader cannot read is the library's.
 fn env<'a>(cur: &mut Cursor<'a>, key_indent: usize, rest: &'a str) -> Option<Vec<String>> {
     let mut out = Vec::new();
-    match value(cur, key_indent, rest)? {
-        Value::Null | Value::EmptySeq => {}
-        Value::Block(line) if line.is_item() => {
-            seq_items(cur, line, |cur, line, indent| {
-                let mut name: Option<Option<String>> = None;
-                // Some(text) read, None unreadable; the outer Option: seen.
-                let mut val: Option<Option<String>> = None;
-                map_entries(cur, line, indent, |cur, key, key_indent, rest| match key {
-                    "name" => set_once(&mut name, string_field(cur, key_indent, rest)?),
-                    "value" => {
-                        let v = match value(cur, key_indent, rest)? {
-                            Value::Null => Some(String::new()),
-                            Value::Scalar(s) if !s.typed() => Some(s.to_owned_text()),
-                            // Not a string at all: the library rejects the file.
-                            Value::Block(_) | Value::EmptyMap | Value::EmptySeq => return None,
-                            _ => None,
-                        };
-                        skip_value(cur, key_indent)?;
-                        set_once(&mut val, v)
-                    }
-                    _ => skip_value(cur, key_indent),
-                })?;
-                if name.flatten().as_deref() == Some("CLUSTER_TYPE") {
-                    out.push(val.unwrap_or(Some(String::new()))?);
-                }
-                Some(())
-            })?;
+    seq_value(cur, key_indent, rest, |cur, line, indent| {
+        let mut name: Option<Option<String>> = None;
+        // Some(text) read, None unreadable; the outer Option: seen.
+        let mut val: Option<Option<String>> = None;
+        map_entries(cur, line, indent, |cur, key, key_indent, rest| match key {
+            "name" => set_once(&mut name, string_field(cur, key_indent, rest)?),
+            "value" => {
+                let v = match value(cur, key_indent, rest)? {
+                    Value::Null => Some(String::new()),
+                    Value::Scalar(s) if !s.typed() => Some(s.to_owned_text()),
+                    // Not a string at all: the library rejects the file.
+                    Value::Block(_) | Value::EmptyMap | Value::EmptySeq => return None,
+                    _ => None,
+                };
+                skip_value(cur, key_indent)?;
+                set_once(&mut val, v)
+            }
+            _ => skip_value(cur, key_indent),
+        })?;
+        if name.flatten().as_deref() == Some("CLUSTER_TYPE") {
+            out.push(val.unwrap_or(Some(String::new()))?);
         }
-        _ => return None,
-    }
+        Some(())
+    })?;
     Some(out)
 }
