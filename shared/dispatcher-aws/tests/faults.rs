@@ -407,6 +407,19 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
         Step::DieMidItems,
         Box::new(move || {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            // SIGKILL is delivered asynchronously: the next batch must find moto dead, a
+            // zombie (it is our unreaped child) or gone.
+            let dead = (0..500).any(|_| {
+                let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| s.rsplit_once(')')?.1.trim_start().chars().next());
+                let dead = matches!(state, None | Some('Z' | 'X'));
+                if !dead {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                dead
+            });
+            assert!(dead, "moto survived kill -9 for 5 s");
         }),
     );
     let attempt = PublishOptions::new(Cause::Push, 2);
