@@ -6,26 +6,10 @@
 #   ./infra/prometheus.sh stop "$PROMETHEUS_PID" "$PROMETHEUS_DIR"
 # (Capture first: `eval "$(... start)"` would hide a failed start, eval's status being 0.)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 # mktemp's template, so that stop removes only directories start made.
 DIR_PREFIX=prow-dispatcher-prometheus.
-
-# stop PID DIR: kills Prometheus and removes its directory (data, configuration, log).
-stop() {
-  local pid=${1:-} dir=${2:-}
-  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
-    # Let it exit before its directory goes: our child is waited for, another process
-    # (the usual case: start's shell has exited) polled for up to 5 s.
-    wait "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
-  case "$dir" in
-    */"$DIR_PREFIX"*) rm -rf "$dir" || echo "warning: could not remove $dir" >&2 ;;
-  esac
-}
 
 install() {
   if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
@@ -40,13 +24,7 @@ case "${1:-}" in
   start)
     install
     dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
-    pid=
-    # A failed start stops what it started and removes the directory.
-    fail() {
-      echo "$1" >&2
-      stop "$pid" "$dir"
-      exit 1
-    }
+    fail() { fail_start "$1" "" "$dir" "$DIR_PREFIX"; }
     # The evaluation time: a whole hour, more than two hours back (the head block is not
     # backfilled).
     now=$(date +%s)
@@ -68,22 +46,16 @@ PY
     promtool tsdb create-blocks-from openmetrics --max-block-duration=24h "$dir/series.om" "$dir/data" >"$dir/backfill.log" 2>&1 \
       || fail "backfill failed: $(cat "$dir/backfill.log")"
     printf 'global: {}\nscrape_configs: []\n' >"$dir/prometheus.yml"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
-      --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=30d >"$dir/prometheus.log" 2>&1 &
-    pid=$!
-    ready=
-    for _ in $(seq 1 100); do
-      if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then ready=1; break; fi
-      if ! kill -0 "$pid" 2>/dev/null; then fail "prometheus died: $(cat "$dir/prometheus.log")"; fi
-      sleep 0.1
-    done
-    [ -n "$ready" ] || fail "prometheus did not become ready within 10 s: $(cat "$dir/prometheus.log")"
+    port=$(free_port)
+    start_server "$dir" "$DIR_PREFIX" "http://127.0.0.1:$port/-/ready" \
+      prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+      --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=30d
+    pid=$SERVER_PID
     printf 'export DISPATCHER_TEST_PROMETHEUS_URL=%q DISPATCHER_TEST_PROMETHEUS_TIME=%q PROMETHEUS_PID=%q PROMETHEUS_DIR=%q\n' \
       "http://127.0.0.1:$port" "$end" "$pid" "$dir"
     ;;
   stop)
-    stop "${2:-}" "${3:-}"
+    stop_server "${2:-}" "${3:-}" "$DIR_PREFIX"
     ;;
   install)
     install
