@@ -436,7 +436,11 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     };
     let aws = dispatcher_runtime::Aws::default();
     let stores = dispatcher_runtime::stores(&cfg).await.unwrap();
-    let recomputer = Arc::new(dispatcher_runtime::recomputer(&cfg, &aws).await.unwrap());
+    let recomputer = Arc::new(
+        dispatcher_runtime::recomputer_on(&cfg, &aws, stores.clone())
+            .await
+            .unwrap(),
+    );
     let lookup = dispatcher_runtime::lookup(&cfg, stores.clone());
 
     // The weekly schedule: EventBridge's envelope.

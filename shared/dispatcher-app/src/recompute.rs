@@ -284,15 +284,16 @@ impl Recomputer {
             .marker(FALLBACK_PENDING)
             .await
             .map_err(store_error)?
-            .filter(|g| !g.is_empty());
-        let (Some(_), Some(pointer)) = (
-            pending,
-            table
-                .pointer()
-                .await
-                .map_err(store_error)?
-                .filter(|p| p.generation > 0),
-        ) else {
+            .is_some_and(|g| !g.is_empty());
+        if !pending {
+            return Ok(None);
+        }
+        let Some(pointer) = table
+            .pointer()
+            .await
+            .map_err(store_error)?
+            .filter(|p| p.generation > 0)
+        else {
             return Ok(None);
         };
         if self.fallback.is_none() {

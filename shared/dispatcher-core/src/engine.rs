@@ -523,7 +523,7 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     );
 
     // Final targets, by job index; the name-keyed map is built once at the end.
-    let finals_and_misses: Vec<(JobEntry, Option<Unschedulable>)> = jobs
+    let (finals, missed): (Vec<JobEntry>, Vec<Option<Unschedulable>>) = jobs
         .par_iter()
         .map(|j| {
             let f = &pfiles[j.file];
@@ -613,15 +613,8 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
             };
             (entry, missed)
         })
-        .collect();
-    let mut unschedulable = Vec::new();
-    let finals: Vec<JobEntry> = finals_and_misses
-        .into_iter()
-        .map(|(e, missed)| {
-            unschedulable.extend(missed);
-            e
-        })
-        .collect();
+        .unzip();
+    let mut unschedulable: Vec<Unschedulable> = missed.into_iter().flatten().collect();
     unschedulable.sort();
 
     // Per-file entries, with candidates for balanced files.

@@ -220,12 +220,10 @@ pub struct Unschedulable {
 }
 
 impl Plan {
-    /// Serialises the plan: compact JSON (a corpus plan is tens of MB; `jq` pretty-prints)
-    /// with a trailing newline.
-    /// The plan as compact JSON with a final newline: exactly `serde_json::to_string`'s
-    /// bytes, but the `files` and `jobs` maps (nearly all of the 18 MB of a real plan)
-    /// are written in parallel chunks, which compact JSON allows since an entry's text
-    /// does not depend on its neighbours.
+    /// The plan as compact JSON (a real plan is 18 MB; `jq` pretty-prints) with a final
+    /// newline: exactly `serde_json::to_string`'s bytes, but the `files` and `jobs` maps
+    /// (nearly all of it) are written in parallel chunks, which compact JSON allows since
+    /// an entry's text does not depend on its neighbours.
     pub fn to_json(&self) -> String {
         // The fields before the two maps, in declaration order; the rest is appended.
         #[derive(Serialize)]

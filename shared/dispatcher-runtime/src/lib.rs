@@ -127,11 +127,6 @@ pub async fn prometheus(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn
     Ok(Some(Arc::new(demand)))
 }
 
-/// The recompute function's use case: GitHub, Prometheus and the store.
-pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws) -> Result<Recomputer> {
-    recomputer_on(cfg, aws, stores(cfg).await?).await
-}
-
 /// The recompute use case over `stores`, reading the GitHub and Prometheus secrets now:
 /// the recompute function builds one per invocation, so that a rotated secret applies to
 /// the next run without a cold start (two Secrets Manager reads, for a run of minutes).

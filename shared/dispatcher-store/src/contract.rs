@@ -326,36 +326,15 @@ pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
     // Another publisher claimed generation 2, wrote job a, and died.
     let dead = plan_of(&[("a", "build02"), ("b", "build01")]);
     let digest = publish::plan_digest(&dead.to_json());
-    let changes = "generations/0000000002/dead/changes.json.gz".to_owned();
-    stores
-        .snapshots
-        .put(
-            &changes,
-            crate::codec::gzip_json(&vec![crate::model::Change {
-                job: "a".to_owned(),
-                from: Some("build01".to_owned()),
-                to: Some("build02".to_owned()),
-                cause: Cause::Manual,
-                generation: 2,
-                at: 2,
-            }]),
-            "application/gzip",
-        )
-        .await
-        .unwrap();
+    let changes = "generations/0000000002/dead/changes.json.gz";
+    put_changes(stores, changes, &["a"], 2).await;
     let stale = Pending {
         plan_digest: digest,
         lease_until: 3,
-        ..claim_of("dead", 2, &changes, 2)
+        ..claim_of("dead", 2, changes, 2)
     };
-    assert!(matches!(
-        stores.table.claim(1, &stale, 2).await.unwrap(),
-        Claim::Won { .. }
-    ));
-    let mut a = stores.table.job("a").await.unwrap().unwrap();
-    a.previous = a.cluster.replace("build02".to_owned());
-    a.generation = 2;
-    stores.table.write_jobs(&[a]).await.unwrap();
+    stored(stores.table.claim(1, &stale, 2).await.unwrap());
+    write_dead(stores, "a", 2).await;
     // A different plan, after the lease: it takes over and rewrites what the dead one wrote.
     let p = publish::publish(
         stores,
@@ -389,6 +368,15 @@ async fn put_changes(stores: &Stores, key: &str, jobs: &[&str], generation: u64)
         .unwrap();
 }
 
+/// Writes job `job`'s item as a publisher of `generation` that then dies would: moved to
+/// build02, as `put_changes` says, with nothing committed.
+async fn write_dead(stores: &Stores, job: &str, generation: u64) {
+    let mut item = stores.table.job(job).await.unwrap().unwrap();
+    item.previous = item.cluster.replace("build02".to_owned());
+    item.generation = generation;
+    stores.table.write_jobs(&[item]).await.unwrap();
+}
+
 pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
     publish::publish(
         stores,
@@ -404,10 +392,7 @@ pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
         ..claim_of("a", 2, "gen2/a", 2)
     };
     stored(stores.table.claim(1, &a_claim, 2).await.unwrap());
-    let mut item = stores.table.job("a").await.unwrap().unwrap();
-    item.previous = item.cluster.replace("build02".to_owned());
-    item.generation = 2;
-    stores.table.write_jobs(&[item]).await.unwrap();
+    write_dead(stores, "a", 2).await;
     // B takes A's claim over and dies before writing anything.
     put_changes(stores, "gen2/b", &["b"], 2).await;
     let b_claim = Pending {

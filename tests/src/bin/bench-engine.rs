@@ -158,6 +158,16 @@ fn synthesize(corpus: &Path, copies: usize, dir: &Path) -> Result<(PathBuf, Path
     Ok((out, vols))
 }
 
+/// One corpus measured: its plan, and the times that the growth figures compare.
+struct Point {
+    plan: Plan,
+    jobs: usize,
+    json: usize,
+    floor: Duration,
+    bytes: usize,
+    time: Duration,
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
@@ -184,83 +194,45 @@ fn main() -> Result<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let tmp = tempfile::tempdir()?;
-    let (floor1, bytes) = best_of(RUNS, || untar(&tarball))?;
-    let (plan1, (p1, json1)) =
-        best_of(RUNS, || plan(&tarball, &clusters, &week1, None, &balanced))?;
-    let (plan1_st, _) = best_of(RUNS, || {
-        single.install(|| plan(&tarball, &clusters, &week1, None, &balanced))
-    })?;
-    let row = |label: String, p: &Plan, floor: Duration, plan: Duration, single: Duration| {
+    let measure = |label: &str, tarball: &Path, volumes: &Path| -> Result<Point> {
+        let (floor, bytes) = best_of(RUNS, || untar(tarball))?;
+        let (time, (placed, json)) =
+            best_of(RUNS, || plan(tarball, &clusters, volumes, None, &balanced))?;
+        let (single_time, _) = best_of(RUNS, || {
+            single.install(|| plan(tarball, &clusters, volumes, None, &balanced))
+        })?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "| {label} | {} | {} | {:.0} ms | {:.0} ms | {:.2}x | {:.2}x |",
-            p.summary.files,
-            p.summary.jobs,
+            "| {label}, {:.1} MB | {} | {} | {:.0} ms | {:.0} ms | {:.2}x | {:.2}x |",
+            bytes as f64 / 1e6,
+            placed.summary.files,
+            placed.summary.jobs,
             ms(floor),
-            ms(plan),
-            plan.as_secs_f64() / floor.as_secs_f64(),
-            single.as_secs_f64() / floor.as_secs_f64(),
+            ms(time),
+            time.as_secs_f64() / floor.as_secs_f64(),
+            single_time.as_secs_f64() / floor.as_secs_f64(),
         );
+        Ok(Point {
+            jobs: placed.summary.jobs,
+            plan: placed,
+            json,
+            floor,
+            bytes,
+            time,
+        })
     };
-    row(
-        format!("1x (real, {:.1} MB)", bytes as f64 / 1e6),
-        &p1,
-        floor1,
-        plan1,
-        plan1_st,
-    );
-    // The growth is measured between two corpora written alike (the real one re-packed,
-    // and five copies of it), so that the tarball's encoding does not count as growth.
-    let (repacked, repacked_volumes) = synthesize(&c, 1, tmp.path())?;
-    let (floor_r, bytes_r) = best_of(RUNS, || untar(&repacked))?;
-    let (plan_r, (p_r, _)) = best_of(RUNS, || {
-        plan(&repacked, &clusters, &repacked_volumes, None, &balanced)
-    })?;
-    let (plan_r_st, _) = best_of(RUNS, || {
-        single.install(|| plan(&repacked, &clusters, &repacked_volumes, None, &balanced))
-    })?;
-    row(
-        format!(
-            "1x (real, re-packed like the 5x, {:.1} MB)",
-            bytes_r as f64 / 1e6
-        ),
-        &p_r,
-        floor_r,
-        plan_r,
-        plan_r_st,
-    );
-    // A middle point: growth that only shows between the ends (a working set leaving the
-    // caches) reads differently from growth at every step (a super-linear algorithm).
-    let (double, double_volumes) = synthesize(&c, 2, tmp.path())?;
-    let (floor2, bytes2) = best_of(RUNS, || untar(&double))?;
-    let (plan2, (p2, _)) = best_of(RUNS, || {
-        plan(&double, &clusters, &double_volumes, None, &balanced)
-    })?;
-    let (plan2_st, _) = best_of(RUNS, || {
-        single.install(|| plan(&double, &clusters, &double_volumes, None, &balanced))
-    })?;
-    row(
-        format!("2x (synthetic, {:.1} MB)", bytes2 as f64 / 1e6),
-        &p2,
-        floor2,
-        plan2,
-        plan2_st,
-    );
-    let (synthetic, synthetic_volumes) = synthesize(&c, 5, tmp.path())?;
-    let (floor5, bytes5) = best_of(RUNS, || untar(&synthetic))?;
-    let (plan5, (p5, _)) = best_of(RUNS, || {
-        plan(&synthetic, &clusters, &synthetic_volumes, None, &balanced)
-    })?;
-    let (plan5_st, _) = best_of(RUNS, || {
-        single.install(|| plan(&synthetic, &clusters, &synthetic_volumes, None, &balanced))
-    })?;
-    row(
-        format!("5x (synthetic, {:.1} MB)", bytes5 as f64 / 1e6),
-        &p5,
-        floor5,
-        plan5,
-        plan5_st,
-    );
+    let real = measure("1x (real)", &tarball, &week1)?;
+    // The growth is measured between corpora written alike (the real one re-packed, and
+    // copies of it), so that the tarball's encoding does not count as growth. The middle
+    // point tells growth that only shows between the ends (a working set leaving the
+    // caches) from growth at every step (a super-linear algorithm).
+    let synthetic = |copies: usize, label: &str| -> Result<Point> {
+        let (packed, volumes) = synthesize(&c, copies, tmp.path())?;
+        measure(label, &packed, &volumes)
+    };
+    let one = synthetic(1, "1x (real, re-packed like the synthetic ones)")?;
+    let two = synthetic(2, "2x (synthetic)")?;
+    let five = synthetic(5, "5x (synthetic)")?;
     let (read, loaded) = best_of(RUNS, || {
         Ok(dispatcher_input::load(
             &InputPaths {
@@ -286,24 +258,27 @@ fn main() -> Result<()> {
         write.as_secs_f64() * 1e3,
         share(write),
     );
-    let job_ratio = p5.summary.jobs as f64 / p_r.summary.jobs as f64;
-    let cost_ratio = plan5.as_secs_f64() / plan_r.as_secs_f64();
-    let floor_ratio = floor5.as_secs_f64() / floor_r.as_secs_f64();
+    let job_ratio = five.jobs as f64 / one.jobs as f64;
+    let cost_ratio = five.time.as_secs_f64() / one.time.as_secs_f64();
+    let floor_ratio = five.floor.as_secs_f64() / one.floor.as_secs_f64();
     println!(
         "Growth (re-packed 1x to 5x): {job_ratio:.2}x the jobs cost {cost_ratio:.2}x the time ({:.2}x per job; 1.00 is linear), while untarring {:.2}x the bytes cost {floor_ratio:.2}x. Plan JSON: {:.1} MB for the real corpus.",
         cost_ratio / job_ratio,
-        bytes5 as f64 / bytes_r as f64,
-        json1 as f64 / 1e6
+        five.bytes as f64 / one.bytes as f64,
+        real.json as f64 / 1e6
     );
-    let per_job = |a: Duration, ja: usize, b: Duration, jb: usize| {
-        (b.as_secs_f64() / jb as f64) / (a.as_secs_f64() / ja as f64)
+    let per_job = |a: &Point, b: &Point| {
+        (b.time.as_secs_f64() / b.jobs as f64) / (a.time.as_secs_f64() / a.jobs as f64)
+    };
+    let per_byte = |a: &Point, b: &Point| {
+        (b.floor.as_secs_f64() / b.bytes as f64) / (a.floor.as_secs_f64() / a.bytes as f64)
     };
     println!(
         "Per job, 1x to 2x: {:.2}x; 2x to 5x: {:.2}x (floor per byte: {:.2}x and {:.2}x).\n",
-        per_job(plan_r, p_r.summary.jobs, plan2, p2.summary.jobs),
-        per_job(plan2, p2.summary.jobs, plan5, p5.summary.jobs),
-        per_job(floor_r, bytes_r, floor2, bytes2),
-        per_job(floor2, bytes2, floor5, bytes5),
+        per_job(&one, &two),
+        per_job(&two, &five),
+        per_byte(&one, &two),
+        per_byte(&two, &five),
     );
 
     println!(
@@ -313,7 +288,7 @@ fn main() -> Result<()> {
     println!("|---|---:|---:|---:|");
     let classic = settings(Strategy::Classic);
     let (_, (c1, _)) = best_of(1, || plan(&tarball, &clusters, &week1, None, &classic))?;
-    for (name, p) in [("balanced", &p1), ("classic", &c1)] {
+    for (name, p) in [("balanced", &real.plan), ("classic", &c1)] {
         println!(
             "| {name} | {} | {} | {:.2} points |",
             pct(p.summary.max_deviation),
@@ -330,8 +305,16 @@ fn main() -> Result<()> {
         ..settings(Strategy::Balanced)
     };
     for (name, first, s) in [
-        ("balanced (10% hysteresis, 10% budget)", &p1, &balanced),
-        ("balanced (0% hysteresis, 10% budget)", &p1, &no_hysteresis),
+        (
+            "balanced (10% hysteresis, 10% budget)",
+            &real.plan,
+            &balanced,
+        ),
+        (
+            "balanced (0% hysteresis, 10% budget)",
+            &real.plan,
+            &no_hysteresis,
+        ),
         ("classic", &c1, &classic),
     ] {
         let prev = tmp.path().join("previous.json");
