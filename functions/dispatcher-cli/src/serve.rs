@@ -150,17 +150,24 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("Failed to listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    println!("serving on http://{addr}");
-    println!(
-        "  lookup:    curl -s -d '{{\"job\":\"pull-ci-acme-widget-main-unit\"}}' http://{addr}/"
-    );
-    println!("  explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit");
-    println!(
-        "  recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute",
+    // One write, and a closed stdout is not fatal: the banner is for a person, and a reader
+    // that stops after the address (a test, `| head -1`) must not take the server down.
+    let mut banner = format!(
+        "serving on http://{addr}\n\
+         \x20 lookup:    curl -s -d '{{\"job\":\"pull-ci-acme-widget-main-unit\"}}' http://{addr}/\n\
+         \x20 explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit\n\
+         \x20 recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute\n",
         server.token
     );
     if server.webhook {
-        println!("  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)");
+        banner.push_str(&format!(
+            "  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)\n"
+        ));
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     // Small answers on kept-alive connections: do not wait for Nagle.
     let listener = listener.tap_io(|tcp| {

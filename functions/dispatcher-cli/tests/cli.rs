@@ -516,6 +516,8 @@ fn serve_demo_answers_the_readmes_lookups() {
         }
     }
     let addr = addr.expect("serve --demo printed its address");
+    // The reader is gone from here on (stdout closed, as under `| head -1`): the server must
+    // keep answering.
     let (status, body) = lookup(&addr, "pull-ci-acme-widget-main-unit");
     let (missing, _) = lookup(&addr, "nope");
     let (explained, explanation) = http(
