@@ -231,17 +231,10 @@ impl AssignmentStore for DynamoTable {
         // Read, decide, then write on the condition that nothing changed since the read:
         // of several racing claimers exactly one write succeeds.
         let current = self.pointer().await?;
-        if current.as_ref().map_or(0, |p| p.generation) != base {
+        let Some(stored) = pending.claiming(current.as_ref(), base, now) else {
             return Ok(Claim::Lost(current.map(Box::new)));
-        }
-        let held = current.as_ref().and_then(|p| p.pending.clone());
-        if held
-            .as_ref()
-            .is_some_and(|h| !h.yields_to(&pending.owner, now))
-        {
-            return Ok(Claim::Lost(current.map(Box::new)));
-        }
-        let stored = pending.replacing(held.as_ref());
+        };
+        let held = current.as_ref().and_then(|p| p.pending.as_ref());
         let mut values = HashMap::from([(
             ":pending".to_owned(),
             to_attr(&serde_json::to_value(&stored).unwrap_or_default()),

@@ -212,6 +212,17 @@ async fn assert_serves(stores: &Stores, plan: &Plan, when: &str) {
     );
 }
 
+/// Fresh table and bucket, with `plan` published as generation 1.
+async fn at_generation_1(clients: &dispatcher_aws::Clients, plan: &Plan) -> Stores {
+    let (real, ..) = dispatcher_aws::emulator::fresh(clients, TEMPLATE)
+        .await
+        .expect("provision");
+    publish::publish(&real, plan, &PublishOptions::new(Cause::Weekly, 1))
+        .await
+        .expect("first generation");
+    real
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_between_any_two_steps_leaves_the_old_generation_serving() {
     if dispatcher_aws::emulator::endpoint("faults").is_none() {
@@ -220,12 +231,7 @@ async fn a_failure_between_any_two_steps_leaves_the_old_generation_serving() {
     let clients = dispatcher_aws::Clients::from_env(true).await;
     let (a, b) = plans();
     for step in [Step::Snapshot, Step::Claim, Step::HalfItems, Step::Commit] {
-        let (real, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
-            .await
-            .expect("provision");
-        publish::publish(&real, &a, &PublishOptions::new(Cause::Weekly, 1))
-            .await
-            .expect("first generation");
+        let real = at_generation_1(&clients, &a).await;
         let faulty = Faulty::new(real.clone(), step, Box::new(|| {}));
         let attempt = PublishOptions::new(Cause::Push, 2).expecting(1);
         let err = publish::publish(&faulty.stores(), &b, &attempt)
@@ -275,13 +281,8 @@ async fn a_commit_whose_answer_is_lost_is_found_done_by_the_retry() {
         return;
     }
     let clients = dispatcher_aws::Clients::from_env(true).await;
-    let (real, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
-        .await
-        .expect("provision");
     let (a, b) = plans();
-    publish::publish(&real, &a, &PublishOptions::new(Cause::Weekly, 1))
-        .await
-        .expect("first generation");
+    let real = at_generation_1(&clients, &a).await;
     let faulty = Faulty::new(real.clone(), Step::CommitAnswerLost, Box::new(|| {}));
     let attempt = PublishOptions::new(Cause::Push, 2).expecting(1);
     let err = publish::publish(&faulty.stores(), &b, &attempt)
@@ -393,13 +394,8 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
                 .build(),
         ),
     };
-    let (real, ..) = dispatcher_aws::emulator::fresh(&clients, TEMPLATE)
-        .await
-        .expect("provision");
     let (a, b) = plans();
-    publish::publish(&real, &a, &PublishOptions::new(Cause::Weekly, 1))
-        .await
-        .expect("first generation");
+    let real = at_generation_1(&clients, &a).await;
 
     let pid = moto.child.id();
     let faulty = Faulty::new(

@@ -152,15 +152,7 @@ fn calls(requests: &[Request]) -> Vec<String> {
 #[tokio::test]
 async fn a_first_pr_creates_the_branch_and_the_pull_request() {
     let server = MockServer::start().await;
-    json_mock(&server, "GET", "", 200, json!({"default_branch": "main"})).await;
-    json_mock(
-        &server,
-        "GET",
-        "/git/commits/base0",
-        200,
-        json!({"sha": "base0", "tree": {"sha": "tree0"}}),
-    )
-    .await;
+    main_at_base0(&server).await;
     // A rate limit, then a server error, then success.
     once(&server, "POST", "/git/trees", 403, json!({"message": "API rate limit exceeded for installation ID 1.", "documentation_url": "https://docs.github.com"})).await;
     once(
@@ -266,15 +258,7 @@ async fn a_first_pr_creates_the_branch_and_the_pull_request() {
 #[tokio::test]
 async fn an_existing_pr_is_updated_not_duplicated() {
     let server = MockServer::start().await;
-    json_mock(&server, "GET", "", 200, json!({"default_branch": "main"})).await;
-    json_mock(
-        &server,
-        "GET",
-        "/git/commits/base0",
-        200,
-        json!({"sha": "base0", "tree": {"sha": "tree0"}}),
-    )
-    .await;
+    main_at_base0(&server).await;
     json_mock(&server, "POST", "/git/trees", 201, json!({"sha": "tree1"})).await;
     backup_branch(&server, "commit1", "tree-before", "base0").await;
     json_mock(
@@ -293,16 +277,7 @@ async fn an_existing_pr_is_updated_not_duplicated() {
         json!({"object": {"sha": "commit2"}}),
     )
     .await;
-    json_mock(
-        &server,
-        "GET",
-        "/pulls",
-        200,
-        json!([{"number": 5, "state": "open"}]),
-    )
-    .await;
-    json_mock(&server, "PATCH", "/pulls/5", 200, json!({"number": 5})).await;
-    json_mock(&server, "POST", "/issues/5/labels", 200, json!([])).await;
+    open_pull_request_5(&server).await;
     let report = github(&server).publish(&change()).await.unwrap();
     assert_eq!((report.pull_request, report.created), (5, false));
     let requests = server.received_requests().await.unwrap();
@@ -318,6 +293,33 @@ async fn an_existing_pr_is_updated_not_duplicated() {
     .unwrap();
     assert_eq!(patch["force"], true);
     assert!(report.pushed);
+}
+
+/// The repository's default branch `main`, at commit `base0` with tree `tree0`.
+async fn main_at_base0(server: &MockServer) {
+    json_mock(server, "GET", "", 200, json!({"default_branch": "main"})).await;
+    json_mock(
+        server,
+        "GET",
+        "/git/commits/base0",
+        200,
+        json!({"sha": "base0", "tree": {"sha": "tree0"}}),
+    )
+    .await;
+}
+
+/// An open backup pull request, number 5, that accepts updates and labels.
+async fn open_pull_request_5(server: &MockServer) {
+    json_mock(
+        server,
+        "GET",
+        "/pulls",
+        200,
+        json!([{"number": 5, "state": "open"}]),
+    )
+    .await;
+    json_mock(server, "PATCH", "/pulls/5", 200, json!({"number": 5})).await;
+    json_mock(server, "POST", "/issues/5/labels", 200, json!([])).await;
 }
 
 /// The backup branch at `commit`, whose tree is `tree` on parent `parent`.
@@ -343,28 +345,11 @@ async fn backup_branch(server: &MockServer, commit: &str, tree: &str, parent: &s
 #[tokio::test]
 async fn a_branch_that_already_holds_the_files_is_not_pushed_again() {
     let server = MockServer::start().await;
-    json_mock(&server, "GET", "", 200, json!({"default_branch": "main"})).await;
-    json_mock(
-        &server,
-        "GET",
-        "/git/commits/base0",
-        200,
-        json!({"sha": "base0", "tree": {"sha": "tree0"}}),
-    )
-    .await;
+    main_at_base0(&server).await;
     json_mock(&server, "POST", "/git/trees", 201, json!({"sha": "tree1"})).await;
     // The branch holds tree1 on base0 already: what this change would commit.
     backup_branch(&server, "commit1", "tree1", "base0").await;
-    json_mock(
-        &server,
-        "GET",
-        "/pulls",
-        200,
-        json!([{"number": 5, "state": "open"}]),
-    )
-    .await;
-    json_mock(&server, "PATCH", "/pulls/5", 200, json!({"number": 5})).await;
-    json_mock(&server, "POST", "/issues/5/labels", 200, json!([])).await;
+    open_pull_request_5(&server).await;
     let report = github(&server).publish(&change()).await.unwrap();
     assert!(!report.pushed);
     assert_eq!(report.commit, "commit1");

@@ -326,20 +326,24 @@ pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
     // Another publisher claimed generation 2, wrote job a, and died.
     let dead = plan_of(&[("a", "build02"), ("b", "build01")]);
     let digest = publish::plan_digest(&dead.to_json());
-    let changes = "generations/0000000002/dead/changes.json.gz";
-    put_changes(stores, changes, &["a"], 2).await;
     let stale = Pending {
         plan_digest: digest,
         lease_until: 3,
-        ..claim_of("dead", 2, changes, 2)
+        ..claim_of("dead", 2, "generations/0000000002/dead/changes.json.gz", 2)
     };
-    stored(stores.table.claim(1, &stale, 2).await.unwrap());
-    write_dead(stores, "a", 2).await;
+    die_after_claiming(stores, &stale, 2, "a", true).await;
     // A different plan, after the lease: it takes over and rewrites what the dead one wrote.
+    takes_generation_2_over(stores, 10).await;
+}
+
+/// Publishes a plan that moves b to build03 at `now`, over a dead claim on generation 2:
+/// it takes the claim over, and both jobs answer as that plan says, whatever the dead
+/// publisher wrote.
+async fn takes_generation_2_over(stores: &Stores, now: i64) {
     let p = publish::publish(
         stores,
         &plan_of(&[("a", "build01"), ("b", "build03")]),
-        &opts(10),
+        &opts(now),
     )
     .await
     .unwrap();
@@ -348,33 +352,41 @@ pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
     assert_eq!(answer(stores, "b").await.as_deref(), Some("build03"));
 }
 
-/// Puts a change list naming `jobs` under `key`, as a publisher does before claiming.
-async fn put_changes(stores: &Stores, key: &str, jobs: &[&str], generation: u64) {
-    let changes: Vec<crate::model::Change> = jobs
-        .iter()
-        .map(|j| crate::model::Change {
-            job: (*j).to_owned(),
-            from: None,
-            to: Some("build02".to_owned()),
-            cause: Cause::Manual,
-            generation,
-            at: 2,
-        })
-        .collect();
+/// A publisher that claims `claim` over generation 1 at `at` and dies: before claiming it
+/// put its change list naming `job` (moved to build02), and if `writes` it also wrote that
+/// job's item; it committed nothing.
+async fn die_after_claiming(
+    stores: &Stores,
+    claim: &Pending,
+    at: i64,
+    job: &str,
+    writes: bool,
+) -> Pending {
+    let changes = vec![crate::model::Change {
+        job: job.to_owned(),
+        from: None,
+        to: Some("build02".to_owned()),
+        cause: Cause::Manual,
+        generation: claim.generation,
+        at: 2,
+    }];
     stores
         .snapshots
-        .put(key, crate::codec::gzip_json(&changes), "application/gzip")
+        .put(
+            &claim.changes,
+            crate::codec::gzip_json(&changes),
+            "application/gzip",
+        )
         .await
         .unwrap();
-}
-
-/// Writes job `job`'s item as a publisher of `generation` that then dies would: moved to
-/// build02, as `put_changes` says, with nothing committed.
-async fn write_dead(stores: &Stores, job: &str, generation: u64) {
-    let mut item = stores.table.job(job).await.unwrap().unwrap();
-    item.previous = item.cluster.replace("build02".to_owned());
-    item.generation = generation;
-    stores.table.write_jobs(&[item]).await.unwrap();
+    let won = stored(stores.table.claim(1, claim, at).await.unwrap());
+    if writes {
+        let mut item = stores.table.job(job).await.unwrap().unwrap();
+        item.previous = item.cluster.replace("build02".to_owned());
+        item.generation = claim.generation;
+        stores.table.write_jobs(&[item]).await.unwrap();
+    }
+    won
 }
 
 pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
@@ -386,32 +398,20 @@ pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
     .await
     .unwrap();
     // A claims generation 2, writes job a with its answer, and dies.
-    put_changes(stores, "gen2/a", &["a"], 2).await;
     let a_claim = Pending {
         lease_until: 3,
         ..claim_of("a", 2, "gen2/a", 2)
     };
-    stored(stores.table.claim(1, &a_claim, 2).await.unwrap());
-    write_dead(stores, "a", 2).await;
+    die_after_claiming(stores, &a_claim, 2, "a", true).await;
     // B takes A's claim over and dies before writing anything.
-    put_changes(stores, "gen2/b", &["b"], 2).await;
     let b_claim = Pending {
         lease_until: 11,
         ..claim_of("b", 2, "gen2/b", 10)
     };
-    let b_stored = stored(stores.table.claim(1, &b_claim, 10).await.unwrap());
+    let b_stored = die_after_claiming(stores, &b_claim, 10, "b", false).await;
     assert_eq!(b_stored.inherited, vec!["gen2/a".to_owned()]);
     // C takes over from B: it must rewrite what A wrote too.
-    let p = publish::publish(
-        stores,
-        &plan_of(&[("a", "build01"), ("b", "build03")]),
-        &opts(20),
-    )
-    .await
-    .unwrap();
-    assert_eq!(p.generation, 2);
-    assert_eq!(answer(stores, "a").await.as_deref(), Some("build01"));
-    assert_eq!(answer(stores, "b").await.as_deref(), Some("build03"));
+    takes_generation_2_over(stores, 20).await;
 }
 
 pub async fn commit_requires_the_claim(stores: &Stores) {

@@ -168,18 +168,9 @@ impl AssignmentStore for SqliteTable {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql)?;
             let current = pointer_in(&tx)?;
-            let at = current.as_ref().map_or(0, |p| p.generation);
-            if at != base {
+            let Some(stored) = pending.claiming(current.as_ref(), base, now) else {
                 return Ok(Claim::Lost(current.map(Box::new)));
-            }
-            let held = current.as_ref().and_then(|p| p.pending.clone());
-            if held
-                .as_ref()
-                .is_some_and(|h| !h.yields_to(&pending.owner, now))
-            {
-                return Ok(Claim::Lost(current.map(Box::new)));
-            }
-            let stored = pending.replacing(held.as_ref());
+            };
             let mut next = current.unwrap_or(Pointer {
                 generation: 0,
                 snapshot: String::new(),

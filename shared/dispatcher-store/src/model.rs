@@ -91,6 +91,19 @@ impl Pending {
         next
     }
 
+    /// The claim to store when `self` claims the generation after `base` at `now`, on the
+    /// pointer as read (`current`); `None` when it is lost: the pointer moved, or holds a
+    /// live claim of another owner. Both table adapters decide by this, then write on the
+    /// condition that the pointer is still as read.
+    pub fn claiming(&self, current: Option<&Pointer>, base: u64, now: i64) -> Option<Pending> {
+        let held = current.and_then(|p| p.pending.as_ref());
+        let moved = current.map_or(0, |p| p.generation) != base;
+        if moved || held.is_some_and(|h| !h.yields_to(&self.owner, now)) {
+            return None;
+        }
+        Some(self.replacing(held))
+    }
+
     /// Whether `self`, seen on the pointer at `now`, lets `owner` claim the generation.
     pub fn yields_to(&self, owner: &str, now: i64) -> bool {
         self.owner == owner || self.lease_until < now

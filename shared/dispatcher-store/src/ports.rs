@@ -71,9 +71,9 @@ pub trait AssignmentStore: Send + Sync {
     async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError>;
 
     /// Claims generation `pending.generation` if the pointer is still at `base` (0: none
-    /// published) and any claim on it yields to `pending.owner` at `now`
-    /// ([`Pending::yields_to`]); the claim replaced is inherited ([`Pending::replacing`]).
-    /// Exactly one of several racing claimers wins.
+    /// published) and any claim on it yields to `pending.owner` at `now`; the claim replaced
+    /// is inherited ([`Pending::claiming`] decides). Exactly one of several racing claimers
+    /// wins.
     async fn claim(&self, base: u64, pending: &Pending, now: i64) -> Result<Claim, StoreError>;
 
     /// Moves the pointer from `base` to `pointer` and writes the generation's record, both
