@@ -152,22 +152,26 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     // One write, and a closed stdout is not fatal: the banner is for a person, and a reader
     // that stops after the address (a test, `| head -1`) must not take the server down.
-    let mut banner = format!(
-        "serving on http://{addr}\n\
-         \x20 lookup:    curl -s -d '{{\"job\":\"pull-ci-acme-widget-main-unit\"}}' http://{addr}/\n\
-         \x20 explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit\n\
-         \x20 recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute\n",
-        server.token
-    );
+    let mut banner = vec![
+        format!("serving on http://{addr}"),
+        format!(
+            "  lookup:    curl -s -d '{{\"job\":\"pull-ci-acme-widget-main-unit\"}}' http://{addr}/"
+        ),
+        format!("  explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit"),
+        format!(
+            "  recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute",
+            server.token
+        ),
+    ];
     if server.webhook {
-        banner.push_str(&format!(
-            "  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)\n"
+        banner.push(format!(
+            "  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)"
         ));
     }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        let _ = writeln!(out, "{}", banner.join("\n")).and_then(|()| out.flush());
     }
     // Small answers on kept-alive connections: do not wait for Nagle.
     let listener = listener.tap_io(|tcp| {

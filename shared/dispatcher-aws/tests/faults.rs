@@ -2,6 +2,9 @@
 //! every two steps of a publish, and the emulator killed mid-publish. Afterwards every job
 //! answers its old cluster (the pointer did not move), and publishing again completes.
 
+#[path = "../../../tests/support/proc.rs"]
+mod proc;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -403,18 +406,9 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
         Step::DieMidItems,
         Box::new(move || {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            // SIGKILL is delivered asynchronously: the next batch must find moto dead, a
-            // zombie (it is our unreaped child) or gone.
-            let dead = (0..500).any(|_| {
-                let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| s.rsplit_once(')')?.1.trim_start().chars().next());
-                let dead = matches!(state, None | Some('Z' | 'X'));
-                if !dead {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                dead
-            });
+            // The next batch must find moto dead: a zombie (our unreaped child) or gone.
+            let dead =
+                proc::wait_until(pid, |states| states.iter().all(|s| matches!(s, 'Z' | 'X')));
             assert!(dead, "moto survived kill -9 for 5 s");
         }),
     );

@@ -1,6 +1,9 @@
 //! Volumes from a real Prometheus (started by the test command with backfilled
 //! `prowjob_state_transitions`), queried with the dispatcher's PromQL; and its failures.
 
+#[path = "../../../tests/support/proc.rs"]
+mod proc;
+
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -204,26 +207,15 @@ impl Own {
         assert!(status.success(), "kill -{signal}");
     }
 
-    /// Signals are delivered asynchronously: a request sent right after `kill -STOP` may
-    /// still be answered. Waits (up to 5 s) until every thread is, or is no longer, stopped.
-    async fn wait_stopped(&self, stopped: bool) {
-        let tasks = format!("/proc/{}/task", self.child.id());
-        for _ in 0..500 {
-            let states: Vec<bool> = std::fs::read_dir(&tasks)
-                .expect("the process's threads")
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
-                // The state follows the command name, which may itself hold parentheses.
-                .filter_map(|stat| {
-                    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-                    Some(matches!(state, 'T' | 't'))
-                })
-                .collect();
-            if !states.is_empty() && states.iter().all(|&s| s == stopped) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("prometheus did not become stopped={stopped} within 5 s");
+    /// Waits until every thread is, or is no longer, stopped (signals are asynchronous).
+    fn wait_stopped(&self, stopped: bool) {
+        let settled = proc::wait_until(self.child.id(), |states| {
+            !states.is_empty() && states.iter().all(|s| matches!(s, 'T' | 't') == stopped)
+        });
+        assert!(
+            settled,
+            "prometheus did not become stopped={stopped} within 5 s"
+        );
     }
 }
 
@@ -253,13 +245,13 @@ async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable(
     assert_eq!(demand.demand(1000).await.unwrap().volumes.runs["a"], 7.0);
     // Stopped, it accepts connections (the kernel does) and answers nothing: slow.
     own.signal("STOP");
-    own.wait_stopped(true).await;
+    own.wait_stopped(true);
     let started = std::time::Instant::now();
     let e = demand.demand(1000).await.unwrap_err();
     assert!(e.retryable && e.message.contains("timed out"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
     own.signal("CONT");
-    own.wait_stopped(false).await;
+    own.wait_stopped(false);
     // Resumed, it answers again (a new client: the old one's pooled connection went stale
     // while the server was stopped).
     let resumed = PrometheusDemand::new(quick.clone()).unwrap();

@@ -368,7 +368,7 @@ async fn die_after_claiming(
         to: Some("build02".to_owned()),
         cause: Cause::Manual,
         generation: claim.generation,
-        at: 2,
+        at,
     }];
     stores
         .snapshots
