@@ -299,6 +299,8 @@ async fn a_signed_push_blocking_a_cluster_moves_its_jobs_through_the_local_serve
         clusters: None,
         volumes: None,
         durations: None,
+        cpu: None,
+        memory: None,
     };
     let server = LocalServer::build(&cfg, &inputs, "trigger-token".to_owned())
         .await

@@ -102,11 +102,12 @@ fn run(loaded: &Loaded, settings: &Settings, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn resolve(r: &ReleaseArgs, out: &Path) -> Result<ExitCode> {
+pub fn resolve(r: &ReleaseArgs, ladder_only: bool, out: &Path) -> Result<ExitCode> {
     let loaded = load(&paths(r))?;
     let settings = Settings {
         strategy: Strategy::Resolve,
         vsphere_cluster: r.vsphere_cluster.clone(),
+        keep_static_clusters: !ladder_only,
         ..Settings::default()
     };
     run(&loaded, &settings, out)
@@ -119,6 +120,8 @@ pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
     let loaded = load(&InputPaths {
         volumes: Some(a.volumes.clone()),
         durations: a.durations.clone(),
+        cpu: a.cpu_seconds.clone(),
+        memory: a.memory_byte_seconds.clone(),
         previous: a.previous.clone(),
         ..paths(&a.release)
     })?;
@@ -137,8 +140,11 @@ pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
         demand: DemandModel {
             run_weight: a.run_weight,
             hour_weight: a.hour_weight,
+            cpu_hour_weight: a.cpu_hour_weight,
+            memory_gib_hour_weight: a.memory_gib_hour_weight,
             minimum: a.min_demand,
         },
+        ..Settings::default()
     };
     run(&loaded, &settings, &a.out)
 }
@@ -167,7 +173,7 @@ pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
 }
 
 pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
-    use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, planned_cluster};
+    use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
     if !release.is_dir() {
         bail!(
             "--release must be a checkout directory to write into: {}",
@@ -181,11 +187,7 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
     })?;
     let (mut files_changed, mut jobs_changed, mut failures) = (0, 0, 0);
     for f in &loaded.files {
-        let stale = f.jobs.iter().any(|j| {
-            planned_cluster(&plan, &j.name)
-                .is_some_and(|c| j.cluster.as_deref() != Some(c.as_str()))
-        });
-        if !stale {
+        if !needs_rewrite(f, &plan) {
             continue;
         }
         let path = release.join(&f.path);

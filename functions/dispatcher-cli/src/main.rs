@@ -34,6 +34,11 @@ enum Command {
     Resolve {
         #[command(flatten)]
         release: ReleaseArgs,
+        /// Send every job through the rule ladder, also those whose static `cluster:` the
+        /// sanitizer keeps because it names a usable cluster: shows where the static fields
+        /// and the config disagree.
+        #[arg(long)]
+        ladder_only: bool,
         /// Where to write the plan.
         #[arg(long)]
         out: PathBuf,
@@ -110,7 +115,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
     /// Plan the bundled sample release into a fresh local store first.
-    #[arg(long, conflicts_with_all = ["release", "volumes", "clusters", "durations"])]
+    #[arg(long, conflicts_with_all = ["release", "volumes", "clusters", "durations", "cpu_seconds", "memory_byte_seconds"])]
     demo: bool,
     /// A release checkout or .tar.gz to plan and serve (unless GitHub is configured).
     #[arg(long, required_unless_present = "demo")]
@@ -122,6 +127,12 @@ struct ServeArgs {
     clusters: Option<PathBuf>,
     #[arg(long)]
     durations: Option<PathBuf>,
+    /// Prometheus vector of CPU seconds per job_name.
+    #[arg(long)]
+    cpu_seconds: Option<PathBuf>,
+    /// Prometheus vector of memory byte-seconds per job_name.
+    #[arg(long)]
+    memory_byte_seconds: Option<PathBuf>,
     /// Target of the name-based vsphere rule [default: DISPATCHER_VSPHERE_CLUSTER, else
     /// vsphere02].
     #[arg(long)]
@@ -151,6 +162,12 @@ struct PlanArgs {
     /// Prometheus vector of job run seconds per job_name, weighed as job-hours.
     #[arg(long)]
     durations: Option<PathBuf>,
+    /// Prometheus vector of CPU seconds per job_name, weighed as CPU-hours.
+    #[arg(long)]
+    cpu_seconds: Option<PathBuf>,
+    /// Prometheus vector of memory byte-seconds per job_name, weighed as GiB-hours.
+    #[arg(long)]
+    memory_byte_seconds: Option<PathBuf>,
     /// The plan currently published; enables hysteresis and the movement budget.
     #[arg(long)]
     previous: Option<PathBuf>,
@@ -165,12 +182,20 @@ struct PlanArgs {
     #[arg(long, default_value_t = 10.0, value_parser = percent)]
     movement_budget_percent: f64,
     /// Demand of a job without samples, and the floor for every job.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = positive, allow_negative_numbers = true)]
     min_demand: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// Demand per run in the window.
+    #[arg(long, default_value_t = 1.0, value_parser = weight, allow_negative_numbers = true)]
     run_weight: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// Demand per job-hour (--durations).
+    #[arg(long, default_value_t = 1.0, value_parser = weight, allow_negative_numbers = true)]
     hour_weight: f64,
+    /// Demand per CPU-hour (--cpu-seconds).
+    #[arg(long, default_value_t = 1.0, value_parser = weight, allow_negative_numbers = true)]
+    cpu_hour_weight: f64,
+    /// Demand per GiB-hour of memory (--memory-byte-seconds).
+    #[arg(long, default_value_t = 0.25, value_parser = weight, allow_negative_numbers = true)]
+    memory_gib_hour_weight: f64,
     /// Where to write the plan.
     #[arg(long)]
     out: PathBuf,
@@ -192,6 +217,26 @@ fn quiet_on_closed_stdout() {
         }
         default(info);
     }));
+}
+
+/// A demand weight: finite and not negative, as HEAD checks its weight flags.
+fn weight(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a finite, non-negative number"))
+    }
+}
+
+/// The minimum demand: finite and positive.
+fn positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a finite, positive number"))
+    }
 }
 
 fn percent(s: &str) -> Result<f64, String> {
@@ -225,10 +270,26 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A bad flag value fails like any other bad input: exit 1, naming the flag
+        // (clap's own convention is 2). Help and version still exit 0.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Validate(r) => commands::validate(&r),
-        Command::Resolve { release, out } => commands::resolve(&release, &out),
+        Command::Resolve {
+            release,
+            ladder_only,
+            out,
+        } => commands::resolve(&release, ladder_only, &out),
         Command::Plan(args) => commands::plan(&args),
         Command::Explain { plan, job } => commands::explain(&plan, &job),
         Command::Diff { old, new } => commands::diff(&old, &new),

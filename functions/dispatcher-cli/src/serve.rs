@@ -115,6 +115,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             clusters: None,
             volumes: Some(dir.join("volumes.json")),
             durations: None,
+            cpu: None,
+            memory: None,
         };
         (inputs, Some(dir))
     } else {
@@ -124,6 +126,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             clusters: args.clusters.clone(),
             volumes: args.volumes.clone(),
             durations: args.durations.clone(),
+            cpu: args.cpu_seconds.clone(),
+            memory: args.memory_byte_seconds.clone(),
         };
         (inputs, None)
     };

@@ -538,3 +538,177 @@ fn serve_demo_answers_the_readmes_lookups() {
     assert_eq!(explained, 200, "{explanation}");
     assert!(explanation.contains("candidates"), "{explanation}");
 }
+
+/// A copy of the sample release whose `_config.yaml` (or `_clusters.yaml`) is edited.
+fn edited_release(edit: impl Fn(&str, &str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&sample().join("release"), dir.path());
+    for file in ["_config.yaml", "_clusters.yaml"] {
+        let path = dir
+            .path()
+            .join("core-services/sanitize-prow-jobs")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(file, &text)).unwrap();
+    }
+    dir
+}
+
+/// `validate`, `resolve` and `plan` all refuse the release (exit 1, nothing written),
+/// naming `key` in `file`.
+fn refused_everywhere(release: &Path, file: &str, key: &str) {
+    let out = release.join("plan.json");
+    let volumes = sample().join("volumes.json");
+    for args in [
+        vec!["validate", "--release", s(release)],
+        vec!["resolve", "--release", s(release), "--out", s(&out)],
+        vec![
+            "plan",
+            "--release",
+            s(release),
+            "--volumes",
+            s(&volumes),
+            "--out",
+            s(&out),
+        ],
+    ] {
+        let o = dispatcher(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let want = format!("fatal: core-services/sanitize-prow-jobs/{file}: {key}: ");
+        assert!(err.contains(&want), "{args:?} should name {want}: {err}");
+        assert!(!out.exists(), "{args:?} wrote a plan");
+    }
+}
+
+#[test]
+fn heads_validation_refuses_what_ci_tools_refuses() {
+    let manual = |replacement: &'static str| {
+        edited_release(move |f, t| {
+            if f == "_config.yaml" {
+                t.replace("manualClusters:\n- app.ci\n", replacement)
+            } else {
+                t.to_owned()
+            }
+        })
+    };
+    let empty = manual("manualClusters:\n- app.ci\n- ''\n");
+    refused_everywhere(empty.path(), "_config.yaml", "manualClusters[1]");
+    let twice = manual("manualClusters:\n- app.ci\n- app.ci\n");
+    refused_everywhere(twice.path(), "_config.yaml", "manualClusters[1]");
+    let automatic = manual("manualClusters:\n- app.ci\n- build03\n");
+    refused_everywhere(automatic.path(), "_config.yaml", "manualClusters[1]");
+    let provider = edited_release(|f, t| {
+        if f == "_clusters.yaml" {
+            t.replace("gcp:", "azure:")
+        } else {
+            t.to_owned()
+        }
+    });
+    refused_everywhere(provider.path(), "_clusters.yaml", "azure");
+    let two_clouds = edited_release(|f, t| {
+        if f == "_config.yaml" {
+            t.replace("  gcp:\n", "  gcp:\n    build01: {}\n")
+        } else {
+            t.to_owned()
+        }
+    });
+    refused_everywhere(two_clouds.path(), "_config.yaml", "buildFarm.gcp.build01");
+    let re2 = edited_release(|f, t| {
+        if f == "_config.yaml" {
+            t.replace("'[^-]infra-periodics.yaml'", "'infra-[0-9]++.yaml'")
+        } else {
+            t.to_owned()
+        }
+    });
+    refused_everywhere(re2.path(), "_config.yaml", "groups.app.ci.paths[0]");
+}
+
+#[test]
+fn weights_that_cannot_weigh_exit_1_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.json");
+    let release = sample().join("release");
+    let volumes = sample().join("volumes.json");
+    for (flag, value) in [
+        ("--run-weight", "NaN"),
+        ("--hour-weight", "inf"),
+        ("--cpu-hour-weight", "-1"),
+        ("--memory-gib-hour-weight", "1e999"),
+        ("--min-demand", "0"),
+    ] {
+        let o = dispatcher(&[
+            "plan",
+            "--release",
+            s(&release),
+            "--volumes",
+            s(&volumes),
+            flag,
+            value,
+            "--out",
+            s(&out),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn cpu_and_memory_vectors_weigh_as_heads_demand_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let vector = |name: &str, values: &[(&str, f64)]| {
+        let result: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(job, v)| serde_json::json!({"metric": {"job_name": job}, "value": [1, v.to_string()]}))
+            .collect();
+        let path = dir.path().join(name);
+        let body = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}});
+        std::fs::write(&path, body.to_string()).unwrap();
+        path
+    };
+    let job = "pull-ci-acme-widget-main-unit";
+    let runs = vector("runs.json", &[(job, 10.0)]);
+    // 7,200 CPU-seconds = 2 CPU-hours; two series of 2 GiB-hours each = 4 GiB-hours.
+    let gib_hour = 3600.0 * 1024.0 * 1024.0 * 1024.0;
+    let cpu = vector("cpu.json", &[(job, 7200.0)]);
+    let memory = vector(
+        "memory.json",
+        &[(job, 2.0 * gib_hour), (job, 2.0 * gib_hour)],
+    );
+    let out = dir.path().join("plan.json");
+    let o = dispatcher(&[
+        "plan",
+        "--release",
+        s(&sample().join("release")),
+        "--volumes",
+        s(&runs),
+        "--cpu-seconds",
+        s(&cpu),
+        "--memory-byte-seconds",
+        s(&memory),
+        "--out",
+        s(&out),
+    ]);
+    stdout(&o);
+    let plan = read_plan(&out);
+    // HEAD's defaults: 1 per run, 1 per CPU-hour, 0.25 per GiB-hour.
+    assert_eq!(plan.jobs[job].demand, 10.0 + 2.0 + 0.25 * 4.0);
+    assert!(plan.inputs.cpu.is_some() && plan.inputs.memory.is_some());
+    // A weighted sum that overflows is an error naming the job, not an infinite demand.
+    let o = dispatcher(&[
+        "plan",
+        "--release",
+        s(&sample().join("release")),
+        "--volumes",
+        s(&vector("huge.json", &[(job, 1e308)])),
+        "--run-weight",
+        "10",
+        "--out",
+        s(&dir.path().join("huge-plan.json")),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(job) && err.contains("not finite"), "{err}");
+}

@@ -22,10 +22,56 @@ pub struct LookupState {
     pub now: fn() -> i64,
 }
 
-/// Prow's request body: extra fields are ignored.
-#[derive(Deserialize)]
+/// Prow's request body, read as Go's `json.Decoder` read it in the Go dispatcher: the first
+/// JSON value of the body (anything after it is ignored), an object whose `job` key is
+/// matched case-insensitively (`{"JOB": ...}`; of several, the last wins), other keys
+/// ignored. Anything else, an array included, is a bad request.
 struct Request {
-    job: String,
+    job: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RequestVisitor {
+    type Value = Request;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(r#"an object {"job": NAME}"#)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let mut job = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key.eq_ignore_ascii_case("job") {
+                // Go leaves the field alone for a null.
+                if let Some(name) = map.next_value::<Option<String>>()? {
+                    job = Some(name);
+                }
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Request { job })
+    }
+}
+
+/// The job name of a lookup body; the error says why there is none.
+fn job_of(body: &[u8]) -> Result<String, String> {
+    let first = serde_json::Deserializer::from_slice(body)
+        .into_iter::<Request>()
+        .next()
+        .ok_or_else(|| "empty body".to_owned())?;
+    first
+        .map_err(|e| e.to_string())?
+        .job
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| r#"no "job" in the body"#.to_owned())
 }
 
 pub fn lookup_router(state: Arc<LookupState>) -> Router {
@@ -44,8 +90,8 @@ async fn lookup(State(state): State<Arc<LookupState>>, method: Method, body: Byt
         return text(StatusCode::METHOD_NOT_ALLOWED, "Invalid request method");
     }
     // The JSON is read whatever the Content-Type says: the Go clients do not check it.
-    let job = match serde_json::from_slice::<Request>(&body) {
-        Ok(r) => r.job,
+    let job = match job_of(&body) {
+        Ok(job) => job,
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
     };
     match state.service.answer(&job, (state.now)()).await {
@@ -121,6 +167,40 @@ async fn explain(State(state): State<Arc<LookupState>>, Path(job): Path<String>)
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The dispatcher store is unavailable",
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_of;
+
+    #[test]
+    fn bodies_are_read_as_gos_decoder_read_them() {
+        for (body, want) in [
+            (r#"{"job":"a"}"#, "a"),
+            (r#"{"JOB":"a"}"#, "a"),
+            (r#"{"Job":"a","extra":[1,{"x":null}]}"#, "a"),
+            (r#"{"job":"a","JOB":"b"}"#, "b"),
+            (r#"{"job":"a"} trailing garbage"#, "a"),
+            (r#"{"job":"a"}{"job":"b"}"#, "a"),
+            ("  \n{\"job\":\"a\"}\n", "a"),
+            (r#"{"job":"a","job":null}"#, "a"),
+        ] {
+            assert_eq!(job_of(body.as_bytes()), Ok(want.to_owned()), "{body}");
+        }
+        for body in [
+            r#"["pull-ci-a"]"#,
+            r#""pull-ci-a""#,
+            "",
+            "not json",
+            r#"{"job":5}"#,
+            r#"{"job":"a""#,
+            "{}",
+            r#"{"job":""}"#,
+            "null",
+        ] {
+            assert!(job_of(body.as_bytes()).is_err(), "{body} must be refused");
         }
     }
 }

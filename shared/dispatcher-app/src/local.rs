@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dispatcher_core::model::Volumes;
+use dispatcher_input::volumes::Vector;
 use dispatcher_input::{Parse, ReadOptions, Release, Source};
 use tokio::sync::{mpsc, watch};
 
@@ -90,40 +90,35 @@ impl RepoSource for LocalRepo {
 pub struct FileDemand {
     pub runs: PathBuf,
     pub durations: Option<PathBuf>,
+    /// CPU seconds per job.
+    pub cpu: Option<PathBuf>,
+    /// Memory byte-seconds per job.
+    pub memory: Option<PathBuf>,
 }
 
 #[async_trait]
 impl DemandSource for FileDemand {
     async fn demand(&self, _now: i64) -> Result<Demand, SourceError> {
-        let read =
-            |p: &PathBuf| -> Result<(dispatcher_input::volumes::Vector, String), SourceError> {
-                let bytes = std::fs::read(p).map_err(|e| {
-                    SourceError::permanent("volumes", format!("{}: {e}", p.display()))
-                })?;
-                let v = dispatcher_input::parse_vector(&bytes).map_err(|e| {
-                    SourceError::permanent("volumes", format!("{}: {e}", p.display()))
-                })?;
-                Ok((v, dispatcher_input::digest::sha256(&bytes)))
-            };
-        let (runs, runs_digest) = read(&self.runs)?;
-        let mut warnings = runs.warnings;
-        let (hours, durations_digest) = match &self.durations {
-            Some(p) => {
-                let (v, d) = read(p)?;
-                warnings.extend(v.warnings);
-                (Some(dispatcher_input::seconds_to_hours(v.values)), Some(d))
-            }
-            None => (None, None),
+        let read = |p: &PathBuf| -> Result<(Vector, String), SourceError> {
+            let bytes = std::fs::read(p)
+                .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
+            let v = dispatcher_input::parse_vector(&bytes)
+                .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
+            Ok((v, dispatcher_input::digest::sha256(&bytes)))
         };
-        Ok(Demand {
-            volumes: Volumes {
-                runs: runs.values,
-                hours,
-            },
-            runs_digest,
-            durations_digest,
-            warnings,
-        })
+        let optional = |p: &Option<PathBuf>| p.as_ref().map(read).transpose();
+        let (runs, runs_digest) = read(&self.runs)?;
+        let (durations, cpu, memory) = (
+            optional(&self.durations)?,
+            optional(&self.cpu)?,
+            optional(&self.memory)?,
+        );
+        Ok(Demand::from_vectors(
+            (runs, runs_digest),
+            durations,
+            cpu,
+            memory,
+        ))
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use dispatcher_core::model::Volumes;
 use dispatcher_input::Release;
+use dispatcher_input::volumes::Vector;
 
 use crate::recompute::RecomputeRequest;
 
@@ -55,7 +56,50 @@ pub struct Demand {
     /// Digests (or descriptions) of the responses, for the plan's provenance.
     pub runs_digest: String,
     pub durations_digest: Option<String>,
+    /// Digest of the CPU-seconds vector, when it was queried.
+    pub cpu_digest: Option<String>,
+    /// Digest of the memory byte-seconds vector, when it was queried.
+    pub memory_digest: Option<String>,
     pub warnings: Vec<String>,
+}
+
+impl Demand {
+    /// The demand of the vectors measured, each with the digest of its response: runs
+    /// always, durations, CPU and memory when they were queried.
+    pub fn from_vectors(
+        runs: (Vector, String),
+        durations: Option<(Vector, String)>,
+        cpu: Option<(Vector, String)>,
+        memory: Option<(Vector, String)>,
+    ) -> Self {
+        let (mut runs, runs_digest) = runs;
+        let mut warnings = std::mem::take(&mut runs.warnings);
+        let mut take = |v: Option<(Vector, String)>| {
+            v.map(|(mut v, d)| {
+                warnings.append(&mut v.warnings);
+                (v, d)
+            })
+        };
+        let (durations, cpu, memory) = (take(durations), take(cpu), take(memory));
+        let (durations_digest, cpu_digest, memory_digest) = (
+            durations.as_ref().map(|v| v.1.clone()),
+            cpu.as_ref().map(|v| v.1.clone()),
+            memory.as_ref().map(|v| v.1.clone()),
+        );
+        Self {
+            volumes: dispatcher_input::volumes::volumes_of(
+                runs,
+                durations.map(|v| v.0),
+                cpu.map(|v| v.0),
+                memory.map(|v| v.0),
+            ),
+            runs_digest,
+            durations_digest,
+            cpu_digest,
+            memory_digest,
+            warnings,
+        }
+    }
 }
 
 #[async_trait]

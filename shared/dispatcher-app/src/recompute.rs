@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use dispatcher_core::model::Volumes;
 use dispatcher_core::{Mode, Plan, Settings};
-use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, planned_cluster};
+use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
 use dispatcher_input::{CLUSTERS_PATH, assemble};
 use dispatcher_store::publish::{self, PublishError, PublishOptions, Published};
 use dispatcher_store::{Cause, Stores};
@@ -206,6 +206,8 @@ impl Recomputer {
                 loaded.volumes = Some(d.volumes);
                 loaded.digests.volumes = Some(d.runs_digest);
                 loaded.digests.durations = d.durations_digest;
+                loaded.digests.cpu = d.cpu_digest;
+                loaded.digests.memory = d.memory_digest;
             }
             // A delta run only places new jobs: the demands of the current generation serve.
             Err(e) if mode == Mode::Delta && previous.is_some() => {
@@ -371,7 +373,7 @@ fn demands_of(plan: &Plan) -> Volumes {
             .iter()
             .map(|(k, e)| (k.clone(), e.demand))
             .collect(),
-        hours: None,
+        ..Volumes::default()
     }
 }
 
@@ -385,10 +387,7 @@ pub fn fallback_change(
 ) -> Result<Option<FallbackChange>, String> {
     let mut files = BTreeMap::new();
     for f in &loaded.files {
-        let stale = f.jobs.iter().any(|j| {
-            planned_cluster(plan, &j.name).is_some_and(|c| j.cluster.as_deref() != Some(c.as_str()))
-        });
-        if !stale {
+        if !needs_rewrite(f, plan) {
             continue;
         }
         let Some(bytes) = loaded.texts.get(&f.path) else {

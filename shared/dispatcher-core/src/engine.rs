@@ -8,7 +8,9 @@ use crate::balance::{self, BalFile, Churn, Outcome, Pool, Start};
 use crate::classic::{self, ClassicFile, ClassicOutcome, FarmCluster};
 use crate::diag::{Diagnostic, FatalInputs, Severity};
 use crate::fnv::tie_hash;
-use crate::model::{DemandModel, DispatcherConfig, Inventory, Job, JobFile, Volumes};
+use crate::model::{
+    DemandModel, DemandOverflow, DispatcherConfig, Inventory, Job, JobFile, Volumes,
+};
 use crate::optimum::{self, DemandClass};
 use crate::plan::{
     Candidate, ClusterEntry, ClusterState, FileEntry, FileReason, InputDigests, JobEntry, Mode,
@@ -56,6 +58,9 @@ pub struct Settings {
     pub hysteresis_percent: f64,
     pub movement_budget_percent: f64,
     pub demand: DemandModel,
+    /// Resolve only: keep a usable static `cluster:` as the sanitizer does
+    /// ([`Rules::keeping_static_clusters`]); off, every job goes through the ladder.
+    pub keep_static_clusters: bool,
 }
 
 impl Default for Settings {
@@ -67,6 +72,7 @@ impl Default for Settings {
             hysteresis_percent: 10.0,
             movement_budget_percent: 10.0,
             demand: DemandModel::default(),
+            keep_static_clusters: true,
         }
     }
 }
@@ -102,20 +108,20 @@ pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
                     }
                 }
             }
-            diags.extend(unknown_targets(decisions.iter(), inputs, settings));
+            diags.extend(unknown_targets(decisions.iter(), inputs));
         }
     }
     finish_diagnostics(diags)
 }
 
-/// One warning per cluster that jobs are pinned to although neither the inventory nor
-/// `manualClusters` knows it (the Go dispatcher does not check pin values at all).
+/// One warning per cluster that jobs are sent to although neither the inventory nor
+/// `manualClusters` knows it (the Go dispatcher does not check these at all): pins, group
+/// targets and the name-based vsphere rule alike.
 fn unknown_targets<'d>(
     decisions: impl Iterator<Item = &'d Decision>,
     inputs: &Inputs<'_>,
-    settings: &Settings,
 ) -> Vec<Diagnostic> {
-    let mut unknown: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    let mut unknown: BTreeMap<&str, (usize, Rule)> = BTreeMap::new();
     for d in decisions {
         let Some(c) = d.cluster.as_deref() else {
             continue;
@@ -123,20 +129,25 @@ fn unknown_targets<'d>(
         if d.relocatable
             || inputs.inventory.clusters.contains_key(c)
             || inputs.config.manual_clusters.iter().any(|m| m == c)
-            || c == settings.vsphere_cluster
         {
             continue;
         }
-        unknown.entry(c).or_insert((0, d.rule.as_str())).0 += 1;
+        unknown.entry(c).or_insert((0, d.rule)).0 += 1;
     }
     unknown
         .into_iter()
         .map(|(c, (n, rule))| {
+            let by = if rule == Rule::Vsphere {
+                "by the vsphere rule (its target is --vsphere-cluster, DISPATCHER_VSPHERE_CLUSTER)"
+                    .to_owned()
+            } else {
+                format!("e.g. by rule {}", rule.as_str())
+            };
             Diagnostic::warning(
                 inputs.sources.inventory.clone(),
                 c.to_owned(),
                 format!(
-                    "{n} job(s) are sent to {c} (e.g. by rule {rule}), which is neither in the inventory nor in manualClusters"
+                    "{n} job(s) are sent to {c} ({by}), which is neither in the inventory nor in manualClusters"
                 ),
             )
         })
@@ -263,21 +274,28 @@ struct PFile<'a> {
 pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs> {
     let mut diags = inputs.diagnostics.clone();
     diags.extend(checks::check_config(inputs, settings));
-    let fatal: Vec<Diagnostic> = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Fatal)
-        .cloned()
-        .collect();
-    if !fatal.is_empty() {
-        return Err(FatalInputs(finish_diagnostics(fatal)));
-    }
-    let rules = Rules::compile(
+    let compiled = Rules::compile(
         inputs.config,
         inputs.inventory,
         &settings.vsphere_cluster,
         &inputs.sources.config,
-    )
-    .map_err(|e| FatalInputs(finish_diagnostics(e)))?;
+    );
+    // Every fatal finding at once, so that one run shows all there is to fix.
+    let mut fatal: Vec<Diagnostic> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Fatal)
+        .cloned()
+        .collect();
+    if let Err(errors) = &compiled {
+        fatal.extend(errors.iter().cloned());
+    }
+    let mut rules = match compiled {
+        Ok(rules) if fatal.is_empty() => rules,
+        _ => return Err(FatalInputs(finish_diagnostics(fatal))),
+    };
+    if settings.strategy == Strategy::Resolve && settings.keep_static_clusters {
+        rules = rules.keeping_static_clusters();
+    }
     let inv = inputs.inventory;
     let files = sorted_files(inputs.files);
     let facts: Vec<_> = files.iter().map(|f| rules.file_facts(&f.path)).collect();
@@ -323,7 +341,13 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
 
     // Per job: the ladder. Jobs are independent here, so both cores share them; the
     // indexed collect keeps the order.
-    let demands = demands(&winners, &by_name, volumes, settings.demand);
+    let demands = demands(&winners, &by_name, volumes, settings.demand).map_err(|e| {
+        FatalInputs(vec![Diagnostic::fatal(
+            "volumes",
+            e.job.clone(),
+            e.to_string(),
+        )])
+    })?;
     let mut jobs: Vec<PJob<'_>> = winners
         .par_iter()
         .zip(prev_entries.par_iter())
@@ -350,7 +374,6 @@ pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs
     diags.extend(unknown_targets(
         jobs.iter().filter_map(|j| j.decision.as_ref().ok()),
         inputs,
-        settings,
     ));
 
     // Per file.
@@ -811,25 +834,33 @@ fn join_by_name<'m, V>(
     out
 }
 
-/// Each winner's demand: runs and hours from the volumes, floored (jobs without samples
-/// get the minimum, F14); without volumes every job weighs the minimum.
+/// Each winner's demand: its weighted volumes, floored (jobs without samples get the
+/// minimum, F14); without volumes every job weighs the minimum. A demand that is not
+/// finite is an error naming the job.
 fn demands(
     winners: &[(usize, &Job)],
     by_name: &[usize],
     volumes: Option<&Volumes>,
     model: DemandModel,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, DemandOverflow> {
     let Some(v) = volumes else {
-        return vec![model.minimum; winners.len()];
+        return Ok(vec![model.minimum; winners.len()]);
     };
-    let runs = join_by_name(winners, by_name, &v.runs);
-    let hours = match &v.hours {
-        Some(h) => join_by_name(winners, by_name, h),
+    let terms = [
+        Some(&v.runs),
+        v.hours.as_ref(),
+        v.cpu_hours.as_ref(),
+        v.memory_gib_hours.as_ref(),
+    ]
+    .map(|m| match m {
+        Some(m) => join_by_name(winners, by_name, m),
         None => vec![None; winners.len()],
-    };
-    runs.iter()
-        .zip(&hours)
-        .map(|(r, h)| model.combine(r.copied().unwrap_or(0.0), h.copied().unwrap_or(0.0)))
+    });
+    (0..winners.len())
+        .map(|i| {
+            let term = |t: usize| terms[t][i].copied().unwrap_or(0.0);
+            model.combine(&winners[i].1.name, [term(0), term(1), term(2), term(3)])
+        })
         .collect()
 }
 
@@ -1014,7 +1045,17 @@ fn choose_files(
             if out[fi].is_some() {
                 continue;
             }
-            if let Some(p) = pf.prev.as_deref().filter(|p| in_mask(pf, p)) {
+            // A new job of an existing file goes where its siblings are: the file's
+            // cluster in the previous plan, not the `buildFarm` listing, which is stale
+            // until the backup PR merges.
+            let previous_file = inputs
+                .previous
+                .and_then(|p| p.files.get(&pf.file.path))
+                .and_then(|e| e.cluster.as_deref());
+            let kept = previous_file
+                .filter(|p| in_mask(pf, p))
+                .or_else(|| pf.prev.as_deref().filter(|p| in_mask(pf, p)));
+            if let Some(p) = kept {
                 out[fi] = Some(FileChoice {
                     cluster: Some(p.to_owned()),
                     reason: FileReason::DeltaKept,

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod model;
 pub mod optimum;
 pub mod plan;
+pub mod re2;
 pub mod rules;
 
 mod balance;

@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+/// Where job files live in the release repository; paths below it are what HEAD hashes.
+pub const JOBS_DIR: &str = "ci-operator/jobs/";
+
 /// Label keys and values the rule ladder reads (dispatcher-semantics.md §4).
 pub mod labels {
     pub const CLUSTER: &str = "ci-operator.openshift.io/cluster";
@@ -273,20 +276,36 @@ pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Job volumes from Prometheus: runs per job over the window, and optionally job-hours.
+/// Job volumes from Prometheus, per job name: runs over the window, and optionally the
+/// window's job-hours, CPU-hours and memory GiB-hours (HEAD's demand queries).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volumes {
     pub runs: BTreeMap<String, f64>,
     pub hours: Option<BTreeMap<String, f64>>,
+    pub cpu_hours: Option<BTreeMap<String, f64>>,
+    pub memory_gib_hours: Option<BTreeMap<String, f64>>,
 }
 
-/// How runs and hours become one demand figure (HEAD's demand formula).
+/// How runs, job-hours, CPU-hours and memory GiB-hours become one demand figure (HEAD's
+/// formula: the weighted sum, floored at the minimum).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DemandModel {
     pub run_weight: f64,
     pub hour_weight: f64,
+    #[serde(default = "default_cpu_hour_weight")]
+    pub cpu_hour_weight: f64,
+    #[serde(default = "default_memory_gib_hour_weight")]
+    pub memory_gib_hour_weight: f64,
     /// Floor for every job, so that jobs without samples are not free (F14).
     pub minimum: f64,
+}
+
+fn default_cpu_hour_weight() -> f64 {
+    1.0
+}
+
+fn default_memory_gib_hour_weight() -> f64 {
+    0.25
 }
 
 impl Default for DemandModel {
@@ -294,32 +313,113 @@ impl Default for DemandModel {
         Self {
             run_weight: 1.0,
             hour_weight: 1.0,
+            cpu_hour_weight: default_cpu_hour_weight(),
+            memory_gib_hour_weight: default_memory_gib_hour_weight(),
             minimum: 1.0,
         }
     }
 }
 
+/// A setting of the demand model that cannot weigh anything: which one, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum DemandModelError {
+    /// A weight that is NaN, infinite or negative.
+    #[error("{field} must be a finite, non-negative number, not {value}")]
+    Weight {
+        /// The field of [`DemandModel`].
+        field: &'static str,
+        /// What it was.
+        value: f64,
+    },
+    /// A minimum that is NaN, infinite, zero or negative.
+    #[error("minimum must be a finite, positive number, not {0}")]
+    Minimum(f64),
+    /// Every weight is zero: every job would weigh the minimum.
+    #[error(
+        "every weight is 0: at least one of run, hour, CPU-hour and memory GiB-hour weights must be positive"
+    )]
+    NoWeight,
+}
+
+/// The weighted demand of a job is not a finite number (a sample or weight too large).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "the weighted demand of job {job} is not finite ({runs} runs, {hours} job-hours, {cpu_hours} CPU-hours, {memory_gib_hours} GiB-hours)"
+)]
+pub struct DemandOverflow {
+    /// The job.
+    pub job: String,
+    /// Its runs over the window.
+    pub runs: f64,
+    /// Its job-hours.
+    pub hours: f64,
+    /// Its CPU-hours.
+    pub cpu_hours: f64,
+    /// Its memory GiB-hours.
+    pub memory_gib_hours: f64,
+}
+
 impl DemandModel {
-    pub fn demand(&self, volumes: Option<&Volumes>, job: &str) -> f64 {
-        let Some(v) = volumes else {
-            return self.minimum;
-        };
-        let runs = v.runs.get(job).copied().unwrap_or(0.0);
-        let hours = v
-            .hours
-            .as_ref()
-            .and_then(|h| h.get(job).copied())
-            .unwrap_or(0.0);
-        self.combine(runs, hours)
+    /// Checks every setting, naming the first that cannot weigh anything.
+    pub fn check(&self) -> Result<(), DemandModelError> {
+        for (field, value) in [
+            ("run_weight", self.run_weight),
+            ("hour_weight", self.hour_weight),
+            ("cpu_hour_weight", self.cpu_hour_weight),
+            ("memory_gib_hour_weight", self.memory_gib_hour_weight),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(DemandModelError::Weight { field, value });
+            }
+        }
+        if !self.minimum.is_finite() || self.minimum <= 0.0 {
+            return Err(DemandModelError::Minimum(self.minimum));
+        }
+        if self.run_weight + self.hour_weight + self.cpu_hour_weight + self.memory_gib_hour_weight
+            == 0.0
+        {
+            return Err(DemandModelError::NoWeight);
+        }
+        Ok(())
     }
 
-    /// Runs and hours weighed into one figure, floored at the minimum.
-    pub fn combine(&self, runs: f64, hours: f64) -> f64 {
-        let d = runs * self.run_weight + hours * self.hour_weight;
+    /// The demand of `job`: its weighted volumes floored at the minimum; the minimum alone
+    /// without volumes.
+    pub fn demand(&self, volumes: Option<&Volumes>, job: &str) -> Result<f64, DemandOverflow> {
+        let Some(v) = volumes else {
+            return Ok(self.minimum);
+        };
+        let get =
+            |m: Option<&BTreeMap<String, f64>>| m.and_then(|m| m.get(job).copied()).unwrap_or(0.0);
+        self.combine(
+            job,
+            [
+                get(Some(&v.runs)),
+                get(v.hours.as_ref()),
+                get(v.cpu_hours.as_ref()),
+                get(v.memory_gib_hours.as_ref()),
+            ],
+        )
+    }
+
+    /// Runs, job-hours, CPU-hours and GiB-hours weighed into one figure, floored at the
+    /// minimum; a sum that is not finite is an error naming the job.
+    pub fn combine(&self, job: &str, terms: [f64; 4]) -> Result<f64, DemandOverflow> {
+        let [runs, hours, cpu_hours, memory_gib_hours] = terms;
+        let d = runs * self.run_weight
+            + hours * self.hour_weight
+            + cpu_hours * self.cpu_hour_weight
+            + memory_gib_hours * self.memory_gib_hour_weight;
         if d.is_finite() {
-            d.max(self.minimum)
+            Ok(d.max(self.minimum))
         } else {
-            self.minimum
+            Err(DemandOverflow {
+                job: job.to_owned(),
+                runs,
+                hours,
+                cpu_hours,
+                memory_gib_hours,
+            })
         }
     }
 }

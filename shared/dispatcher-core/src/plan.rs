@@ -66,6 +66,12 @@ pub struct InputDigests {
     pub volumes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durations: Option<String>,
+    /// The CPU-seconds vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// The memory byte-seconds vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
 }

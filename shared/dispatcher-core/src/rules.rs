@@ -16,6 +16,9 @@ use crate::model::{DispatcherConfig, Inventory, Job, labels};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
+    /// Resolve only: the job's static `cluster:` names a usable build-farm or manual
+    /// cluster, which `sanitize-prow-jobs` keeps as it is (ci-tools `cddfe66ae`).
+    StaticCluster,
     NoClusterAgent,
     ManualCluster,
     Vsphere,
@@ -48,6 +51,7 @@ impl Rule {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Rule::StaticCluster => "static-cluster",
             Rule::NoClusterAgent => "no-cluster-agent",
             Rule::ManualCluster => "manual-cluster",
             Rule::Vsphere => "vsphere",
@@ -86,7 +90,8 @@ pub struct Decision {
 pub struct FileFacts<'p, 'a> {
     pub path: &'p str,
     pub basename_len: usize,
-    group_paths: Vec<(&'a str, &'a Regex)>,
+    /// Group path patterns matching the file: (cluster, the pattern as written).
+    group_paths: Vec<(&'a str, &'a str)>,
     /// `buildFarm` entries listing the file's basename: (cloud, cluster).
     farm: Vec<(&'a str, &'a str)>,
 }
@@ -103,7 +108,7 @@ impl FileFacts<'_, '_> {
         let mut hits: Vec<String> = self
             .group_paths
             .iter()
-            .map(|(c, re)| format!("groups.{c}.paths {:?}", re.as_str()))
+            .map(|(c, re)| format!("groups.{c}.paths {re:?}"))
             .collect();
         hits.extend(
             self.farm
@@ -133,8 +138,11 @@ pub struct Rules<'a> {
     pub config: &'a DispatcherConfig,
     pub inventory: &'a Inventory,
     pub vsphere_cluster: String,
+    /// Keep a usable static `cluster:` as it is, as the sanitizer does (resolve only).
+    keep_static: bool,
     group_jobs: FastMap<&'a str, &'a str>,
-    group_paths: Vec<(&'a str, Regex)>,
+    /// (cluster, the pattern as written, the pattern compiled with Go's meaning).
+    group_paths: Vec<(&'a str, &'a str, Regex)>,
     farm_files: FastMap<&'a str, Vec<(&'a str, &'a str)>>,
     /// provider -> sorted build-farm clusters (usable, not reserved): `BuildFarmCloud`.
     pub farm_cloud: BTreeMap<String, Arc<[String]>>,
@@ -178,15 +186,15 @@ impl<'a> Rules<'a> {
         let mut group_paths = Vec::new();
         for (cluster, group) in &config.groups {
             for (i, p) in group.paths.iter().enumerate() {
-                match Regex::new(p) {
-                    Ok(re) => group_paths.push((cluster.as_str(), re)),
+                let compiled = crate::re2::go_regex(p)
+                    .map_err(|e| format!("Go's regexp (RE2) refuses it: {e}"))
+                    .and_then(|rust| Regex::new(&rust).map_err(|e| first_line(&e.to_string())));
+                match compiled {
+                    Ok(re) => group_paths.push((cluster.as_str(), p.as_str(), re)),
                     Err(e) => errors.push(Diagnostic::fatal(
                         config_file,
                         format!("groups.{cluster}.paths[{i}]"),
-                        format!(
-                            "regex {p:?} does not compile: {}",
-                            first_line(&e.to_string())
-                        ),
+                        format!("regex {p:?} does not compile: {e}"),
                     )),
                 }
             }
@@ -218,6 +226,7 @@ impl<'a> Rules<'a> {
             config,
             inventory,
             vsphere_cluster: vsphere_cluster.to_owned(),
+            keep_static: false,
             group_jobs,
             group_paths,
             farm_files,
@@ -226,6 +235,23 @@ impl<'a> Rules<'a> {
             no_builds: config.no_builds.as_slice().into(),
             no_set: Arc::from([]),
         })
+    }
+
+    /// Keeps a job's static `cluster:` when it names a cluster the inventory schedules and
+    /// does not block, or a manual cluster that is not blocked: what `sanitize-prow-jobs`
+    /// does since ci-tools `cddfe66ae`, before any other rule. `resolve` computes what the
+    /// sanitizer writes, so it keeps them too; balancing never does.
+    pub fn keeping_static_clusters(mut self) -> Self {
+        self.keep_static = true;
+        self
+    }
+
+    /// Whether the sanitizer keeps `cluster` as a job's static field.
+    pub fn keeps_static(&self, cluster: &str) -> bool {
+        !cluster.is_empty()
+            && !self.inventory.is_blocked(cluster)
+            && (self.inventory.clusters.contains_key(cluster)
+                || self.config.manual_clusters.iter().any(|m| m == cluster))
     }
 
     /// The cloud after `cloudMapping`, applied once for every use (F19).
@@ -246,8 +272,8 @@ impl<'a> Rules<'a> {
             group_paths: self
                 .group_paths
                 .iter()
-                .filter(|(_, re)| re.is_match(path))
-                .map(|(c, re)| (*c, re))
+                .filter(|(_, _, re)| re.is_match(path))
+                .map(|(c, p, _)| (*c, *p))
                 .collect(),
             farm: self
                 .farm_files
@@ -286,6 +312,16 @@ impl<'a> Rules<'a> {
             detail,
             set: Arc::clone(&self.no_set),
         };
+        // 0 (the sanitizer since cddfe66ae)
+        if self.keep_static
+            && let Some(c) = job.cluster.as_deref().filter(|c| self.keeps_static(c))
+        {
+            return Ok(fixed(
+                c,
+                Rule::StaticCluster,
+                format!("static cluster {c} is a usable cluster: kept as it is"),
+            ));
+        }
         // 1
         if !job.is_kubernetes() {
             return Ok(Decision {
@@ -401,7 +437,7 @@ impl<'a> Rules<'a> {
             let mut d = fixed(
                 cluster,
                 Rule::GroupPath,
-                format!("path matches groups.{cluster}.paths {:?}", re.as_str()),
+                format!("path matches groups.{cluster}.paths {re:?}"),
             );
             d.relocatable = carried_relocatable;
             decided = Some(d);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::Diagnostic;
 use crate::engine::{Inputs, Settings};
-use crate::model::JobFile;
+use crate::model::{DispatcherConfig, Inventory, JobFile};
 use crate::rules::FileFacts;
 
 /// The most clusters balancing handles (eligibility is a 128-bit set).
@@ -19,6 +19,9 @@ pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diag
     let inf = inputs.sources.inventory.as_str();
     let mut out = Vec::new();
 
+    if let Err(e) = settings.demand.check() {
+        out.push(Diagnostic::fatal("demand model", "", e.to_string()));
+    }
     if cfg.default.trim().is_empty() {
         out.push(Diagnostic::fatal(
             cf,
@@ -77,13 +80,9 @@ pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diag
         }
     }
 
-    // Clusters the config names must exist: in the inventory, in manualClusters, or be the
-    // vsphere cluster given on the command line.
-    let known = |c: &str| {
-        inv.clusters.contains_key(c)
-            || cfg.manual_clusters.iter().any(|m| m == c)
-            || c == settings.vsphere_cluster
-    };
+    // Clusters the config names must exist: in the inventory or in manualClusters.
+    let known =
+        |c: &str| inv.clusters.contains_key(c) || cfg.manual_clusters.iter().any(|m| m == c);
     let mut refs: Vec<(String, &str)> = Vec::new();
     if !cfg.default.is_empty() {
         refs.push(("default".to_owned(), &cfg.default));
@@ -111,35 +110,8 @@ pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diag
             ));
         }
     }
-    for (cloud, clusters) in &cfg.build_farm {
-        for c in clusters.keys() {
-            if !inv.usable(c) || inv.clusters.get(c).is_some_and(|x| x.reserved) {
-                out.push(Diagnostic::warning(
-                    cf,
-                    format!("buildFarm.{cloud}.{c}"),
-                    "cluster is not a usable build-farm cluster in the inventory; its files are rebalanced",
-                ));
-            } else if inv.clusters[c].provider != *cloud {
-                out.push(Diagnostic::warning(
-                    cf,
-                    format!("buildFarm.{cloud}.{c}"),
-                    format!(
-                        "the inventory puts {c} under {}; the inventory wins",
-                        inv.clusters[c].provider
-                    ),
-                ));
-            }
-        }
-    }
-    for (i, m) in cfg.manual_clusters.iter().enumerate() {
-        if inv.clusters.contains_key(m) {
-            out.push(Diagnostic::error(
-                cf,
-                format!("manualClusters[{i}]"),
-                format!("manual cluster {m:?} is also in the inventory ({inf})"),
-            ));
-        }
-    }
+    out.extend(check_build_farm(cfg, inv, cf));
+    out.extend(check_manual_clusters(cfg, inv, cf, inf));
     if let Some(d) = inv.clusters.get(&cfg.default) {
         if d.blocked {
             out.push(Diagnostic::error(
@@ -156,6 +128,78 @@ pub(crate) fn check_config(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diag
                     d.name,
                     if d.reserved { "reserved" } else { "cordoned" }
                 ),
+            ));
+        }
+    }
+    out
+}
+
+/// `buildFarm` entries: the inventory decides which clusters and clouds exist (HEAD's
+/// `SynchronizeBuildFarm`), so stale entries are warnings, but a cluster listed under two
+/// clouds is ambiguous and fatal, as in HEAD.
+fn check_build_farm(cfg: &DispatcherConfig, inv: &Inventory, cf: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut first_cloud: BTreeMap<&str, &str> = BTreeMap::new();
+    for (cloud, clusters) in &cfg.build_farm {
+        for c in clusters.keys() {
+            let key = format!("buildFarm.{cloud}.{c}");
+            if let Some(other) = first_cloud.insert(c, cloud) {
+                out.push(Diagnostic::fatal(
+                    cf,
+                    key,
+                    format!("cluster {c} is also listed under buildFarm.{other}: a cluster belongs to one cloud"),
+                ));
+            } else if !inv.usable(c) || inv.clusters.get(c).is_some_and(|x| x.reserved) {
+                out.push(Diagnostic::warning(
+                    cf,
+                    key,
+                    "cluster is not a usable build-farm cluster in the inventory; its files are rebalanced",
+                ));
+            } else if inv.clusters[c].provider != *cloud {
+                out.push(Diagnostic::warning(
+                    cf,
+                    key,
+                    format!(
+                        "the inventory puts {c} under {}; the inventory wins",
+                        inv.clusters[c].provider
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `manualClusters`, as HEAD's `Validate` and `SynchronizeBuildFarm` check it: no empty
+/// name, no name twice, and none that the inventory schedules automatically (a manual
+/// cluster may be in the inventory only as blocked: that is how it is blocked).
+fn check_manual_clusters(
+    cfg: &DispatcherConfig,
+    inv: &Inventory,
+    cf: &str,
+    inf: &str,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, m) in cfg.manual_clusters.iter().enumerate() {
+        let key = format!("manualClusters[{i}]");
+        if m.trim().is_empty() {
+            out.push(Diagnostic::fatal(
+                cf,
+                key,
+                "manualClusters must not contain an empty cluster name",
+            ));
+        } else if !seen.insert(m.as_str()) {
+            out.push(Diagnostic::fatal(
+                cf,
+                key,
+                format!("manual cluster {m:?} is listed more than once"),
+            ));
+        } else if inv.usable(m) {
+            out.push(Diagnostic::fatal(
+                cf,
+                key,
+                format!("manual cluster {m:?} is also an automatic build-farm cluster in the inventory ({inf}); remove it from one of them, or mark it blocked there"),
             ));
         }
     }

@@ -307,6 +307,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(192))]
+
+    /// A new job of an existing file joins its siblings, whatever the `buildFarm` listing
+    /// says: until the backup PR merges, that listing is stale (issue: delta never splits a
+    /// file).
+    #[test]
+    fn delta_puts_a_new_job_with_its_siblings_despite_a_stale_build_farm(
+        w in world_strategy(),
+        which in any::<prop::sample::Index>(),
+        stale in prop::collection::vec(any::<prop::sample::Index>(), 10),
+    ) {
+        prop_assume!(usable(&w));
+        let first = plan(&w, None);
+        let mut w2 = w.clone();
+        // A listing that has nothing to do with the plan: every file under some cluster.
+        let names: Vec<String> = w2.inventory.clusters.keys().cloned().collect();
+        w2.config.build_farm.clear();
+        for (i, f) in w2.files.iter().enumerate() {
+            let c = stale[i % stale.len()].get(&names);
+            let cloud = w2.inventory.clusters[c].provider.clone();
+            w2.config.build_farm.entry(cloud).or_default().entry(c.clone()).or_default().push(f.basename().to_owned());
+        }
+        let k = which.index(w2.files.len());
+        let path = w2.files[k].path.clone();
+        w2.files[k].jobs.push(job("added-to-existing"));
+        let delta = Settings { mode: Mode::Delta, ..Settings::default() };
+        let second = w2.plan(&delta, Some(&first));
+        let before = first.files[&path].cluster.clone();
+        let added = &second.jobs["added-to-existing"];
+        let open = |c: &str| w2.inventory.clusters.get(c).is_some_and(|x| !x.blocked && !x.reserved && !x.cordoned);
+        if let Some(x) = before.as_deref().filter(|x| open(x)) && added.rule == Rule::Balanced {
+            prop_assert_eq!(added.cluster.as_deref(), Some(x), "the new job left its file's cluster");
+            prop_assert_eq!(second.files[&path].cluster.as_deref(), Some(x), "the file entry moved");
+        }
+        for (name, e) in &first.jobs {
+            prop_assert_eq!(&second.jobs[name].cluster, &e.cluster, "{} moved", name);
+        }
+    }
+}
+
 // The oracle: tiny all-relocatable instances against every possible assignment.
 proptest! {
     #![proptest_config(config(256))]
@@ -357,7 +398,7 @@ proptest! {
 }
 
 /// `PROPTEST_CASES` raises the number of cases for a longer local run; failures are kept
-/// in `tests/regressions/` and replayed first.
+/// beside this file, in `properties.regressions`, and replayed first.
 fn config(default: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()

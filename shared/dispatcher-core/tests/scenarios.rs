@@ -75,8 +75,18 @@ fn the_ladder_takes_the_first_matching_rule() {
     let rule = |j: &str| plan.jobs[j].rule;
     assert_eq!(rule("legacy"), Rule::NoClusterAgent);
     assert_eq!(cluster_of(&plan, "legacy"), None);
+    // The sanitizer keeps a usable static cluster before any rule (ci-tools cddfe66ae);
+    // balancing reads the ladder's manual-cluster rule instead.
     assert_eq!(
         (rule("manual"), cluster_of(&plan, "manual")),
+        (Rule::StaticCluster, Some("app.ci"))
+    );
+    let balanced = w.plan(&Settings::default(), None);
+    assert_eq!(
+        (
+            balanced.jobs["manual"].rule,
+            cluster_of(&balanced, "manual")
+        ),
         (Rule::ManualCluster, Some("app.ci"))
     );
     assert_eq!(

@@ -6,7 +6,9 @@ use dispatcher_core::Diagnostic;
 use dispatcher_core::model::{DispatcherConfig, Group};
 use yaml_serde::Value;
 
-use crate::yaml::{boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_keys};
+use crate::yaml::{
+    boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_key_message, unknown_keys,
+};
 
 const KEYS: &[&str] = &[
     "default",
@@ -58,7 +60,8 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
         }
     };
     for k in unknown_keys(&map, KEYS) {
-        diags.push(Diagnostic::warning(file, k, "unknown key, ignored"));
+        let message = unknown_key_message(&k, KEYS);
+        diags.push(Diagnostic::warning(file, k, message));
     }
     let mut fatal = |key: &str, msg: String| diags.push(Diagnostic::fatal(file, key, msg));
 
@@ -140,7 +143,7 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
                     diags.push(Diagnostic::warning(
                         file,
                         format!("{key}.{u}"),
-                        "unknown key, ignored",
+                        unknown_key_message(&u, &["jobs", "paths"]),
                     ));
                 }
                 let mut g = Group::default();
@@ -181,7 +184,7 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
                                         diags.push(Diagnostic::warning(
                                             file,
                                             format!("{key}.{u}"),
-                                            "unknown key, ignored (only filenames is read)",
+                                            "unknown key, ignored (only filenames is read: group paths belong under groups)",
                                         ));
                                     }
                                     match get(fm, "filenames").map(string_list) {
@@ -286,6 +289,34 @@ manualClusters:
         assert_eq!(diags[0].severity, Severity::Warning);
         assert_eq!(diags[0].key, "sshBastionn");
         assert_eq!(diags[0].file, FILE);
+        assert!(
+            diags[0].message.contains("did you mean sshBastion?"),
+            "{}",
+            diags[0]
+        );
+    }
+
+    #[test]
+    fn a_typo_under_groups_and_the_old_build_farm_paths_are_named_in_place() {
+        let text = "default: build01\ngroups:\n  app.ci:\n    pathes:\n    - x\nbuildFarm:\n  aws:\n    build01:\n      paths:\n      - y\n";
+        let (cfg, diags) = parse_config(text.as_bytes(), FILE);
+        let found: Vec<(&str, &str)> = diags
+            .iter()
+            .map(|d| (d.key.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, "groups.app.ci.pathes");
+        assert!(found[0].1.contains("did you mean paths?"), "{}", found[0].1);
+        assert_eq!(found[1].0, "buildFarm.aws.build01.paths");
+        assert!(
+            found[1].1.contains("only filenames is read"),
+            "{}",
+            found[1].1
+        );
+        assert!(
+            cfg.groups["app.ci"].paths.is_empty(),
+            "the typo is not read"
+        );
     }
 
     #[test]

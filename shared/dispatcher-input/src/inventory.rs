@@ -6,7 +6,9 @@ use dispatcher_core::Diagnostic;
 use dispatcher_core::model::{Cluster, Inventory};
 use yaml_serde::Value;
 
-use crate::yaml::{boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_keys};
+use crate::yaml::{
+    boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_key_message, unknown_keys,
+};
 
 const FIELDS: &[&str] = &[
     "name",
@@ -16,6 +18,11 @@ const FIELDS: &[&str] = &[
     "reserved",
     "cordoned",
 ];
+
+/// The providers ci-tools HEAD accepts (`knownCloudProviders`); its loader refuses the file
+/// on any other, and so do we, or the release repository's own CI would fail on a file we
+/// accept.
+pub const KNOWN_PROVIDERS: &[&str] = &["aws", "gcp"];
 
 /// Parses the inventory, accepting every file the Go loader accepts and warning where it
 /// silently clamps. Duplicate or empty names are fatal.
@@ -57,12 +64,16 @@ pub fn parse_inventory(bytes: &[u8], file: &str) -> (Inventory, Vec<Diagnostic>)
             diags.push(Diagnostic::fatal(file, "", "empty provider name"));
             continue;
         }
-        if provider != "aws" && provider != "gcp" {
-            diags.push(Diagnostic::warning(
+        if !KNOWN_PROVIDERS.contains(&provider.as_str()) {
+            diags.push(Diagnostic::fatal(
                 file,
                 provider.clone(),
-                "provider is neither aws nor gcp (the HEAD Go loader rejects it)",
+                format!(
+                    "unsupported cloud provider {provider:?}: ci-tools accepts {}",
+                    KNOWN_PROVIDERS.join(" and ")
+                ),
             ));
+            continue;
         }
         let items = match list {
             Value::Sequence(items) => items.as_slice(),
@@ -98,7 +109,7 @@ pub fn parse_inventory(bytes: &[u8], file: &str) -> (Inventory, Vec<Diagnostic>)
                 diags.push(Diagnostic::warning(
                     file,
                     format!("{key}.{u}"),
-                    "unknown field, ignored",
+                    unknown_key_message(&u, FIELDS),
                 ));
             }
             if name.trim().is_empty() {
@@ -259,6 +270,20 @@ mod tests {
         assert_eq!(fatal.len(), 2, "{diags:?}");
         assert!(fatal.iter().any(|d| d.message.contains("duplicate")));
         assert!(fatal.iter().any(|d| d.message.contains("empty")));
+    }
+
+    #[test]
+    fn a_provider_ci_tools_does_not_know_is_fatal() {
+        let (inv, diags) = parse_inventory(b"aws:\n- name: a\nazure:\n- name: b\n", FILE);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].severity, Severity::Fatal);
+        assert_eq!(diags[0].key, "azure");
+        assert!(
+            diags[0].message.contains("unsupported cloud provider"),
+            "{}",
+            diags[0]
+        );
+        assert!(!inv.clusters.contains_key("b"));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct InputPaths {
     pub volumes: Option<PathBuf>,
     /// Prometheus job seconds (optional second query), turned into job-hours.
     pub durations: Option<PathBuf>,
+    /// Prometheus CPU seconds per job (optional), turned into CPU-hours.
+    pub cpu: Option<PathBuf>,
+    /// Prometheus memory byte-seconds per job (optional), turned into GiB-hours.
+    pub memory: Option<PathBuf>,
     pub previous: Option<PathBuf>,
     pub parse: Parse,
 }
@@ -116,15 +120,16 @@ pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, Lo
     loaded.diagnostics.extend(side.diagnostics);
     if let Some((runs, d)) = side.volumes {
         loaded.digests.volumes = Some(d);
-        loaded.volumes = Some(Volumes {
-            runs: runs.values,
-            hours: None,
-        });
-    }
-    if let Some((secs, d)) = side.durations {
-        loaded.digests.durations = Some(d);
-        loaded.volumes.get_or_insert_with(Volumes::default).hours =
-            Some(seconds_to_hours(secs.values));
+        let (durations, cpu, memory) = (side.durations, side.cpu, side.memory);
+        loaded.digests.durations = durations.as_ref().map(|v| v.1.clone());
+        loaded.digests.cpu = cpu.as_ref().map(|v| v.1.clone());
+        loaded.digests.memory = memory.as_ref().map(|v| v.1.clone());
+        loaded.volumes = Some(volumes::volumes_of(
+            runs,
+            durations.map(|v| v.0),
+            cpu.map(|v| v.0),
+            memory.map(|v| v.0),
+        ));
     }
     if let Some((plan, d)) = side.previous {
         loaded.digests.previous = Some(d);
@@ -138,6 +143,8 @@ struct Side {
     clusters: Option<(String, Vec<u8>)>,
     volumes: Option<(volumes::Vector, String)>,
     durations: Option<(volumes::Vector, String)>,
+    cpu: Option<(volumes::Vector, String)>,
+    memory: Option<(volumes::Vector, String)>,
     previous: Option<(Plan, String)>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -148,14 +155,14 @@ fn read_side(src: &InputPaths) -> Result<Side, LoadError> {
         Some(p) => Some((p.display().to_string(), read(p)?)),
         None => None,
     };
-    let volumes = match &src.volumes {
-        Some(p) => Some(read_vector(p, &mut diagnostics)?),
-        None => None,
+    let mut vector = |path: &Option<PathBuf>| match path {
+        Some(p) => read_vector(p, &mut diagnostics).map(Some),
+        None => Ok(None),
     };
-    let durations = match &src.durations {
-        Some(p) => Some(read_vector(p, &mut diagnostics)?),
-        None => None,
-    };
+    let volumes = vector(&src.volumes)?;
+    let durations = vector(&src.durations)?;
+    let cpu = vector(&src.cpu)?;
+    let memory = vector(&src.memory)?;
     let previous = match &src.previous {
         Some(p) => {
             let bytes = read(p)?;
@@ -172,16 +179,11 @@ fn read_side(src: &InputPaths) -> Result<Side, LoadError> {
         clusters,
         volumes,
         durations,
+        cpu,
+        memory,
         previous,
         diagnostics,
     })
-}
-
-/// Job seconds (the durations query) as job-hours.
-pub fn seconds_to_hours(
-    secs: std::collections::BTreeMap<String, f64>,
-) -> std::collections::BTreeMap<String, f64> {
-    secs.into_iter().map(|(k, s)| (k, s / 3600.0)).collect()
 }
 
 /// Parses the release's config and inventory (or the `clusters` override: name and bytes)

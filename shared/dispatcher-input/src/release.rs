@@ -27,7 +27,7 @@ pub enum Parse {
 
 pub const CONFIG_PATH: &str = "core-services/sanitize-prow-jobs/_config.yaml";
 pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
-pub const JOBS_DIR: &str = "ci-operator/jobs/";
+pub use dispatcher_core::model::JOBS_DIR;
 
 /// Where a release comes from.
 pub enum Source {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use dispatcher_core::model::Volumes;
 use serde::Deserialize;
 
 use crate::yaml::maybe_gunzip;
@@ -43,6 +44,54 @@ struct Metric {
     job_name: Option<String>,
 }
 
+/// What a vector measures per job, and so how it becomes a term of the demand model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Runs over the window (the run-count query).
+    Runs,
+    /// Job run seconds (the optional duration query): job-hours.
+    Seconds,
+    /// CPU seconds (the optional CPU query): CPU-hours.
+    CpuSeconds,
+    /// Memory byte-seconds (the optional memory query): GiB-hours.
+    ByteSeconds,
+}
+
+impl Measure {
+    /// Units of the vector in one unit of its demand term, as HEAD scales them.
+    pub fn per_unit(self) -> f64 {
+        match self {
+            Measure::Runs => 1.0,
+            Measure::Seconds | Measure::CpuSeconds => 3600.0,
+            Measure::ByteSeconds => 3600.0 * 1024.0 * 1024.0 * 1024.0,
+        }
+    }
+}
+
+/// The demand terms of one run, from the vectors that were measured: runs always, the
+/// others when their query or file was given.
+pub fn volumes_of(
+    runs: Vector,
+    durations: Option<Vector>,
+    cpu: Option<Vector>,
+    memory: Option<Vector>,
+) -> Volumes {
+    let scaled = |v: Option<Vector>, m: Measure| {
+        v.map(|v| {
+            v.values
+                .into_iter()
+                .map(|(k, x)| (k, x / m.per_unit()))
+                .collect()
+        })
+    };
+    Volumes {
+        runs: runs.values,
+        hours: scaled(durations, Measure::Seconds),
+        cpu_hours: scaled(cpu, Measure::CpuSeconds),
+        memory_gib_hours: scaled(memory, Measure::ByteSeconds),
+    }
+}
+
 /// A parsed vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vector {
@@ -68,6 +117,7 @@ pub enum VolumeError {
 
 /// Parses a vector response; every value must be finite and non-negative, every series
 /// must carry a `job_name`, and an empty vector is an error (it is suspicious, F2/§7).
+/// Several series of one job are summed.
 pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
     let bytes =
         maybe_gunzip(bytes).map_err(|e| VolumeError::Shape(format!("cannot gunzip: {e}")))?;
@@ -113,21 +163,26 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
         time.get_or_insert(s.value.0);
     }
     // Sorting once and building the map from sorted entries is much cheaper than tens of
-    // thousands of inserts; a name seen twice is the earliest second sighting.
+    // thousands of inserts. Series with the same job_name (several label sets) are summed,
+    // as HEAD's queryJobValues does.
     values.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
-    if let Some(w) = values
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0)
-        .min_by_key(|w| w[1].2)
-    {
-        return Err(VolumeError::Sample {
-            index: w[1].2,
-            message: format!("{}: job_name appears twice", w[1].0),
-        });
+    let mut summed: Vec<(String, f64)> = Vec::with_capacity(values.len());
+    for (name, v, index) in values {
+        match summed.last_mut() {
+            Some((last, total)) if *last == name => {
+                *total += v;
+                if !total.is_finite() {
+                    return Err(VolumeError::Sample {
+                        index,
+                        message: format!("{name}: the sum of its series is not finite"),
+                    });
+                }
+            }
+            _ => summed.push((name, v)),
+        }
     }
-    let values: BTreeMap<String, f64> = values.into_iter().map(|(n, v, _)| (n, v)).collect();
     Ok(Vector {
-        values,
+        values: summed.into_iter().collect(),
         time,
         warnings: resp.warnings,
     })
@@ -149,6 +204,25 @@ mod tests {
     }
 
     #[test]
+    fn series_of_one_job_are_summed_as_head_does() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"job_name":"b","state":"x"},"value":[1,"1.5"]},
+            {"metric":{"job_name":"a"},"value":[1,"1"]},
+            {"metric":{"job_name":"b","state":"y"},"value":[1,"2"]}]}}"#;
+        let v = parse_vector(body).unwrap();
+        assert_eq!(v.values["b"], 3.5);
+        assert_eq!(v.values.len(), 2);
+        let huge = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"job_name":"b"},"value":[1,"1e308"]},
+            {"metric":{"job_name":"b"},"value":[1,"1.7e308"]}]}}"#;
+        let e = parse_vector(huge).unwrap_err().to_string();
+        assert!(
+            e.contains("sample 1: b: the sum of its series is not finite"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn rejects_what_must_not_become_demand() {
         let cases: [(&[u8], &str); 7] = [
             (br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#, "failed"),
@@ -157,7 +231,7 @@ mod tests {
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#, "job_name"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"NaN"]}]}}"#, "finite"),
             (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"-3"]}]}}"#, "non-negative"),
-            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"b"},"value":[1,"1"]},{"metric":{"job_name":"a"},"value":[1,"1"]},{"metric":{"job_name":"b"},"value":[1,"2"]}]}}"#, "sample 2: b: job_name appears twice"),
+            (br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job_name":"a"},"value":[1,"Infinity"]}]}}"#, "finite"),
         ];
         for (body, want) in cases {
             let e = parse_vector(body).unwrap_err().to_string();

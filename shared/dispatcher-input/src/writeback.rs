@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use dispatcher_core::Plan;
+use dispatcher_core::model::{JobFile, JobKind};
 use dispatcher_core::plan::ClusterState;
 
 use crate::jobs::parse_job_file_full;
@@ -97,6 +98,8 @@ fn split_key(line: &Line<'_>, from: usize) -> Option<(String, usize, usize)> {
 
 /// One job mapping: where its direct keys are.
 struct Item {
+    /// The section it is in.
+    kind: JobKind,
     /// Direct keys: (key, line index, value start, value end).
     keys: Vec<(String, usize, usize, usize)>,
     key_indent: usize,
@@ -105,7 +108,12 @@ struct Item {
 }
 
 /// Items of a block sequence in lines `[from, to)`.
-fn sequence_items(ls: &[Line<'_>], from: usize, to: usize) -> Result<Vec<Item>, WritebackError> {
+fn sequence_items(
+    ls: &[Line<'_>],
+    from: usize,
+    to: usize,
+    kind: JobKind,
+) -> Result<Vec<Item>, WritebackError> {
     let Some(first) = (from..to).find(|&i| !ls[i].is_blank()) else {
         return Ok(Vec::new());
     };
@@ -164,6 +172,7 @@ fn sequence_items(ls: &[Line<'_>], from: usize, to: usize) -> Result<Vec<Item>, 
             }
         }
         items.push(Item {
+            kind,
             keys,
             key_indent,
             end: b,
@@ -207,9 +216,14 @@ fn job_items(ls: &[Line<'_>]) -> Result<Vec<Item>, WritebackError> {
                         message: "flow-style periodics are not supported".to_owned(),
                     });
                 }
-                items.extend(sequence_items(ls, t + 1, end)?);
+                items.extend(sequence_items(ls, t + 1, end, JobKind::Periodic)?);
             }
             "presubmits" | "postsubmits" => {
+                let kind = if key == "presubmits" {
+                    JobKind::Presubmit
+                } else {
+                    JobKind::Postsubmit
+                };
                 if inline_value {
                     if &ls[t].text[vs - ls[t].start..ve - ls[t].start] == "{}" {
                         continue;
@@ -228,7 +242,7 @@ fn job_items(ls: &[Line<'_>]) -> Result<Vec<Item>, WritebackError> {
                     .collect();
                 for &k in &repos {
                     let repo_end = block_end(ls, k, r, end);
-                    items.extend(sequence_items(ls, k + 1, repo_end)?);
+                    items.extend(sequence_items(ls, k + 1, repo_end, kind)?);
                 }
             }
             _ => {}
@@ -243,12 +257,15 @@ pub fn yaml_scalar(s: &str) -> String {
         s.to_ascii_lowercase().as_str(),
         "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
     );
+    // A colon is plain inside a scalar (`ci-operator:latest`), as Go's marshaller writes
+    // it, but not at its end, where it would start a mapping.
     let plain = !special
         && s.chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+        && !s.ends_with(':')
         && s.parse::<f64>().is_err();
     if plain {
         s.to_owned()
@@ -261,9 +278,85 @@ fn unquote(v: &str) -> String {
     yaml_serde::from_str::<String>(v).unwrap_or_else(|_| v.to_owned())
 }
 
-/// Sets the `cluster:` field of jobs in one job file. `want` maps a job name to its new
-/// cluster, or `None` to leave it. Returns the new text and the number of jobs changed,
-/// or `None` when nothing changes.
+/// The Go sanitizer's arm64 build cluster (ci-tools `api.ClusterARM01`).
+pub const ARM64_CLUSTER: &str = "arm01";
+/// The ci-operator image the Go sanitizer writes for jobs on [`ARM64_CLUSTER`].
+pub const ARM64_IMAGE: &str = "ci-operator-arm64:latest";
+/// The ci-operator image ci-operator-prowgen writes today (ci-tools `pkg/prowgen`), which
+/// `make jobs` regenerates for a job that is not on [`ARM64_CLUSTER`].
+pub const PROWGEN_IMAGE: &str = "quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest";
+
+/// ci-tools' `isCIOperatorLatest`: `ci-operator:latest` under any registry, or the proxy
+/// spelling prowgen writes.
+pub fn is_ci_operator_latest(image: &str) -> bool {
+    image.rsplit('/').next() == Some("ci-operator:latest") || image == PROWGEN_IMAGE
+}
+
+/// The first container's new image for a job placed on `cluster`, if it must change: the
+/// Go sanitizer switches pre- and postsubmits landing on the arm64 cluster to the arm64
+/// image (any spelling of `ci-operator:latest`), and never periodics. We also switch a job
+/// that leaves the arm64 cluster back to prowgen's image, which is what `make jobs`
+/// regenerates for it (the Go sanitizer alone would leave the arm64 image on an amd64
+/// cluster).
+pub fn switched_image(kind: JobKind, cluster: &str, image: &str) -> Option<&'static str> {
+    if kind == JobKind::Periodic {
+        return None;
+    }
+    let arm64 = cluster == ARM64_CLUSTER;
+    let on_arm64_image = image.rsplit('/').next() == Some(ARM64_IMAGE);
+    if arm64 && is_ci_operator_latest(image) {
+        Some(ARM64_IMAGE)
+    } else if !arm64 && on_arm64_image {
+        Some(PROWGEN_IMAGE)
+    } else {
+        None
+    }
+}
+
+/// Whether writing `plan` back changes any byte of `file`: a `cluster:` field or a
+/// ci-operator image.
+pub fn needs_rewrite(file: &JobFile, plan: &Plan) -> bool {
+    file.jobs.iter().any(|j| {
+        planned_cluster(plan, &j.name).is_some_and(|c| {
+            j.cluster.as_deref() != Some(c.as_str())
+                || j.containers
+                    .first()
+                    .is_some_and(|x| switched_image(j.kind, &c, &x.image).is_some())
+        })
+    })
+}
+
+/// The byte range of the first container's `image:` value of a job item, if it has one in
+/// block style (`spec:` > `containers:` > first item > `image:`).
+fn first_image(ls: &[Line<'_>], item: &Item) -> Option<(usize, usize)> {
+    let &(_, spec_line, vs, ve) = item.keys.iter().find(|k| k.0 == "spec")?;
+    if vs < ve {
+        return None; // an inline (flow) spec
+    }
+    let spec_end = block_end(ls, spec_line, item.key_indent, item.end);
+    let first = (spec_line + 1..spec_end).find(|&i| !ls[i].is_blank())?;
+    let indent = ls[first].indent;
+    let containers = (first..spec_end).find(|&i| {
+        ls[i].indent == indent
+            && !ls[i].is_blank()
+            && split_key(&ls[i], indent).is_some_and(|(k, ..)| k == "containers")
+    })?;
+    let end = block_end(ls, containers, indent, spec_end);
+    let container = sequence_items(ls, containers + 1, end, item.kind)
+        .ok()?
+        .into_iter()
+        .next()?;
+    container
+        .keys
+        .iter()
+        .find(|k| k.0 == "image")
+        .map(|&(_, _, s, e)| (s, e))
+}
+
+/// Sets the `cluster:` field of jobs in one job file, and switches the ci-operator image
+/// of those that land on or leave the arm64 cluster ([`switched_image`]). `want` maps a
+/// job name to its new cluster, or `None` to leave it. Returns the new text and the number
+/// of jobs changed, or `None` when nothing changes.
 pub fn rewrite_job_clusters(
     text: &str,
     want: &dyn Fn(&str) -> Option<String>,
@@ -282,11 +375,16 @@ pub fn rewrite_job_clusters(
         let Some(target) = want(&name).filter(|t| !t.is_empty()) else {
             continue;
         };
+        let before = edits.len();
+        if let Some((s, e)) = first_image(&ls, item)
+            && let Some(image) = switched_image(item.kind, &target, &unquote(&text[s..e]))
+        {
+            edits.push((s, e, yaml_scalar(image)));
+        }
         match item.keys.iter().find(|k| k.0 == "cluster") {
             Some((_, _, cs, ce)) => {
                 if unquote(&text[*cs..*ce]) != target {
                     edits.push((*cs, *ce, yaml_scalar(&target)));
-                    changed += 1;
                 }
             }
             None => {
@@ -314,8 +412,10 @@ pub fn rewrite_job_clusters(
                         yaml_scalar(&target)
                     ),
                 ));
-                changed += 1;
             }
+        }
+        if edits.len() > before {
+            changed += 1;
         }
     }
     if edits.is_empty() {
@@ -359,11 +459,16 @@ fn verify(
     for (o, n) in old.iter().zip(&new) {
         let mut expect = o.clone();
         if let Some(t) = want(&o.name).filter(|t| !t.is_empty()) {
+            if let Some(c) = expect.containers.first_mut()
+                && let Some(image) = switched_image(o.kind, &t, &c.image)
+            {
+                c.image = image.to_owned();
+            }
             expect.cluster = Some(t);
         }
         if *n != expect {
             return Err(WritebackError::Verify(format!(
-                "job {} changed beyond its cluster",
+                "job {} changed beyond its cluster and image",
                 o.name
             )));
         }
@@ -583,6 +688,85 @@ mod tests {
         );
     }
 
+    const IMAGES: &str = "presubmits:\n  org/repo:\n  - agent: kubernetes\n    cluster: build01\n    name: pull-a\n    spec:\n      containers:\n      - args:\n        - --x\n        image: registry.ci.openshift.org/ci/ci-operator:latest\n      - image: ci-operator:latest\n  - agent: kubernetes\n    cluster: build01\n    name: pull-b\n    spec:\n      containers:\n      - image: quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest\n  - agent: kubernetes\n    cluster: arm01\n    name: pull-c\n    spec:\n      containers:\n      - image: ci-operator-arm64:latest\n  - agent: kubernetes\n    cluster: build01\n    name: pull-d\n    spec:\n      containers:\n      - image: registry/ci-operator:other\nperiodics:\n- agent: kubernetes\n  cluster: build01\n  name: periodic-e\n  spec:\n    containers:\n    - image: ci-operator:latest\n";
+
+    #[test]
+    fn jobs_landing_on_arm01_get_the_arm64_image_as_the_go_sanitizer_writes_it() {
+        let w = want(&[
+            ("pull-a", "arm01"),
+            ("pull-b", "arm01"),
+            ("pull-c", "arm01"),
+            ("pull-d", "arm01"),
+            ("periodic-e", "arm01"),
+        ]);
+        let (out, n) = rewrite_job_clusters(IMAGES, &w).unwrap().unwrap();
+        assert_eq!(n, 4, "pull-c is already there");
+        let expected = IMAGES
+            .replace("cluster: build01", "cluster: arm01")
+            // Only the first container, registry and proxy spellings alike, plain.
+            .replace(
+                "image: registry.ci.openshift.org/ci/ci-operator:latest",
+                "image: ci-operator-arm64:latest",
+            )
+            .replace(
+                "image: quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest",
+                "image: ci-operator-arm64:latest",
+            );
+        assert_eq!(out, expected);
+        // Periodics and other images keep theirs; the second container too.
+        assert!(out.contains("      - image: ci-operator:latest\n  - agent"));
+        assert!(out.contains("image: registry/ci-operator:other"));
+        assert!(out.ends_with("    - image: ci-operator:latest\n"));
+    }
+
+    #[test]
+    fn a_job_leaving_arm01_gets_prowgens_image_back() {
+        let w = want(&[("pull-c", "build03")]);
+        let (out, n) = rewrite_job_clusters(IMAGES, &w).unwrap().unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            out,
+            IMAGES.replace(
+                "    cluster: arm01\n    name: pull-c\n    spec:\n      containers:\n      - image: ci-operator-arm64:latest",
+                "    cluster: build03\n    name: pull-c\n    spec:\n      containers:\n      - image: quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest"
+            )
+        );
+    }
+
+    #[test]
+    fn an_image_alone_is_switched_when_the_cluster_is_already_right() {
+        let text = IMAGES.replace(
+            "    cluster: arm01\n    name: pull-c",
+            "    cluster: arm01\n    name: pull-c-old",
+        );
+        let w = want(&[("pull-a", "build01"), ("pull-b", "build01")]);
+        assert_eq!(rewrite_job_clusters(&text, &w).unwrap(), None);
+        let on_arm = IMAGES.replace(
+            "image: ci-operator-arm64:latest",
+            "image: ci-operator:latest",
+        );
+        let w = want(&[("pull-c", "arm01")]);
+        let (out, n) = rewrite_job_clusters(&on_arm, &w).unwrap().unwrap();
+        assert_eq!((out.as_str(), n), (IMAGES, 1));
+    }
+
+    #[test]
+    fn the_go_sanitizers_image_test_cases() {
+        // TestIsCIOperatorLatest (pkg/sanitizer/determinize_test.go), every case.
+        for (image, expected) in [
+            ("ci-operator:latest", true),
+            (
+                "quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest",
+                true,
+            ),
+            ("registry/namespace/ci-operator:latest", true),
+            ("registry/namespace/ci-operator:other", false),
+            ("other-image:latest", false),
+        ] {
+            assert_eq!(is_ci_operator_latest(image), expected, "{image}");
+        }
+    }
+
     #[test]
     fn scalars_are_quoted_when_plain_would_change_them() {
         assert_eq!(yaml_scalar("build01"), "build01");
@@ -590,5 +774,7 @@ mod tests {
         assert_eq!(yaml_scalar("yes"), "'yes'");
         assert_eq!(yaml_scalar("123"), "'123'");
         assert_eq!(yaml_scalar("a: b"), "'a: b'");
+        assert_eq!(yaml_scalar("ci-operator:latest"), "ci-operator:latest");
+        assert_eq!(yaml_scalar("a:"), "'a:'");
     }
 }

@@ -21,6 +21,21 @@ pub(crate) fn unknown_keys(map: &Mapping, known: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The warning for a key nobody reads: ignored, as the Go loaders ignore it, with the
+/// known key it was probably meant to be.
+pub(crate) fn unknown_key_message(key: &str, known: &[&str]) -> String {
+    let lower = key.to_ascii_lowercase();
+    let closest = known
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, &k.to_ascii_lowercase()), *k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4));
+    match closest {
+        Some((_, k)) => format!("unknown key, ignored (did you mean {k}?)"),
+        None => format!("unknown key, ignored (known: {})", known.join(", ")),
+    }
+}
+
 pub(crate) fn key_text(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dispatcher_app::ports::{Demand, DemandSource, SourceError};
-use dispatcher_core::model::Volumes;
 use dispatcher_input::volumes::Vector;
 
 /// How the query is authenticated.
@@ -39,6 +38,12 @@ pub struct PrometheusConfig {
     pub offset: Duration,
     /// A query returning job seconds per `job_name` over the window, optional.
     pub durations_query: Option<String>,
+    /// A query returning CPU seconds per `job_name` over the window, optional (HEAD's
+    /// `--prometheus-job-cpu-query`).
+    pub cpu_query: Option<String>,
+    /// A query returning memory byte-seconds per `job_name` over the window, optional
+    /// (HEAD's `--prometheus-job-memory-query`).
+    pub memory_query: Option<String>,
     /// Overrides the run-count query (for tests and unusual setups).
     pub runs_query: Option<String>,
 }
@@ -128,26 +133,18 @@ impl DemandSource for PrometheusDemand {
         let query = self.config.runs_query();
         let (runs, runs_digest) = self.query(&query, at).await?;
         tracing::info!(jobs = runs.values.len(), time = at, query = %query, "volumes queried");
-        let mut warnings = runs.warnings;
-        let (hours, durations_digest) = match &self.config.durations_query {
-            Some(q) => {
-                let (secs, digest) = self.query(q, at).await?;
-                warnings.extend(secs.warnings);
-                (
-                    Some(dispatcher_input::seconds_to_hours(secs.values)),
-                    Some(digest),
-                )
-            }
-            None => (None, None),
+        let optional = async |q: &Option<String>| match q {
+            Some(q) => self.query(q, at).await.map(Some),
+            None => Ok(None),
         };
-        Ok(Demand {
-            volumes: Volumes {
-                runs: runs.values,
-                hours,
-            },
-            runs_digest,
-            durations_digest,
-            warnings,
-        })
+        let durations = optional(&self.config.durations_query).await?;
+        let cpu = optional(&self.config.cpu_query).await?;
+        let memory = optional(&self.config.memory_query).await?;
+        Ok(Demand::from_vectors(
+            (runs, runs_digest),
+            durations,
+            cpu,
+            memory,
+        ))
     }
 }

@@ -20,6 +20,8 @@ fn config(url: &str) -> PrometheusConfig {
         window: "7d".to_owned(),
         offset: Duration::ZERO,
         durations_query: None,
+        cpu_query: None,
+        memory_query: None,
         runs_query: None,
     }
 }
@@ -93,6 +95,52 @@ async fn the_dispatchers_query_reads_run_counts() {
         .unwrap();
     let hours = d.volumes.hours.unwrap();
     assert!((hours["periodic-acme-nightly"] - 168.0).abs() < 1.0);
+    // HEAD's CPU and memory queries: CPU seconds as CPU-hours, byte-seconds as GiB-hours.
+    const RUNS: &str =
+        r#"sum(increase(prowjob_state_transitions{state="pending"}[7d])) by (job_name)"#;
+    let with_resources = PrometheusConfig {
+        cpu_query: Some(format!("{RUNS} * 7200")),
+        memory_query: Some(format!("{RUNS} * 3600 * 1073741824")),
+        ..config(&url)
+    };
+    let r = PrometheusDemand::new(with_resources)
+        .unwrap()
+        .demand(time)
+        .await
+        .unwrap();
+    let (cpu, memory) = (
+        r.volumes.cpu_hours.unwrap(),
+        r.volumes.memory_gib_hours.unwrap(),
+    );
+    assert!(
+        (cpu["periodic-acme-nightly"] - 2.0 * 168.0).abs() < 2.0,
+        "{cpu:?}"
+    );
+    assert!(
+        (memory["periodic-acme-nightly"] - 168.0).abs() < 1.0,
+        "{memory:?}"
+    );
+    assert!(r.cpu_digest.is_some() && r.memory_digest.is_some());
+    // Two series of one job (another label set) are summed, as HEAD does.
+    let doubled = PrometheusConfig {
+        runs_query: Some(format!(
+            r#"{RUNS} or label_replace({RUNS}, "copy", "1", "", "")"#
+        )),
+        ..config(&url)
+    };
+    let twice = PrometheusDemand::new(doubled)
+        .unwrap()
+        .demand(time)
+        .await
+        .unwrap();
+    let once = PrometheusDemand::new(config(&url))
+        .unwrap()
+        .demand(time)
+        .await
+        .unwrap();
+    for (job, runs) in &once.volumes.runs {
+        assert!((twice.volumes.runs[job] - 2.0 * runs).abs() < 1e-6, "{job}");
+    }
 }
 
 #[tokio::test]

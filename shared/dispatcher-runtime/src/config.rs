@@ -131,6 +131,10 @@ pub struct PrometheusSettings {
     pub window: String,
     pub offset: Duration,
     pub durations_query: Option<String>,
+    /// PromQL for CPU seconds per job (HEAD's CPU-hours demand), optional.
+    pub cpu_query: Option<String>,
+    /// PromQL for memory byte-seconds per job (HEAD's GiB-hours demand), optional.
+    pub memory_query: Option<String>,
 }
 
 /// The whole configuration; each function uses the parts it needs.
@@ -193,6 +197,8 @@ impl RuntimeConfig {
                     .unwrap_or_else(|| "7d".to_owned()),
                 offset: env.duration("DISPATCHER_PROMETHEUS_OFFSET", Duration::ZERO)?,
                 durations_query: env.var("DISPATCHER_PROMETHEUS_DURATIONS_QUERY"),
+                cpu_query: env.var("DISPATCHER_PROMETHEUS_CPU_QUERY"),
+                memory_query: env.var("DISPATCHER_PROMETHEUS_MEMORY_QUERY"),
             }),
         };
         let strategy = match env.var("DISPATCHER_STRATEGY").as_deref() {
@@ -225,11 +231,7 @@ impl RuntimeConfig {
                 .unwrap_or_else(|| "vsphere02".to_owned()),
             hysteresis_percent: percent("DISPATCHER_HYSTERESIS_PERCENT")?,
             movement_budget_percent: percent("DISPATCHER_MOVEMENT_BUDGET_PERCENT")?,
-            demand: DemandModel {
-                run_weight: env.parsed("DISPATCHER_RUN_WEIGHT", 1.0)?,
-                hour_weight: env.parsed("DISPATCHER_HOUR_WEIGHT", 1.0)?,
-                minimum: env.parsed("DISPATCHER_MIN_DEMAND", 1.0)?,
-            },
+            demand: demand_model(&env)?,
             ..Settings::default()
         };
         Ok(Self {
@@ -253,6 +255,50 @@ impl RuntimeConfig {
             },
         })
     }
+}
+
+/// The demand model from `DISPATCHER_*_WEIGHT` and `DISPATCHER_MIN_DEMAND`, each checked
+/// as HEAD checks its flags: finite and non-negative weights, a finite positive minimum.
+fn demand_model<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DemandModel, ConfigError> {
+    let defaults = DemandModel::default();
+    let number = |var: &'static str, default: f64, positive: bool| -> Result<f64, ConfigError> {
+        let v: f64 = env.parsed(var, default)?;
+        let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+        if ok {
+            Ok(v)
+        } else {
+            Err(ConfigError::Invalid {
+                var,
+                value: v.to_string(),
+                message: if positive {
+                    "must be a finite, positive number".to_owned()
+                } else {
+                    "must be a finite, non-negative number".to_owned()
+                },
+            })
+        }
+    };
+    let model = DemandModel {
+        run_weight: number("DISPATCHER_RUN_WEIGHT", defaults.run_weight, false)?,
+        hour_weight: number("DISPATCHER_HOUR_WEIGHT", defaults.hour_weight, false)?,
+        cpu_hour_weight: number(
+            "DISPATCHER_CPU_HOUR_WEIGHT",
+            defaults.cpu_hour_weight,
+            false,
+        )?,
+        memory_gib_hour_weight: number(
+            "DISPATCHER_MEMORY_GIB_HOUR_WEIGHT",
+            defaults.memory_gib_hour_weight,
+            false,
+        )?,
+        minimum: number("DISPATCHER_MIN_DEMAND", defaults.minimum, true)?,
+    };
+    model.check().map_err(|e| ConfigError::Invalid {
+        var: "DISPATCHER_RUN_WEIGHT",
+        value: model.run_weight.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -321,5 +367,33 @@ mod tests {
         );
         let e = from(&[("DISPATCHER_GITHUB_REPO", "release")]).unwrap_err();
         assert!(e.to_string().contains("owner/name"), "{e}");
+    }
+
+    #[test]
+    fn demand_weights_that_cannot_weigh_are_refused_naming_the_variable() {
+        for (var, value) in [
+            ("DISPATCHER_RUN_WEIGHT", "NaN"),
+            ("DISPATCHER_HOUR_WEIGHT", "inf"),
+            ("DISPATCHER_CPU_HOUR_WEIGHT", "-1"),
+            ("DISPATCHER_MEMORY_GIB_HOUR_WEIGHT", "1e999"),
+            ("DISPATCHER_MIN_DEMAND", "0"),
+        ] {
+            let e = RuntimeConfig::from_lookup(|k| (k == var).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(var), "{var}={value}: {e}");
+        }
+        let c = from(&[
+            ("DISPATCHER_CPU_HOUR_WEIGHT", "2"),
+            ("DISPATCHER_PROMETHEUS_URL", "http://p"),
+            ("DISPATCHER_PROMETHEUS_CPU_QUERY", "sum(cpu) by (job_name)"),
+        ])
+        .unwrap();
+        assert_eq!(c.engine.demand.cpu_hour_weight, 2.0);
+        assert_eq!(c.engine.demand.memory_gib_hour_weight, 0.25);
+        assert_eq!(
+            c.prometheus.unwrap().cpu_query.as_deref(),
+            Some("sum(cpu) by (job_name)")
+        );
     }
 }

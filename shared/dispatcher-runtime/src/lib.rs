@@ -122,6 +122,8 @@ pub async fn prometheus(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn
         window: p.window.clone(),
         offset: p.offset,
         durations_query: p.durations_query.clone(),
+        cpu_query: p.cpu_query.clone(),
+        memory_query: p.memory_query.clone(),
         runs_query: None,
     })?;
     Ok(Some(Arc::new(demand)))
@@ -192,6 +194,10 @@ pub struct LocalInputs {
     pub clusters: Option<PathBuf>,
     pub volumes: Option<PathBuf>,
     pub durations: Option<PathBuf>,
+    /// CPU seconds per job.
+    pub cpu: Option<PathBuf>,
+    /// Memory byte-seconds per job.
+    pub memory: Option<PathBuf>,
 }
 
 /// The local server: the same routers as the Lambdas over the configured store, a
@@ -231,6 +237,8 @@ impl LocalServer {
                     .clone()
                     .context("--volumes is required without DISPATCHER_PROMETHEUS_URL")?,
                 durations: inputs.durations.clone(),
+                cpu: inputs.cpu.clone(),
+                memory: inputs.memory.clone(),
             }),
         };
         let recomputer = Arc::new(Recomputer {
