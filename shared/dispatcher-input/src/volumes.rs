@@ -28,7 +28,9 @@ struct Response {
 struct Data {
     #[serde(rename = "resultType")]
     result_type: String,
-    result: Vec<Sample>,
+    /// Read as samples only once the type says it is a vector: a scalar or a matrix is
+    /// named as what it is, not as a malformed vector.
+    result: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,12 +139,14 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
     if data.result_type != "vector" {
         return Err(VolumeError::NotVector(data.result_type));
     }
-    if data.result.is_empty() {
+    let result: Vec<Sample> =
+        serde_json::from_value(data.result).map_err(|e| VolumeError::Shape(e.to_string()))?;
+    if result.is_empty() {
         return Err(VolumeError::Empty);
     }
-    let mut values: Vec<(String, f64, usize)> = Vec::with_capacity(data.result.len());
+    let mut values: Vec<(String, f64, usize)> = Vec::with_capacity(result.len());
     let mut time = None;
-    for (index, s) in data.result.into_iter().enumerate() {
+    for (index, s) in result.into_iter().enumerate() {
         let err = |message: String| VolumeError::Sample { index, message };
         let name = s
             .metric
