@@ -49,13 +49,18 @@ fn report(p: &Published) {
 pub struct Overrides {
     pub take_over: bool,
     pub force: bool,
+    pub max_deleted_percent: Option<f64>,
 }
 
 fn options(cause: Cause, overrides: Overrides) -> PublishOptions {
     let mut opts = PublishOptions::new(cause, now());
     opts.take_over = overrides.take_over;
+    if let Some(p) = overrides.max_deleted_percent {
+        opts.max_deleted = p / 100.0;
+    }
     if overrides.force {
         opts.max_unassigned = 1.0;
+        opts.max_deleted = 1.0;
     }
     opts
 }

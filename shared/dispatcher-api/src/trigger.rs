@@ -23,9 +23,13 @@ pub struct TriggerState {
 }
 
 #[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct Body {
     #[serde(default)]
     mode: Option<Mode>,
+    /// Leave to delete more than the usual share of the serving generation's jobs.
+    #[serde(default)]
+    allow_deletions: bool,
 }
 
 pub fn trigger_router(state: Arc<TriggerState>) -> Router {
@@ -61,6 +65,7 @@ async fn trigger(
         delivery_id: None,
         after: None,
         paths: Vec::new(),
+        allow_deletions: body.allow_deletions,
     };
     match state.handoff.submit(&request).await {
         Ok(()) => text(

@@ -182,6 +182,7 @@ async fn deliver(
                     delivery_id: Some(delivery.clone()),
                     after: Some(push.after.clone()),
                     paths,
+                    allow_deletions: false,
                 };
                 state.handoff.submit(&request).await?;
                 tracing::info!(delivery = %delivery, after = %push.after, mode = ?mode, reason = %reason, "recompute handed off");

@@ -18,6 +18,8 @@ pub struct LocalRepo {
     pub path: PathBuf,
     /// An inventory overriding the release's own.
     pub clusters: Option<PathBuf>,
+    /// What the release may hold.
+    pub limits: dispatcher_input::Limits,
 }
 
 impl LocalRepo {
@@ -25,10 +27,11 @@ impl LocalRepo {
         let opts = ReadOptions {
             parse: Parse::Fast,
             keep_text: true,
+            limits: self.limits,
         };
         let mut release =
             dispatcher_input::release::read(Source::Path(self.path.clone()), opts, &|| {})
-                .map_err(|e| SourceError::permanent("release", e.to_string()))?;
+                .map_err(|e| SourceError::permanent("release", dispatcher_core::chain(&e)))?;
         if let Some(c) = &self.clusters {
             release.clusters =
                 Some(std::fs::read(c).map_err(|e| {

@@ -53,6 +53,10 @@ pub struct RecomputeRequest {
     pub after: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// An operator's explicit leave to delete more than [`publish::MAX_DELETED`] of the
+    /// serving generation's jobs (a manual invoke with `"allowDeletions": true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_deletions: bool,
 }
 
 impl RecomputeRequest {
@@ -63,6 +67,7 @@ impl RecomputeRequest {
             delivery_id: None,
             after: None,
             paths: Vec::new(),
+            allow_deletions: false,
         }
     }
 
@@ -170,6 +175,9 @@ pub struct Recomputer {
     pub demand: Arc<dyn DemandSource>,
     pub fallback: Option<Arc<dyn FallbackPublisher>>,
     pub settings: Settings,
+    /// The share of the serving generation's jobs a plan may delete ([`publish::MAX_DELETED`]
+    /// by default); a request's `allowDeletions` lifts it for that run.
+    pub max_deleted: f64,
 }
 
 impl Recomputer {
@@ -238,9 +246,14 @@ impl Recomputer {
             })?;
         // On the generation the plan was computed against: a concurrent run that published
         // first makes this one lose instead of undoing its moves.
-        let options = PublishOptions::new(request.cause(), now)
+        let mut options = PublishOptions::new(request.cause(), now)
             .owned_by(attempt)
             .expecting(base);
+        options.max_deleted = if request.allow_deletions {
+            1.0
+        } else {
+            self.max_deleted
+        };
         let published = publish::publish(&self.stores, &plan, &options).await?;
 
         // What was processed advances only now (F3).

@@ -77,3 +77,37 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} fatal problem(s) in the inputs; first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
 pub struct FatalInputs(pub Vec<Diagnostic>);
+
+/// An error and its causes on one line, `what: why: deeper why`: library errors keep their
+/// cause as a source and do not repeat it in their own message, so an edge that needs one
+/// string (a diagnostic, a stored failure, a log field) says each cause once with this.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // A message that already ends with its cause (an error from elsewhere) is not
+        // repeated.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let e = Outer(std::io::Error::other("no such file"));
+        assert_eq!(chain(&e), "cannot read x: no such file");
+    }
+}

@@ -80,6 +80,9 @@ impl Default for Settings {
 /// All findings about the inputs, sorted, without placing anything.
 pub fn validate(inputs: &Inputs<'_>, settings: &Settings) -> Vec<Diagnostic> {
     let mut diags = inputs.diagnostics.clone();
+    if unreadable(inputs) {
+        return finish_diagnostics(diags);
+    }
     diags.extend(checks::check_config(inputs, settings));
     match Rules::compile(
         inputs.config,
@@ -152,6 +155,16 @@ fn unknown_targets<'d>(
             )
         })
         .collect()
+}
+
+/// Whether the config or the inventory could not be read: then the readers' findings are
+/// the cause, and what follows from a missing default or an empty inventory would only
+/// bury it.
+fn unreadable(inputs: &Inputs<'_>) -> bool {
+    inputs.diagnostics.iter().any(|d| {
+        d.severity == Severity::Fatal
+            && (d.file == inputs.sources.config || d.file == inputs.sources.inventory)
+    })
 }
 
 fn finish_diagnostics(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -273,6 +286,10 @@ struct PFile<'a> {
 /// Runs the placement.
 pub fn run(inputs: &Inputs<'_>, settings: &Settings) -> Result<Plan, FatalInputs> {
     let mut diags = inputs.diagnostics.clone();
+    if unreadable(inputs) {
+        let fatal = diags.into_iter().filter(|d| d.severity == Severity::Fatal);
+        return Err(FatalInputs(finish_diagnostics(fatal.collect())));
+    }
     diags.extend(checks::check_config(inputs, settings));
     let compiled = Rules::compile(
         inputs.config,

@@ -13,6 +13,6 @@ mod classic;
 mod fnv;
 mod validate;
 
-pub use diag::{Diagnostic, FatalInputs, Severity};
+pub use diag::{Diagnostic, FatalInputs, Severity, chain};
 pub use engine::{Inputs, Settings, Sources, run, validate};
 pub use plan::{Mode, Plan, Strategy};

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use dispatcher_app::ports::{
     FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
 };
+use dispatcher_input::release::ReleaseError;
 use dispatcher_input::{Parse, ReadOptions, Release, Source};
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
@@ -23,6 +24,8 @@ pub struct GitHubConfig {
     /// Inline file contents per tree request (GitHub limits request sizes).
     pub tree_batch_bytes: usize,
     pub retry: Retry,
+    /// What a release tarball may hold.
+    pub limits: dispatcher_input::Limits,
 }
 
 impl GitHubConfig {
@@ -37,6 +40,7 @@ impl GitHubConfig {
             ],
             tree_batch_bytes: 8 * 1024 * 1024,
             retry: Retry::default(),
+            limits: dispatcher_input::Limits::default(),
         }
     }
 }
@@ -311,6 +315,7 @@ impl RepoSource for GitHub {
         let opts = ReadOptions {
             parse: Parse::Fast,
             keep_text: true,
+            limits: self.config.limits,
         };
         let reader = Box::new(ChunkReader {
             rx,
@@ -323,9 +328,19 @@ impl RepoSource for GitHub {
         .map_err(|e| SourceError::permanent("release", e.to_string()))?;
         let total = download.await.unwrap_or(0);
         tracing::info!(commit, bytes = total, "release tarball streamed");
-        // A download cut short surfaces as a read error of the archive: retryable, since
-        // the next attempt downloads it again.
-        read.map_err(|e| SourceError::retryable("github", format!("release tarball: {e}")))
+        // A download cut short (an incomplete archive, a broken stream) is retryable: the
+        // next attempt downloads it again. A member the release must not hold is not.
+        read.map_err(|e| {
+            let message = format!("release tarball: {}", dispatcher_core::chain(&e));
+            match e {
+                ReleaseError::Io { .. } | ReleaseError::Incomplete { .. } => {
+                    SourceError::retryable("github", message)
+                }
+                ReleaseError::Member { .. } | ReleaseError::NoJobs(_) => {
+                    SourceError::permanent("github", message)
+                }
+            }
+        })
     }
 
     async fn blob_sha(&self, commit: &str, path: &str) -> Result<Option<String>, SourceError> {

@@ -7,7 +7,8 @@ use dispatcher_core::model::{DispatcherConfig, Group};
 use yaml_serde::Value;
 
 use crate::yaml::{
-    boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_key_message, unknown_keys,
+    boolean, case_clashes, clash_message, get, key_text, kind, maybe_gunzip, string_list,
+    unknown_key_message, unknown_keys,
 };
 
 const KEYS: &[&str] = &[
@@ -34,13 +35,15 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
             return (cfg, diags);
         }
     };
-    let root: Value = match yaml_serde::from_slice(&bytes) {
+    let root: Value = match crate::yaml::parse_value(&bytes) {
         Ok(v) => v,
-        Err(e) => {
-            let key = crate::yaml::error_line(&e)
-                .map(|l| format!("line {l}"))
-                .unwrap_or_default();
-            diags.push(Diagnostic::fatal(file, key, format!("not valid YAML: {e}")));
+        Err((line, message)) => {
+            let key = line.map(|l| format!("line {l}")).unwrap_or_default();
+            diags.push(Diagnostic::fatal(
+                file,
+                key,
+                format!("not valid YAML: {message}"),
+            ));
             return (cfg, diags);
         }
     };
@@ -62,6 +65,13 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
     for k in unknown_keys(&map, KEYS) {
         let message = unknown_key_message(&k, KEYS);
         diags.push(Diagnostic::warning(file, k, message));
+    }
+    for (earlier, later) in case_clashes(&map) {
+        diags.push(Diagnostic::fatal(
+            file,
+            later.clone(),
+            clash_message(&earlier, &later),
+        ));
     }
     let mut fatal = |key: &str, msg: String| diags.push(Diagnostic::fatal(file, key, msg));
 
@@ -139,6 +149,13 @@ pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnost
                         continue;
                     }
                 };
+                for (earlier, later) in case_clashes(gm) {
+                    diags.push(Diagnostic::fatal(
+                        file,
+                        format!("{key}.{later}"),
+                        clash_message(&earlier, &later),
+                    ));
+                }
                 for u in unknown_keys(gm, &["jobs", "paths"]) {
                     diags.push(Diagnostic::warning(
                         file,
@@ -316,6 +333,40 @@ manualClusters:
         assert!(
             cfg.groups["app.ci"].paths.is_empty(),
             "the typo is not read"
+        );
+    }
+
+    #[test]
+    fn the_same_key_in_two_cases_is_an_error_not_a_coin_toss() {
+        let (_, diags) = parse_config(b"default: build01\nDefault: build03\n", FILE);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].severity, Severity::Fatal);
+        assert_eq!(diags[0].key, "Default");
+        assert!(
+            diags[0].message.contains("default and Default"),
+            "{}",
+            diags[0]
+        );
+        let (_, diags) = parse_config(
+            b"default: a\ngroups:\n  a:\n    jobs: [x]\n    Jobs: [y]\n",
+            FILE,
+        );
+        assert_eq!(diags[0].key, "groups.a.Jobs", "{diags:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_and_yaml_errors_lead_with_their_line() {
+        let (cfg, diags) = parse_config("\u{feff}default: build01\n".as_bytes(), FILE);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(cfg.default, "build01");
+        let deep = format!("default: a\ngroups: {}", "[".repeat(1_000_000));
+        let start = std::time::Instant::now();
+        let (_, diags) = parse_config(deep.as_bytes(), FILE);
+        assert!(start.elapsed().as_secs_f64() < 0.5);
+        assert_eq!(
+            (diags[0].key.as_str(), diags.len()),
+            ("line 2", 1),
+            "{diags:?}"
         );
     }
 

@@ -7,7 +7,8 @@ use dispatcher_core::model::{Cluster, Inventory};
 use yaml_serde::Value;
 
 use crate::yaml::{
-    boolean, get, key_text, kind, maybe_gunzip, string_list, unknown_key_message, unknown_keys,
+    boolean, case_clashes, clash_message, get, key_text, kind, maybe_gunzip, string_list,
+    unknown_key_message, unknown_keys,
 };
 
 const FIELDS: &[&str] = &[
@@ -36,13 +37,15 @@ pub fn parse_inventory(bytes: &[u8], file: &str) -> (Inventory, Vec<Diagnostic>)
             return (inv, diags);
         }
     };
-    let root: Value = match yaml_serde::from_slice(&bytes) {
+    let root: Value = match crate::yaml::parse_value(&bytes) {
         Ok(v) => v,
-        Err(e) => {
-            let key = crate::yaml::error_line(&e)
-                .map(|l| format!("line {l}"))
-                .unwrap_or_default();
-            diags.push(Diagnostic::fatal(file, key, format!("not valid YAML: {e}")));
+        Err((line, message)) => {
+            let key = line.map(|l| format!("line {l}")).unwrap_or_default();
+            diags.push(Diagnostic::fatal(
+                file,
+                key,
+                format!("not valid YAML: {message}"),
+            ));
             return (inv, diags);
         }
     };
@@ -105,6 +108,13 @@ pub fn parse_inventory(bytes: &[u8], file: &str) -> (Inventory, Vec<Diagnostic>)
             } else {
                 format!("{provider}.{name}")
             };
+            for (earlier, later) in case_clashes(m) {
+                diags.push(Diagnostic::fatal(
+                    file,
+                    format!("{key}.{later}"),
+                    clash_message(&earlier, &later),
+                ));
+            }
             for u in unknown_keys(m, FIELDS) {
                 diags.push(Diagnostic::warning(
                     file,

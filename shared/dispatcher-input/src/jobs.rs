@@ -18,11 +18,64 @@ struct RawFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RawJob {
-    name: String,
+    name: Name,
     agent: Option<String>,
     cluster: Option<String>,
-    labels: Option<BTreeMap<String, Scalar>>,
+    labels: Option<UniqueMap>,
     spec: Option<RawSpec>,
+}
+
+/// A job's name: a string. YAML reads `name: ~` (or `null`) as no name at all, which the
+/// library would otherwise turn into a job named `~`; Go's loader refuses numbers and
+/// booleans for a string field.
+#[derive(Debug, Default)]
+struct Name(String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match yaml_serde::Value::deserialize(d)? {
+            yaml_serde::Value::String(s) => Ok(Name(s)),
+            yaml_serde::Value::Null => Err(serde::de::Error::custom("the job's name is null")),
+            other => Err(serde::de::Error::custom(format!(
+                "the job's name must be a string, found {}",
+                crate::yaml::kind(&other)
+            ))),
+        }
+    }
+}
+
+/// Labels, refusing a key given twice: YAML forbids it, and which value would win is
+/// the parser's accident (a duplicated `cluster` key is refused the same way).
+#[derive(Debug, Default)]
+struct UniqueMap(BTreeMap<String, Scalar>);
+
+impl<'de> Deserialize<'de> for UniqueMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of labels")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, Scalar>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate label key {k}")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<UniqueMap, E> {
+                Ok(UniqueMap::default())
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +142,7 @@ pub fn parse_job_file(bytes: &[u8]) -> Result<Vec<Job>, JobFileError> {
             line: None,
             message: format!("not UTF-8: {e}"),
         })?;
+    let text = without_bom(text);
     // Most files take the fast path; the library decides whatever it leaves.
     match crate::scan::scan(text) {
         Some(jobs) => Ok(jobs),
@@ -110,15 +164,25 @@ pub fn parse_job_file_full(bytes: &[u8]) -> Result<Vec<Job>, JobFileError> {
     })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| JobFileError {
         line: None,
-        message: e.to_string(),
+        message: format!("not UTF-8: {e}"),
     })?;
-    parse_text(text)
+    parse_text(without_bom(text))
+}
+
+/// Text without a leading UTF-8 byte order mark, which YAML allows and editors write.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 fn parse_text(text: &str) -> Result<Vec<Job>, JobFileError> {
     if is_blank(text) {
         return Ok(Vec::new());
     }
+    // Before the library: its scanner is quadratic in flow nesting.
+    crate::yaml::guard::check(text, crate::yaml::MAX_DOCUMENT_BYTES).map_err(|e| JobFileError {
+        line: Some(e.line),
+        message: e.message,
+    })?;
     let raw: RawFile = yaml_serde::from_str(text).map_err(|e| JobFileError {
         line: crate::yaml::error_line(&e),
         message: e.to_string(),
@@ -160,7 +224,7 @@ fn is_blank(text: &str) -> bool {
 
 fn convert(j: RawJob, kind: JobKind) -> Job {
     Job {
-        name: j.name,
+        name: j.name.0,
         kind,
         // As the fast path stores it: the default agent as empty.
         agent: j.agent.filter(|a| a != "kubernetes").unwrap_or_default(),
@@ -168,6 +232,7 @@ fn convert(j: RawJob, kind: JobKind) -> Job {
         labels: j
             .labels
             .unwrap_or_default()
+            .0
             .into_iter()
             .filter(|(k, _)| labels::is_read(k))
             .map(|(k, v)| (k, v.0))
@@ -291,5 +356,53 @@ periodics:
     #[test]
     fn a_job_without_a_name_is_an_error() {
         assert!(parse_job_file(b"periodics:\n- agent: kubernetes\n").is_err());
+    }
+
+    #[test]
+    fn a_null_or_typed_name_is_an_error_and_a_quoted_one_is_a_name() {
+        for name in ["~", "null", "Null", "NULL", "", "123", "true"] {
+            let text = format!("periodics:\n- name: {name}\n  agent: kubernetes\n");
+            let e = parse_job_file(text.as_bytes()).expect_err(name);
+            assert_eq!(e.line, Some(2), "{name}: {e}");
+        }
+        let jobs = parse_job_file(b"periodics:\n- name: '~'\n").unwrap();
+        assert_eq!(jobs[0].name, "~");
+    }
+
+    #[test]
+    fn a_label_key_given_twice_is_refused_like_a_field_given_twice() {
+        for key in ["ci-operator.openshift.io/cloud", "not-read-by-the-rules"] {
+            let text =
+                format!("periodics:\n- name: a\n  labels:\n    {key}: aws\n    {key}: gcp\n");
+            let e = parse_job_file(text.as_bytes()).expect_err(key);
+            assert!(e.message.contains("duplicate label key"), "{key}: {e}");
+            assert_eq!(e.line, Some(4), "{key}: the labels mapping: {e}");
+        }
+        let e = parse_job_file(b"periodics:\n- name: a\n  cluster: b\n  cluster: c\n").unwrap_err();
+        assert!(e.message.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let text = format!("\u{feff}{SAMPLE}");
+        assert_eq!(
+            parse_job_file(text.as_bytes()).unwrap(),
+            parse_job_file(SAMPLE.as_bytes()).unwrap()
+        );
+        assert_eq!(parse_job_file_full(text.as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn deep_flow_labels_are_refused_at_once_naming_the_line() {
+        let text = format!(
+            "periodics:\n- name: a\n  labels: {}x{}\n",
+            "{a: ".repeat(100_000),
+            "}".repeat(100_000)
+        );
+        let start = std::time::Instant::now();
+        let e = parse_job_file(text.as_bytes()).unwrap_err();
+        assert!(start.elapsed().as_secs_f64() < 0.5, "{:?}", start.elapsed());
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("nested more than"), "{e}");
     }
 }

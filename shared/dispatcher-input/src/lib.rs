@@ -19,7 +19,9 @@ use dispatcher_core::{Diagnostic, Inputs, Plan, Sources};
 pub use config::parse_config;
 pub use inventory::parse_inventory;
 pub use jobs::parse_job_file;
-pub use release::{CLUSTERS_PATH, CONFIG_PATH, Parse, ReadOptions, Release, Source, read_release};
+pub use release::{
+    CLUSTERS_PATH, CONFIG_PATH, Limits, Parse, ReadOptions, Release, Source, read_release,
+};
 pub use volumes::parse_vector;
 
 /// Where a run's inputs come from.
@@ -38,6 +40,8 @@ pub struct InputPaths {
     pub memory: Option<PathBuf>,
     pub previous: Option<PathBuf>,
     pub parse: Parse,
+    /// What the release may hold.
+    pub limits: Limits,
 }
 
 /// Everything read for one run, owned; [`Loaded::inputs`] lends it to the core.
@@ -57,35 +61,30 @@ pub struct Loaded {
     pub texts: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+/// Why the inputs of a run could not be read. Each variant keeps its cause as a source;
+/// print the whole chain with [`dispatcher_core::chain`] (or anyhow's `{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
     Release(#[from] release::ReleaseError),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", .path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", .path.display())]
     Volumes {
         path: PathBuf,
         #[source]
         source: volumes::VolumeError,
     },
-    #[error("{path}: not a plan: {source}")]
+    #[error("{}: not a plan", .path.display())]
     Plan {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn read_vector(
@@ -107,12 +106,36 @@ fn read_vector(
     Ok((v, digest::sha256(&bytes)))
 }
 
+/// Reads a side input (the inventory override, a volumes vector, a previous plan), refusing
+/// one larger than a document may be before reading it.
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > yaml::MAX_DOCUMENT_BYTES as u64 {
+        return Err(io(std::io::Error::other(format!(
+            "{size} bytes, more than the {} a document may have",
+            yaml::MAX_DOCUMENT_BYTES
+        ))));
+    }
+    std::fs::read(path).map_err(io)
+}
+
 /// Reads and parses every input of a run. Problems with the release's own files become
 /// diagnostics (so that `validate` can list them all); unreadable side inputs are errors.
 pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, LoadError> {
     // The side inputs do not depend on the release: they are read while it streams.
     let (release, side) = rayon::join(
-        || read_release(&src.release, src.parse, progress),
+        || {
+            let opts = ReadOptions {
+                parse: src.parse,
+                limits: src.limits,
+                ..ReadOptions::default()
+            };
+            release::read(Source::Path(src.release.clone()), opts, progress)
+        },
         || read_side(src),
     );
     let (release, side) = (release?, side?);

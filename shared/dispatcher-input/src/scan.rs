@@ -554,7 +554,13 @@ fn job_labels<'a>(
     rest: &'a str,
 ) -> Option<dispatcher_core::model::Labels> {
     let mut out = dispatcher_core::model::Labels::new();
+    // Every key, read or not: a key given twice is the library's call (it refuses it).
+    let mut keys: Vec<&str> = Vec::new();
     map_value(cur, key_indent, rest, |cur, key, key_indent, rest| {
+        if keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
         if !labels::is_read(key) {
             return skip_value(cur, key_indent);
         }

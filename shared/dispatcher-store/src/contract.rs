@@ -37,6 +37,7 @@ macro_rules! contract_tests {
             a_plan_computed_against_an_older_generation_is_lost,
             rollback_restores_an_older_generation,
             an_empty_plan_never_replaces_a_good_one,
+            a_plan_that_deletes_many_jobs_is_refused_unless_allowed,
             remembered_keys_expire,
             markers_are_durable,
             counters_count_under_concurrency
@@ -588,6 +589,46 @@ pub async fn an_empty_plan_never_replaces_a_good_one(stores: &Stores) {
     ));
     assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 1);
     assert_eq!(answer(stores, "d").await.as_deref(), Some("build03"));
+}
+
+/// A release cut short reads as one whose jobs were deleted: more than 10% deleted is
+/// refused (the serving generation stays) unless the operator allows it.
+pub async fn a_plan_that_deletes_many_jobs_is_refused_unless_allowed(stores: &Stores) {
+    let all: Vec<(String, &str)> = (0..300)
+        .map(|i| (format!("job-{i:03}"), "build01"))
+        .collect();
+    let pairs = |n: usize| -> Vec<(&str, &str)> {
+        all[..n].iter().map(|(j, c)| (j.as_str(), *c)).collect()
+    };
+    publish::publish(stores, &plan_of(&pairs(300)), &opts(1))
+        .await
+        .unwrap();
+    // 30 of 300 deleted: 10%, allowed.
+    publish::publish(stores, &plan_of(&pairs(270)), &opts(2))
+        .await
+        .unwrap();
+    // 40 of 270: 14.8%, refused, naming the way to allow it.
+    let e = publish::publish(stores, &plan_of(&pairs(230)), &opts(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Refused(_)), "{e}");
+    assert!(e.to_string().contains("deletes 40 of the 270 jobs"), "{e}");
+    assert!(e.to_string().contains("--max-deleted-percent"), "{e}");
+    assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 2);
+    assert_eq!(answer(stores, "job-250").await.as_deref(), Some("build01"));
+    // Nearly everything gone: refused too (a small share, as in
+    // a_job_that_disappears_answers_not_found, is always allowed).
+    let few = plan_of(&[("job-000", "build01"), ("job-001", "build01")]);
+    assert!(matches!(
+        publish::publish(stores, &few, &opts(3)).await,
+        Err(PublishError::Refused(_))
+    ));
+    let mut allowed = opts(3);
+    allowed.max_deleted = 0.2;
+    publish::publish(stores, &plan_of(&pairs(230)), &allowed)
+        .await
+        .unwrap();
+    assert_eq!(answer(stores, "job-250").await, None);
 }
 
 pub async fn remembered_keys_expire(stores: &Stores) {

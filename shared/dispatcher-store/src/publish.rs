@@ -57,10 +57,22 @@ pub struct PublishOptions {
     /// Refuse a plan that takes the cluster away from more than this share of the jobs the
     /// current generation places (F4b).
     pub max_unassigned: f64,
+    /// Refuse a plan that deletes more than this share of the jobs the current generation
+    /// places: a release cut short looks like one whose jobs were deleted.
+    pub max_deleted: f64,
 }
 
+/// The share of the serving generation's jobs a plan may delete unless an operator allows
+/// more: real pushes delete a handful of jobs, a truncated release thousands.
+pub const MAX_DELETED: f64 = 0.10;
+
+/// Deletions this few are always allowed, whatever the share: in a small installation one
+/// pull request may well remove a tenth of the jobs.
+pub const DELETIONS_ALWAYS_ALLOWED: usize = 20;
+
 impl PublishOptions {
-    /// Options with a fresh owner, no expected base, and the F4b limit of 25%.
+    /// Options with a fresh owner, no expected base, the F4b limit of 25% and the deletion
+    /// limit of 10%.
     pub fn new(cause: Cause, now: i64) -> Self {
         Self {
             cause,
@@ -69,6 +81,7 @@ impl PublishOptions {
             expected_base: None,
             take_over: false,
             max_unassigned: 0.25,
+            max_deleted: MAX_DELETED,
         }
     }
 
@@ -83,6 +96,12 @@ impl PublishOptions {
         self.expected_base = Some(base);
         self
     }
+}
+
+/// Seconds since the epoch as an RFC 3339 date and time, for people reading a message.
+fn utc(at: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// A token that no other publisher shares: the process's random hasher seed over the time,
@@ -187,7 +206,7 @@ pub fn assignments_of(plan: &Plan, digest: &str) -> Assignments {
 fn refuse_unusable(
     plan: &Plan,
     base: &BTreeMap<String, String>,
-    max_unassigned: f64,
+    opts: &PublishOptions,
 ) -> Result<(), PublishError> {
     if plan.summary.placed_jobs == 0 {
         return Err(PublishError::Refused("the plan places no job".to_owned()));
@@ -201,11 +220,20 @@ fn refuse_unusable(
             "the plan has no usable cluster".to_owned(),
         ));
     }
+    let deleted = base.keys().filter(|j| !plan.jobs.contains_key(*j)).count();
+    if deleted > DELETIONS_ALWAYS_ALLOWED && deleted as f64 > opts.max_deleted * base.len() as f64 {
+        return Err(PublishError::Refused(format!(
+            "the plan deletes {deleted} of the {} jobs the current generation places ({:.1}%, more than the {:.1}% allowed): a release cut short looks like this; if the jobs really are gone, allow it explicitly (dispatcher publish --max-deleted-percent, or a manual recompute with \"allowDeletions\": true)",
+            base.len(),
+            100.0 * deleted as f64 / base.len() as f64,
+            100.0 * opts.max_deleted
+        )));
+    }
     let lost = base
         .keys()
         .filter(|j| plan.jobs.get(*j).is_none_or(|e| e.cluster.is_none()))
         .count();
-    if !base.is_empty() && lost as f64 > max_unassigned * base.len() as f64 {
+    if !base.is_empty() && lost as f64 > opts.max_unassigned * base.len() as f64 {
         return Err(PublishError::Refused(format!(
             "the plan would take the cluster away from {lost} of the {} jobs the current generation places",
             base.len()
@@ -281,7 +309,7 @@ pub async fn publish(
         Some(p) => load_assignments(stores, &p.snapshot).await?.jobs,
         None => BTreeMap::new(),
     };
-    refuse_unusable(plan, &base_table, opts.max_unassigned)?;
+    refuse_unusable(plan, &base_table, opts)?;
 
     let assignments = assignments_of(plan, &digest);
     let mut changes: Vec<Change> = Vec::new();
@@ -357,8 +385,10 @@ pub async fn publish(
                     pending: Some(other),
                     ..
                 }) => format!(
-                    "publish of {} holds it until {}",
-                    other.plan_digest, other.lease_until
+                    "the publish of {} started at {} holds it until {} (UTC); if its publisher is dead, take it over now with --take-over",
+                    other.plan_digest,
+                    utc(other.started_at),
+                    utc(other.lease_until)
                 ),
                 _ => "the claim failed".to_owned(),
             };

@@ -1,11 +1,12 @@
 //! Reading a release repository: a checkout directory or a `.tar.gz` of one (as GitHub
 //! serves tarballs, with or without a top-level directory), streamed and parsed in parallel.
 
+mod tarball;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use dispatcher_core::Diagnostic;
 use dispatcher_core::model::{DispatcherConfig, JobFile};
@@ -46,11 +47,34 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// Bounds on a release: it is untrusted input (a push to the release repository, a
+/// download that may be cut short), so what is read is bounded before it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest file the dispatcher reads (a job file, the config, the inventory),
+    /// decompressed. Default 64 MiB: the largest real job file is 1.8 MB.
+    pub member_bytes: u64,
+    /// The most decompressed bytes of a whole archive, members the dispatcher skips
+    /// included (a gzip bomb ends here). Default 4 GiB: the real job tree is 84 MB.
+    pub archive_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            member_bytes: 64 << 20,
+            archive_bytes: 4 << 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
     pub parse: Parse,
     /// Keep every job file's bytes (to write a plan back into them).
     pub keep_text: bool,
+    /// What a release may hold.
+    pub limits: Limits,
 }
 
 /// The parts of a release the dispatcher reads.
@@ -72,7 +96,7 @@ pub struct Release {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", .path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -80,6 +104,18 @@ pub enum ReleaseError {
     },
     #[error("{0} has no {JOBS_DIR} directory: not a release checkout")]
     NoJobs(PathBuf),
+    /// A member (or a file of a checkout) that must not be read: a path escaping the
+    /// archive, a link, a second copy, a second top-level folder, a file over the limit.
+    #[error("{}: {member}: {problem}", .archive.display())]
+    Member {
+        archive: PathBuf,
+        member: String,
+        problem: String,
+    },
+    /// The archive is not whole: a download cut short is not a release whose jobs were
+    /// deleted.
+    #[error("{}: incomplete archive: {reason}", .archive.display())]
+    Incomplete { archive: PathBuf, reason: String },
 }
 
 /// Files of interest as the tarball streamer hands them over: several files in one
@@ -109,37 +145,34 @@ enum Item {
     Job(Parsed),
 }
 
-/// What a repo-relative path is to us.
-fn classify(path: &str) -> Option<u8> {
+/// What a repo-relative path is to the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Config,
+    Clusters,
+    Job,
+}
+
+/// What a repo-relative path is to us, if anything.
+fn classify(path: &str) -> Option<Kind> {
     if path == CONFIG_PATH {
-        Some(0)
+        Some(Kind::Config)
     } else if path == CLUSTERS_PATH {
-        Some(1)
+        Some(Kind::Clusters)
     } else if path.starts_with(JOBS_DIR) && path.ends_with(".yaml") {
-        Some(2)
+        Some(Kind::Job)
     } else {
         None
     }
 }
 
-/// Maps a tarball member path to a repo-relative one: GitHub tarballs put everything under
-/// `<owner>-<repo>-<sha>/`.
-fn repo_relative(path: &str) -> Option<&str> {
-    let path = path.trim_start_matches("./");
-    if classify(path).is_some() {
-        return Some(path);
-    }
-    let (_, rest) = path.split_once('/')?;
-    classify(rest).map(|_| rest)
-}
-
 fn process(path: String, bytes: &[u8], opts: ReadOptions) -> Item {
     match classify(&path) {
-        Some(0) => {
+        Some(Kind::Config) => {
             let parsed = crate::config::parse_config(bytes, CONFIG_PATH);
             Item::Config(bytes.to_vec(), parsed)
         }
-        Some(1) => Item::Clusters(bytes.to_vec()),
+        Some(Kind::Clusters) => Item::Clusters(bytes.to_vec()),
         _ => {
             let size = bytes.len() as u64;
             let result = match opts.parse {
@@ -170,7 +203,7 @@ pub fn read_release(
 ) -> Result<Release, ReleaseError> {
     let opts = ReadOptions {
         parse,
-        keep_text: false,
+        ..ReadOptions::default()
     };
     read(Source::Path(path.to_owned()), opts, progress)
 }
@@ -192,11 +225,12 @@ pub fn read(
             } else {
                 let file = File::open(&path).map_err(io)?;
                 let reader = BufReader::with_capacity(1 << 16, file);
-                (read_tarball(Box::new(reader), &path, opts, progress)?, None)
+                let items = tarball::read_tarball(Box::new(reader), &path, opts, progress)?;
+                (items, None)
             }
         }
         Source::Stream(reader) => (
-            read_tarball(reader, Path::new("<tarball>"), opts, progress)?,
+            tarball::read_tarball(reader, Path::new("<tarball>"), opts, progress)?,
             None,
         ),
     };
@@ -244,6 +278,31 @@ pub fn read(
     Ok(release)
 }
 
+/// A file of a checkout, refused when it is over the member limit (before it is read).
+fn read_bounded(
+    abs: &Path,
+    rel: &str,
+    root: &Path,
+    limits: Limits,
+) -> Result<Vec<u8>, ReleaseError> {
+    let io = |source| ReleaseError::Io {
+        path: abs.to_owned(),
+        source,
+    };
+    let size = std::fs::symlink_metadata(abs).map_err(io)?.len();
+    if size > limits.member_bytes {
+        return Err(ReleaseError::Member {
+            archive: root.to_owned(),
+            member: rel.to_owned(),
+            problem: format!(
+                "{size} bytes, more than the {} allowed for one file (DISPATCHER_MAX_FILE_BYTES, --max-file-bytes)",
+                limits.member_bytes
+            ),
+        });
+    }
+    std::fs::read(abs).map_err(io)
+}
+
 fn read_dir(
     root: &Path,
     opts: ReadOptions,
@@ -263,23 +322,32 @@ fn read_dir(
                 path: jobs_root.clone(),
                 source: e.into(),
             })?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
             let Ok(rel) = entry.path().strip_prefix(root) else {
                 continue;
             };
             let rel = rel.to_string_lossy().replace('\\', "/");
-            if classify(&rel) == Some(2) {
-                paths.push((entry.path().to_owned(), rel));
+            if classify(&rel) != Some(Kind::Job) {
+                continue;
             }
+            // A link is not followed: a job file that is one would be read from elsewhere
+            // in one checkout and skipped in the tarball of the same commit.
+            if !entry.file_type().is_file() {
+                if entry.file_type().is_dir() {
+                    continue;
+                }
+                return Err(ReleaseError::Member {
+                    archive: root.to_owned(),
+                    member: rel,
+                    problem: "not a regular file: links are not followed".to_owned(),
+                });
+            }
+            paths.push((entry.path().to_owned(), rel));
         }
     }
     paths
         .into_par_iter()
         .map(|(abs, rel)| {
-            let bytes =
-                std::fs::read(&abs).map_err(|source| ReleaseError::Io { path: abs, source })?;
+            let bytes = read_bounded(&abs, &rel, root, opts.limits)?;
             let item = process(rel, &bytes, opts);
             if matches!(item, Item::Job(_)) {
                 progress();
@@ -287,113 +355,4 @@ fn read_dir(
             Ok(item)
         })
         .collect()
-}
-
-fn read_tarball(
-    reader: Box<dyn Read + Send>,
-    path: &Path,
-    opts: ReadOptions,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Vec<Item>, ReleaseError> {
-    // One pool thread streams the archive and spawns a parse task per batch, which the
-    // other threads take; when the stream ends, the streaming thread helps parse what is
-    // left. Emptied buffers come back to the streamer to be filled again.
-    let parsed: std::sync::Mutex<Vec<Item>> = std::sync::Mutex::new(Vec::new());
-    let (back_tx, back_rx) = mpsc::channel::<Batch>();
-    // Only the streamer receives; the mutex just makes the receiver shareable with it.
-    let back_rx = std::sync::Mutex::new(back_rx);
-    let io = |source| ReleaseError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let fresh = || {
-        let mut b = back_rx
-            .lock()
-            .ok()
-            .and_then(|rx| rx.try_recv().ok())
-            .unwrap_or_else(|| Batch {
-                data: Vec::with_capacity(2 * BATCH_BYTES),
-                files: Vec::new(),
-            });
-        b.data.clear();
-        b.files.clear();
-        b
-    };
-    let parse_batch = |mut batch: Batch, back: mpsc::Sender<Batch>| {
-        let items: Vec<Item> = batch
-            .files
-            .drain(..)
-            .map(|(path, range)| {
-                let item = process(path, &batch.data[range], opts);
-                if matches!(item, Item::Job(_)) {
-                    progress();
-                }
-                item
-            })
-            .collect();
-        if let Ok(mut all) = parsed.lock() {
-            all.extend(items);
-        }
-        // The streamer may be done already; then the buffer is simply dropped.
-        let _ = back.send(batch);
-    };
-    rayon::scope(|scope| -> Result<(), ReleaseError> {
-        let mut batch = fresh();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-        for entry in archive.entries().map_err(io)? {
-            let mut entry = entry.map_err(io)?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let name = entry.path().map_err(io)?;
-            let Some(rel) = repo_relative(&name.to_string_lossy()).map(str::to_owned) else {
-                continue;
-            };
-            let size = usize::try_from(entry.size())
-                .map_err(|_| io(std::io::Error::other(format!("{rel}: too large"))))?;
-            // A file that does not fit is not appended: growing the buffer would copy it.
-            if !batch.files.is_empty()
-                && (batch.data.len() >= BATCH_BYTES
-                    || batch.data.len() + size > batch.data.capacity())
-            {
-                let full = std::mem::replace(&mut batch, fresh());
-                let back = back_tx.clone();
-                let parse_batch = &parse_batch;
-                scope.spawn(move |_| parse_batch(full, back));
-            }
-            // Sized up front and filled by one exact read: `read_to_end` would zero and
-            // probe spare capacity far beyond the file.
-            let start = batch.data.len();
-            batch.data.resize(start + size, 0);
-            entry.read_exact(&mut batch.data[start..]).map_err(io)?;
-            batch.files.push((rel, start..batch.data.len()));
-        }
-        parse_batch(batch, back_tx.clone());
-        Ok(())
-    })?;
-    let items = parsed.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(items)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn github_tarball_prefixes_are_stripped() {
-        assert_eq!(
-            repo_relative("openshift-release-abc123/ci-operator/jobs/o/r/x.yaml"),
-            Some("ci-operator/jobs/o/r/x.yaml")
-        );
-        assert_eq!(
-            repo_relative("ci-operator/jobs/o/r/x.yaml"),
-            Some("ci-operator/jobs/o/r/x.yaml")
-        );
-        assert_eq!(
-            repo_relative("./core-services/sanitize-prow-jobs/_config.yaml"),
-            Some(CONFIG_PATH)
-        );
-        assert_eq!(repo_relative("ci-operator/jobs/o/r/OWNERS"), None);
-        assert_eq!(repo_relative("ci-operator/config/o/r/x.yaml"), None);
-    }
 }
