@@ -26,9 +26,14 @@ fn load(paths: &InputPaths) -> Result<Loaded> {
 }
 
 fn paths(r: &ReleaseArgs) -> InputPaths {
+    let defaults = dispatcher_input::Limits::default();
     InputPaths {
         release: r.release.clone(),
         clusters: r.clusters.clone(),
+        limits: dispatcher_input::Limits {
+            member_bytes: r.max_file_bytes.unwrap_or(defaults.member_bytes),
+            archive_bytes: r.max_archive_bytes.unwrap_or(defaults.archive_bytes),
+        },
         ..InputPaths::default()
     }
 }

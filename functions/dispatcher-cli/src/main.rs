@@ -96,9 +96,14 @@ struct PublishOverrides {
     #[arg(long)]
     take_over: bool,
     /// Publish even if the plan takes the cluster away from more than a quarter of the jobs
-    /// the current generation places (a plan that places nothing is still refused).
+    /// the current generation places, or deletes more than allowed (a plan that places
+    /// nothing is still refused).
     #[arg(long)]
     force: bool,
+    /// The share of the current generation's jobs the plan may delete [default: 10]: a
+    /// release cut short looks like one whose jobs were deleted.
+    #[arg(long, value_parser = percent)]
+    max_deleted_percent: Option<f64>,
 }
 
 impl From<PublishOverrides> for store::Overrides {
@@ -106,6 +111,7 @@ impl From<PublishOverrides> for store::Overrides {
         Self {
             take_over: o.take_over,
             force: o.force,
+            max_deleted_percent: o.max_deleted_percent,
         }
     }
 }
@@ -150,6 +156,13 @@ struct ReleaseArgs {
     /// Target of the name-based vsphere rule.
     #[arg(long, default_value = "vsphere02")]
     vsphere_cluster: String,
+    /// The largest file of the release read (a job file, the config, the inventory), in
+    /// bytes once decompressed [default: 64 MiB].
+    #[arg(long)]
+    max_file_bytes: Option<u64>,
+    /// The most decompressed bytes of a release tarball [default: 4 GiB].
+    #[arg(long)]
+    max_archive_bytes: Option<u64>,
 }
 
 #[derive(Args)]

@@ -541,15 +541,15 @@ fn serve_demo_answers_the_readmes_lookups() {
 
 /// A copy of the sample release whose `_config.yaml` (or `_clusters.yaml`) is edited.
 fn edited_release(edit: impl Fn(&str, &str) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     copy_dir(&sample().join("release"), dir.path());
     for file in ["_config.yaml", "_clusters.yaml"] {
         let path = dir
             .path()
             .join("core-services/sanitize-prow-jobs")
             .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, edit(file, &text)).unwrap();
+        let text = std::fs::read_to_string(&path).expect("read the sample");
+        std::fs::write(&path, edit(file, &text)).expect("write the copy");
     }
     dir
 }

@@ -1,6 +1,7 @@
 //! Prow's external scheduling strategy (wire-contracts.md §1): `POST /` with
 //! `{"job": NAME}` answers `200 {"cluster": ...}`, 404 for an unknown job, 400 for a bad
-//! body, 405 for another method. Never a 200 without a cluster, never a redirect.
+//! body or a name longer than any job's, 429 for new ephemeral cluster jobs beyond the
+//! instance's rate, 405 for another method. Never a 200 without a cluster, never a redirect.
 
 use std::sync::Arc;
 
@@ -121,6 +122,20 @@ async fn lookup(State(state): State<Arc<LookupState>>, method: Method, body: Byt
             response
         }
         Ok(Answer::NotFound) => text(StatusCode::NOT_FOUND, "Cluster not found"),
+        Err(e @ LookupError::NameTooLong { .. }) => {
+            text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}"))
+        }
+        Err(LookupError::TooManyEphemeral) => {
+            let mut response = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many new ephemeral clusters",
+            );
+            // The bucket refills by the second.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Err(LookupError::NoUsableCluster) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Failed to get the cluster",
@@ -161,6 +176,9 @@ async fn explain(State(state): State<Arc<LookupState>>, Path(job): Path<String>)
             response
         }
         Ok(None) => text(StatusCode::NOT_FOUND, "Cluster not found"),
+        Err(e @ LookupError::NameTooLong { .. }) => {
+            text(StatusCode::BAD_REQUEST, &format!("bad job name: {e}"))
+        }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "explain failed");
             text(

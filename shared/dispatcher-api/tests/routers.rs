@@ -250,6 +250,7 @@ async fn webhook() -> (Router, Arc<Recorded>, Stores, tempfile::TempDir) {
     let source = Arc::new(LocalRepo {
         path: sample().join("release"),
         clusters: None,
+        limits: Default::default(),
     });
     let (app, stores, dir) =
         webhook_with(source, handoff.clone(), dispatcher_api::webhook::DEADLINE).await;
@@ -356,6 +357,7 @@ async fn a_hand_off_past_the_deadline_forgets_the_delivery_for_its_redelivery() 
         Arc::new(LocalRepo {
             path: sample().join("release"),
             clusters: None,
+            limits: Default::default(),
         }),
         handoff.clone(),
         std::time::Duration::from_millis(200),
@@ -578,4 +580,247 @@ async fn oversized_deliveries_are_refused() {
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(handoff.0.lock().await.is_empty());
+}
+
+/// The table of `inner`, counting what is read from it and written to it.
+struct Counted {
+    inner: Arc<dyn dispatcher_store::AssignmentStore>,
+    reads: std::sync::atomic::AtomicUsize,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl Counted {
+    fn wrap(stores: &Stores) -> (Arc<Self>, Stores) {
+        let counted = Arc::new(Self {
+            inner: stores.table.clone(),
+            reads: 0.into(),
+            writes: 0.into(),
+        });
+        let wrapped = Stores {
+            table: counted.clone(),
+            snapshots: stores.snapshots.clone(),
+        };
+        (counted, wrapped)
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Reads and writes so far.
+    fn touched(&self) -> (usize, usize) {
+        (
+            self.reads.load(std::sync::atomic::Ordering::SeqCst),
+            self.writes.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait]
+impl dispatcher_store::AssignmentStore for Counted {
+    async fn pointer(
+        &self,
+    ) -> Result<Option<dispatcher_store::Pointer>, dispatcher_store::StoreError> {
+        self.read();
+        self.inner.pointer().await
+    }
+    async fn job(
+        &self,
+        name: &str,
+    ) -> Result<Option<dispatcher_store::JobItem>, dispatcher_store::StoreError> {
+        self.read();
+        self.inner.job(name).await
+    }
+    async fn jobs(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<dispatcher_store::JobItem>, dispatcher_store::StoreError> {
+        self.read();
+        self.inner.jobs(names).await
+    }
+    async fn write_jobs(
+        &self,
+        items: &[dispatcher_store::JobItem],
+    ) -> Result<dispatcher_store::WriteStats, dispatcher_store::StoreError> {
+        self.write();
+        self.inner.write_jobs(items).await
+    }
+    async fn claim(
+        &self,
+        base: u64,
+        pending: &dispatcher_store::model::Pending,
+        now: i64,
+    ) -> Result<dispatcher_store::ports::Claim, dispatcher_store::StoreError> {
+        self.write();
+        self.inner.claim(base, pending, now).await
+    }
+    async fn commit(
+        &self,
+        base: u64,
+        owner: &str,
+        pointer: &dispatcher_store::Pointer,
+        record: &dispatcher_store::model::GenerationRecord,
+    ) -> Result<(), dispatcher_store::StoreError> {
+        self.write();
+        self.inner.commit(base, owner, pointer, record).await
+    }
+    async fn generation(
+        &self,
+        n: u64,
+    ) -> Result<Option<dispatcher_store::model::GenerationRecord>, dispatcher_store::StoreError>
+    {
+        self.read();
+        self.inner.generation(n).await
+    }
+    async fn remember(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, dispatcher_store::StoreError> {
+        self.write();
+        self.inner.remember(key, value, expires_at, now).await
+    }
+    async fn recall(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, dispatcher_store::StoreError> {
+        self.read();
+        self.inner.recall(key, now).await
+    }
+    async fn forget(&self, key: &str) -> Result<(), dispatcher_store::StoreError> {
+        self.write();
+        self.inner.forget(key).await
+    }
+    async fn increment(&self, name: &str) -> Result<u64, dispatcher_store::StoreError> {
+        self.write();
+        self.inner.increment(name).await
+    }
+    async fn marker(&self, name: &str) -> Result<Option<String>, dispatcher_store::StoreError> {
+        self.read();
+        self.inner.marker(name).await
+    }
+    async fn set_marker(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<(), dispatcher_store::StoreError> {
+        self.write();
+        self.inner.set_marker(name, value).await
+    }
+}
+
+#[tokio::test]
+async fn a_name_longer_than_any_job_is_refused_without_touching_the_store() {
+    let (stores, _plan, _dir) = published().await;
+    let (counted, wrapped) = Counted::wrap(&stores);
+    let app = lookup_app(wrapped);
+    let max = dispatcher_app::lookup::MAX_JOB_NAME;
+    assert_eq!(max, 253);
+    let plain = "a".repeat(max + 1);
+    let ephemeral = format!("ephemeralcluster-{}", "x".repeat(max + 1 - 17));
+    for name in [&plain, &ephemeral] {
+        assert_eq!(name.len(), 254);
+        let (status, body, _) = send(&app, post("/", &format!(r#"{{"job":"{name}"}}"#))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("253"), "{body}");
+        let (status, ..) = send(
+            &app,
+            Request::get(format!("/explain/{name}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        counted.touched(),
+        (0, 0),
+        "the store was neither read nor written"
+    );
+    assert_eq!(
+        stores
+            .table
+            .recall(&format!("ephemeral#{ephemeral}"), 1_000)
+            .await
+            .expect("recall"),
+        None
+    );
+    // 253 is still a name: a new ephemeral job of that length gets its cluster.
+    let longest = format!("ephemeralcluster-{}", "x".repeat(max - 17));
+    let (status, body, _) = send(&app, post("/", &format!(r#"{{"job":"{longest}"}}"#))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(counted.touched().1 > 0, "the counting store sees writes");
+}
+
+#[tokio::test]
+async fn new_ephemeral_names_beyond_the_rate_get_429_and_nothing_is_written() {
+    let (stores, _plan, _dir) = published().await;
+    let (counted, wrapped) = Counted::wrap(&stores);
+    // The clock stands still at 1,000: every request within one second. The default
+    // bucket: 20 a second, a burst of 100.
+    let app = lookup_app(wrapped);
+    let mut first = None;
+    for i in 0..100 {
+        let (status, body, _) = send(
+            &app,
+            post("/", &format!(r#"{{"job":"ephemeralcluster-flood-{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "the {i}th new name: {body}");
+        if i == 0 {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            first = v["cluster"].as_str().map(str::to_owned);
+        }
+    }
+    let (_, writes) = counted.touched();
+    let response = app
+        .clone()
+        .oneshot(post("/", r#"{"job":"ephemeralcluster-flood-100"}"#))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"Too many new ephemeral clusters\n");
+    assert_eq!(counted.touched().1, writes, "nothing written for the 101st");
+    assert_eq!(
+        stores
+            .table
+            .recall("ephemeral#ephemeralcluster-flood-100", 1_000)
+            .await
+            .expect("recall"),
+        None
+    );
+    // A remembered name is still answered, its cluster unchanged, and writes nothing.
+    let (status, body, _) = send(&app, post("/", r#"{"job":"ephemeralcluster-flood-0"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["cluster"].as_str(), first.as_deref());
+    assert_eq!(counted.touched().1, writes);
+    // Ordinary jobs are not rationed.
+    let (status, ..) = send(
+        &app,
+        post("/", r#"{"job":"pull-ci-acme-widget-main-unit"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use dispatcher_app::lookup::EphemeralLimit;
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Settings, Strategy};
+use dispatcher_input::Limits;
 use dispatcher_store::StoreConfig;
+use dispatcher_store::publish::MAX_DELETED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -137,6 +140,33 @@ pub struct PrometheusSettings {
     pub memory_query: Option<String>,
 }
 
+/// The limits of `dispatcher serve`'s own listener (the Lambdas sit behind API Gateway,
+/// which has its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// From a connection's accept, or from the first byte of a later request, until its
+    /// request head is complete.
+    pub header_timeout: Duration,
+    /// From a request's head until its answer: the body, however slowly it comes, and the
+    /// handler.
+    pub request_timeout: Duration,
+    /// A kept-alive connection waiting for its next request.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are accepted and closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// The whole configuration; each function uses the parts it needs.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -149,6 +179,14 @@ pub struct RuntimeConfig {
     pub engine: Settings,
     /// How often a lookup re-reads the generation pointer: the staleness bound.
     pub lookup_refresh: Duration,
+    /// How fast one lookup instance makes new ephemeral choices (store writes).
+    pub ephemeral: EphemeralLimit,
+    /// `dispatcher serve`'s listener.
+    pub serve: ServeLimits,
+    /// What a release may hold (it is untrusted input).
+    pub release_limits: Limits,
+    /// The share of the serving generation's jobs a recompute may delete (0..=1).
+    pub max_deleted: f64,
 }
 
 impl RuntimeConfig {
@@ -212,8 +250,8 @@ impl RuntimeConfig {
                 });
             }
         };
-        let percent = |name: &'static str| -> Result<f64, ConfigError> {
-            let v: f64 = env.parsed(name, 10.0)?;
+        let percent_of = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+            let v: f64 = env.parsed(name, default)?;
             if (0.0..=100.0).contains(&v) {
                 Ok(v)
             } else {
@@ -229,8 +267,8 @@ impl RuntimeConfig {
             vsphere_cluster: env
                 .var("DISPATCHER_VSPHERE_CLUSTER")
                 .unwrap_or_else(|| "vsphere02".to_owned()),
-            hysteresis_percent: percent("DISPATCHER_HYSTERESIS_PERCENT")?,
-            movement_budget_percent: percent("DISPATCHER_MOVEMENT_BUDGET_PERCENT")?,
+            hysteresis_percent: percent_of("DISPATCHER_HYSTERESIS_PERCENT", 10.0)?,
+            movement_budget_percent: percent_of("DISPATCHER_MOVEMENT_BUDGET_PERCENT", 10.0)?,
             demand: demand_model(&env)?,
             ..Settings::default()
         };
@@ -253,8 +291,87 @@ impl RuntimeConfig {
                 }
                 d
             },
+            ephemeral: ephemeral_limit(&env)?,
+            serve: serve_limits(&env)?,
+            release_limits: release_limits(&env)?,
+            max_deleted: percent_of("DISPATCHER_MAX_DELETED_PERCENT", MAX_DELETED * 100.0)? / 100.0,
         })
     }
+}
+
+/// `DISPATCHER_MAX_FILE_BYTES` and `DISPATCHER_MAX_ARCHIVE_BYTES`: positive byte counts.
+fn release_limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let bytes = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+        let v: u64 = env.parsed(var, default)?;
+        if v == 0 {
+            return Err(ConfigError::Invalid {
+                var,
+                value: v.to_string(),
+                message: "must be a positive number of bytes".to_owned(),
+            });
+        }
+        Ok(v)
+    };
+    Ok(Limits {
+        member_bytes: bytes("DISPATCHER_MAX_FILE_BYTES", defaults.member_bytes)?,
+        archive_bytes: bytes("DISPATCHER_MAX_ARCHIVE_BYTES", defaults.archive_bytes)?,
+    })
+}
+
+/// `DISPATCHER_LOOKUP_EPHEMERAL_RATE` (per second) and `_BURST`, both positive.
+fn ephemeral_limit<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<EphemeralLimit, ConfigError> {
+    let defaults = EphemeralLimit::default();
+    let per_second: f64 = env.parsed("DISPATCHER_LOOKUP_EPHEMERAL_RATE", defaults.per_second)?;
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_LOOKUP_EPHEMERAL_RATE",
+            value: per_second.to_string(),
+            message: "must be a finite, positive number of new choices per second".to_owned(),
+        });
+    }
+    let burst: u32 = env.parsed("DISPATCHER_LOOKUP_EPHEMERAL_BURST", defaults.burst)?;
+    if burst == 0 {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_LOOKUP_EPHEMERAL_BURST",
+            value: burst.to_string(),
+            message: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(EphemeralLimit { per_second, burst })
+}
+
+/// `DISPATCHER_SERVE_*`: timeouts longer than zero, at least one connection.
+fn serve_limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ServeLimits, ConfigError> {
+    let defaults = ServeLimits::default();
+    let timeout = |var: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        let d = env.duration(var, default)?;
+        if d.is_zero() {
+            return Err(ConfigError::Invalid {
+                var,
+                value: "0s".to_owned(),
+                message: "must be longer than zero (a limit cannot be switched off)".to_owned(),
+            });
+        }
+        Ok(d)
+    };
+    let max_connections: usize =
+        env.parsed("DISPATCHER_SERVE_MAX_CONNECTIONS", defaults.max_connections)?;
+    if max_connections == 0 {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_SERVE_MAX_CONNECTIONS",
+            value: "0".to_owned(),
+            message: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(ServeLimits {
+        header_timeout: timeout("DISPATCHER_SERVE_HEADER_TIMEOUT", defaults.header_timeout)?,
+        request_timeout: timeout("DISPATCHER_SERVE_REQUEST_TIMEOUT", defaults.request_timeout)?,
+        idle_timeout: timeout("DISPATCHER_SERVE_IDLE_TIMEOUT", defaults.idle_timeout)?,
+        max_connections,
+    })
 }
 
 /// The demand model from `DISPATCHER_*_WEIGHT` and `DISPATCHER_MIN_DEMAND`, each checked
@@ -367,6 +484,97 @@ mod tests {
         );
         let e = from(&[("DISPATCHER_GITHUB_REPO", "release")]).unwrap_err();
         assert!(e.to_string().contains("owner/name"), "{e}");
+    }
+
+    #[test]
+    fn lookup_and_serve_limits_default_and_parse() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.ephemeral, EphemeralLimit::default());
+        assert_eq!((c.ephemeral.per_second, c.ephemeral.burst), (20.0, 100));
+        assert_eq!(c.serve, ServeLimits::default());
+        assert_eq!(
+            (
+                c.serve.header_timeout,
+                c.serve.request_timeout,
+                c.serve.idle_timeout,
+                c.serve.max_connections
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                4096
+            )
+        );
+        let c = from(&[
+            ("DISPATCHER_LOOKUP_EPHEMERAL_RATE", "0.5"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_BURST", "3"),
+            ("DISPATCHER_SERVE_HEADER_TIMEOUT", "2s"),
+            ("DISPATCHER_SERVE_REQUEST_TIMEOUT", "1500ms"),
+            ("DISPATCHER_SERVE_IDLE_TIMEOUT", "5m"),
+            ("DISPATCHER_SERVE_MAX_CONNECTIONS", "16"),
+        ])
+        .unwrap();
+        assert_eq!((c.ephemeral.per_second, c.ephemeral.burst), (0.5, 3));
+        assert_eq!(
+            c.serve,
+            ServeLimits {
+                header_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_millis(1500),
+                idle_timeout: Duration::from_secs(300),
+                max_connections: 16,
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_lookup_and_serve_limits_are_refused_naming_the_variable() {
+        for (var, value) in [
+            ("DISPATCHER_LOOKUP_EPHEMERAL_RATE", "0"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_RATE", "-3"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_RATE", "NaN"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_RATE", "fast"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_BURST", "0"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_BURST", "-1"),
+            ("DISPATCHER_LOOKUP_EPHEMERAL_BURST", "1.5"),
+            ("DISPATCHER_SERVE_HEADER_TIMEOUT", "0s"),
+            ("DISPATCHER_SERVE_HEADER_TIMEOUT", "soon"),
+            ("DISPATCHER_SERVE_REQUEST_TIMEOUT", "0ms"),
+            ("DISPATCHER_SERVE_IDLE_TIMEOUT", "10"),
+            ("DISPATCHER_SERVE_MAX_CONNECTIONS", "0"),
+            ("DISPATCHER_SERVE_MAX_CONNECTIONS", "many"),
+        ] {
+            let e = RuntimeConfig::from_lookup(|k| (k == var).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(var), "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn release_limits_and_the_deletion_share_are_read_and_checked() {
+        let c = from(&[
+            ("DISPATCHER_MAX_FILE_BYTES", "1024"),
+            ("DISPATCHER_MAX_DELETED_PERCENT", "25"),
+        ])
+        .unwrap();
+        assert_eq!(c.release_limits.member_bytes, 1024);
+        assert_eq!(
+            c.release_limits.archive_bytes,
+            Limits::default().archive_bytes
+        );
+        assert_eq!(c.max_deleted, 0.25);
+        assert_eq!(from(&[]).unwrap().max_deleted, MAX_DELETED);
+        for (var, value) in [
+            ("DISPATCHER_MAX_FILE_BYTES", "0"),
+            ("DISPATCHER_MAX_ARCHIVE_BYTES", "lots"),
+            ("DISPATCHER_MAX_DELETED_PERCENT", "101"),
+        ] {
+            let e = RuntimeConfig::from_lookup(|k| (k == var).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(var), "{var}={value}: {e}");
+        }
     }
 
     #[test]

@@ -89,6 +89,7 @@ async fn github_with(cfg: &RuntimeConfig, aws: &Aws, retry: Retry) -> Result<Arc
         branch: cfg.github.branch.clone(),
         labels: cfg.github.labels.clone(),
         retry,
+        limits: cfg.release_limits,
         ..GitHubConfig::new(owner, repo)
     };
     Ok(Arc::new(GitHub::new(crab, config)))
@@ -146,12 +147,16 @@ pub async fn recomputer_on(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Re
             .pull_requests
             .then_some(gh as Arc<dyn FallbackPublisher>),
         settings: cfg.engine.clone(),
+        max_deleted: cfg.max_deleted,
     })
 }
 
 pub fn lookup(cfg: &RuntimeConfig, stores: Stores) -> Router {
     lookup_router(Arc::new(LookupState {
-        service: Arc::new(LookupService::with_refresh(stores, cfg.lookup_refresh)),
+        service: Arc::new(
+            LookupService::with_refresh(stores, cfg.lookup_refresh)
+                .with_ephemeral_limit(cfg.ephemeral),
+        ),
         now,
     }))
 }
@@ -170,11 +175,17 @@ pub async fn webhook(
     let secret = aws
         .secret(secret)
         .await
-        .context("Failed to read the webhook secret")?
-        .trim()
-        .to_owned();
+        .context("Failed to read the webhook secret")?;
     // An empty key would make every signature computable by anyone.
     anyhow::ensure!(!secret.is_empty(), "the webhook secret is empty");
+    // Used byte for byte, as GitHub signs with it; white space around it is probably a
+    // copy-and-paste accident, so it is said, not silently cut (the deliveries would then
+    // only verify with the value as stored).
+    if secret.trim() != secret {
+        tracing::warn!(
+            "the webhook secret begins or ends with white space; it is used as stored, byte for byte"
+        );
+    }
     Ok(webhook_router(Arc::new(WebhookState {
         secret: secret.into_bytes(),
         repo: cfg.github.repo.clone(),
@@ -227,6 +238,7 @@ impl LocalServer {
             None => Arc::new(LocalRepo {
                 path: inputs.release.clone(),
                 clusters: inputs.clusters.clone(),
+                limits: cfg.release_limits,
             }),
         };
         let demand: Arc<dyn DemandSource> = match prometheus(cfg, &aws).await? {
@@ -249,6 +261,7 @@ impl LocalServer {
                 .filter(|_| cfg.github.pull_requests)
                 .map(|g| g as Arc<dyn FallbackPublisher>),
             settings: cfg.engine.clone(),
+            max_deleted: cfg.max_deleted,
         });
         let handoff = LocalHandoff::start(recomputer.clone(), now);
         let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
@@ -269,5 +282,68 @@ impl LocalServer {
             token,
             webhook,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use axum::body::Body;
+    use dispatcher_app::{Handoff, RecomputeRequest, SourceError};
+    use hmac::{KeyInit, Mac};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    struct Nowhere;
+
+    #[async_trait]
+    impl Handoff for Nowhere {
+        async fn submit(&self, _: &RecomputeRequest) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+
+    fn signature(key: &[u8], body: &[u8]) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The secret GitHub signs with is used byte for byte: one that ends in a space
+    /// verifies with that space and not without it (it used to be trimmed).
+    #[tokio::test]
+    async fn the_webhook_secret_is_used_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let local = dir.path().to_str().expect("utf-8");
+        let cfg = RuntimeConfig::from_lookup(|k| match k {
+            "DISPATCHER_WEBHOOK_SECRET" => Some("s3cret ".to_owned()),
+            "DISPATCHER_LOCAL_DIR" => Some(local.to_owned()),
+            _ => None,
+        })
+        .expect("config");
+        let stores = stores(&cfg).await.expect("local store");
+        let source = Arc::new(LocalRepo {
+            path: dir.path().to_owned(),
+            clusters: None,
+            limits: Default::default(),
+        });
+        let router = webhook(&cfg, &Aws::default(), &stores, source, Arc::new(Nowhere))
+            .await
+            .expect("router");
+        let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+        for (key, status) in [(&b"s3cret "[..], 200), (&b"s3cret"[..], 403)] {
+            let request = http::Request::post("/github")
+                .header("x-github-event", "ping")
+                .header("x-github-delivery", "d-1")
+                .header("x-hub-signature-256", signature(key, body))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_vec()))
+                .expect("request");
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status().as_u16(), status, "signed with {key:?}");
+        }
     }
 }

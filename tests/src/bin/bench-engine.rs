@@ -171,7 +171,155 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
+/// The peak resident set of this process so far (`VmHWM`), in MB.
+fn peak_rss_mb() -> Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("no VmHWM in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// The child side of the memory figures: one `plan` pipeline in a fresh process, then its
+/// peak memory and how it ended, on one line.
+fn peak_child(args: &[String]) -> Result<()> {
+    let [release, clusters, volumes] = args else {
+        anyhow::bail!("usage: bench-engine --peak RELEASE CLUSTERS VOLUMES");
+    };
+    let started = Instant::now();
+    let result = plan(
+        Path::new(release),
+        Path::new(clusters),
+        Path::new(volumes),
+        None,
+        &settings(Strategy::Balanced),
+    );
+    let outcome = match result {
+        Ok((p, _)) => format!("placed {} jobs", p.summary.placed_jobs),
+        Err(e) => format!(
+            "refused: {}",
+            format!("{e:#}").chars().take(160).collect::<String>()
+        ),
+    };
+    println!(
+        "{:.0}\t{:.2}\t{outcome}",
+        peak_rss_mb()?,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A `.tar.gz` of `members`, one of them `bomb_size` bytes of spaces streamed in (never
+/// held in memory): the archive stays a few megabytes.
+fn bomb_tarball(out: &Path, members: &[(&str, &[u8])], bomb: Option<(&str, u64)>) -> Result<()> {
+    let gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(out)?, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, *data)?;
+    }
+    if let Some((path, size)) = bomb {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, std::io::repeat(b' ').take(size))?;
+    }
+    tar.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// `size` bytes of newlines, gzipped: a small file that decompresses to a huge one.
+fn gzip_bomb(out: &Path, size: u64) -> Result<()> {
+    let mut gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(out)?, flate2::Compression::fast());
+    std::io::copy(&mut std::io::repeat(b'\n').take(size), &mut gz)?;
+    gz.finish()?;
+    Ok(())
+}
+
+/// Peak memory of `plan` on the real corpus and on bombs, each in a process of its own.
+fn memory_figures(corpus: &Path, tmp: &Path) -> Result<()> {
+    const GIB2: u64 = 2 << 30;
+    let tarball = corpus.join("release-7659af06.tar.gz");
+    let clusters = corpus.join("clusters-2022.yaml");
+    let week1 = corpus.join("volumes-7659af06.week1.json.gz");
+    let config = "core-services/sanitize-prow-jobs/_config.yaml";
+    let job = "ci-operator/jobs/o/r/o-r-main-presubmits.yaml";
+    let small_job: &[u8] = b"presubmits:\n  o/r:\n  - name: pull-a\n    agent: kubernetes\n";
+    let member_bomb = tmp.join("member-bomb.tar.gz");
+    bomb_tarball(
+        &member_bomb,
+        &[(config, b"default: build01\n"), (job, small_job)],
+        Some(("ci-operator/jobs/o/r/o-r-main-periodics.yaml", GIB2)),
+    )?;
+    let config_gz = tmp.join("config-bomb.gz");
+    gzip_bomb(&config_gz, GIB2)?;
+    let config_bomb = tmp.join("config-bomb.tar.gz");
+    bomb_tarball(
+        &config_bomb,
+        &[(config, &std::fs::read(&config_gz)?), (job, small_job)],
+        None,
+    )?;
+    let volumes_bomb = tmp.join("volumes-bomb.json.gz");
+    gzip_bomb(&volumes_bomb, GIB2)?;
+    println!("### Peak memory of `plan` (each in a process of its own)\n");
+    println!("| input | file size | peak RSS | time | outcome |");
+    println!("|---|---:|---:|---:|---|");
+    let mut corpus_peak = 0.0;
+    for (label, release, volumes) in [
+        ("the real corpus", &tarball, &week1),
+        ("a 2 GiB job file in the tarball", &member_bomb, &week1),
+        ("a 2 GiB gzip bomb as `_config.yaml`", &config_bomb, &week1),
+        ("a 2 GiB gzip bomb as the volumes", &tarball, &volumes_bomb),
+    ] {
+        let bomb_file = if release == &tarball {
+            volumes
+        } else {
+            release
+        };
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .arg("--peak")
+            .args([release, &clusters, volumes])
+            .output()?;
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut fields = line.splitn(3, '\t');
+        let (peak, secs, outcome) = (
+            fields
+                .next()
+                .unwrap_or_default()
+                .parse::<f64>()
+                .unwrap_or(f64::NAN),
+            fields.next().unwrap_or_default().to_owned(),
+            fields.next().unwrap_or_default().to_owned(),
+        );
+        if release == &tarball && volumes == &week1 {
+            corpus_peak = peak;
+        }
+        println!(
+            "| {label} | {:.1} MB | {peak:.0} MB ({:.2}x the corpus) | {secs} s | {outcome} |",
+            std::fs::metadata(bomb_file)?.len() as f64 / 1e6,
+            peak / corpus_peak,
+        );
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--peak") {
+        return peak_child(&args[1..]);
+    }
     let Some(c) = corpus_dir() else {
         eprintln!(
             "bench-engine needs the corpus (../shared/corpus beside the repository, or DISPATCHER_CORPUS)"
@@ -187,6 +335,7 @@ fn main() -> Result<()> {
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
 
     println!("## Placement engine ({threads} threads; best of {RUNS} runs each)\n");
+    memory_figures(&c, tempfile::tempdir()?.path())?;
     println!("### Cost against the floor of decompressing and untarring the same tarball\n");
     println!(
         "| corpus | job files | jobs | floor | plan | plan / floor | plan on 1 thread / floor |"
