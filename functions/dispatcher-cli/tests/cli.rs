@@ -712,3 +712,37 @@ fn cpu_and_memory_vectors_weigh_as_heads_demand_model() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(job) && err.contains("not finite"), "{err}");
 }
+
+#[test]
+fn a_broken_config_is_reported_alone_and_causes_are_said_once() {
+    let broken = edited_release(|f, t| {
+        if f == "_config.yaml" {
+            "default: build01\ngroups:\n  a: [b\n".to_owned()
+        } else {
+            t.to_owned()
+        }
+    });
+    let v = dispatcher(&["validate", "--release", s(broken.path())]);
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert_eq!(v.status.code(), Some(1));
+    // The cause, alone: not what follows from it (no default, no groups).
+    let findings: Vec<&str> = err.lines().filter(|l| l.starts_with("fatal:")).collect();
+    assert_eq!(findings.len(), 1, "{err}");
+    assert!(
+        findings[0].contains("_config.yaml: line 4: not valid YAML"),
+        "{err}"
+    );
+    let missing = broken.path().join("nope.json");
+    let p = dispatcher(&[
+        "plan",
+        "--release",
+        s(&sample().join("release")),
+        "--volumes",
+        s(&missing),
+        "--out",
+        s(&broken.path().join("plan.json")),
+    ]);
+    let err = String::from_utf8_lossy(&p.stderr);
+    assert_eq!(p.status.code(), Some(1));
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

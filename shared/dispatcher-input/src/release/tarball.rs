@@ -264,12 +264,17 @@ impl<'n> Stream<'n> {
             let size = usize::try_from(size).map_err(|_| problem("too large".to_owned()))?;
             read(rel, size, &mut entry).map_err(|e| problem(e.to_string()))?;
         }
-        self.finish(&located(&members.last))
+        self.finish(&members.last)
     }
 
     /// An archive is whole when its end-of-archive marker (two zero blocks) is there and the
     /// gzip stream ends with its trailer (checksum and length verified).
-    fn finish(self, after: &str) -> Result<(), ReleaseError> {
+    fn finish(self, last: &str) -> Result<(), ReleaseError> {
+        let after = if last.is_empty() {
+            "before any member".to_owned()
+        } else {
+            format!("after {last}")
+        };
         let name = self.name;
         let truncated = |reason: String| ReleaseError::Incomplete {
             archive: name.to_owned(),
@@ -285,7 +290,7 @@ impl<'n> Stream<'n> {
                 Ok(n) if rest[..n].iter().all(|b| *b == 0) => {}
                 Ok(_) => {
                     return Err(truncated(format!(
-                        "data after the end-of-archive marker ({after})"
+                        "data after the end-of-archive marker (which came {after})"
                     )));
                 }
                 Err(e) => return Err(truncated(format!("the gzip stream is not whole: {e}"))),
@@ -293,7 +298,7 @@ impl<'n> Stream<'n> {
         }
         if !marker || stream.trailing_zeros < 1024 {
             return Err(truncated(format!(
-                "the archive ends without its end-of-archive marker, after {after}: cut short?"
+                "the archive ends without its end-of-archive marker, {after}: cut short?"
             )));
         }
         Ok(())
