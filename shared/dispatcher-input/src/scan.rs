@@ -17,6 +17,13 @@ use dispatcher_core::model::{Container, Job, JobKind, labels};
 
 /// Reads the jobs of a file, or `None` when the library must decide.
 pub(crate) fn scan(text: &str) -> Option<Vec<Job>> {
+    // A carriage return alone breaks a line in YAML, not here: such files are the
+    // library's (real ones have none, and `\r\n` is read as one break).
+    if memchr::memchr_iter(b'\r', text.as_bytes())
+        .any(|i| text.as_bytes().get(i + 1) != Some(&b'\n'))
+    {
+        return None;
+    }
     let mut cur = Cursor::new(text)?;
     let Some(first) = cur.peek() else {
         return Some(Vec::new());

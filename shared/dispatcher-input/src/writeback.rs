@@ -751,23 +751,6 @@ mod tests {
     }
 
     #[test]
-    fn the_go_sanitizers_image_test_cases() {
-        // TestIsCIOperatorLatest (pkg/sanitizer/determinize_test.go), every case.
-        for (image, expected) in [
-            ("ci-operator:latest", true),
-            (
-                "quay-proxy.ci.openshift.org/openshift/ci:ci_ci-operator_latest",
-                true,
-            ),
-            ("registry/namespace/ci-operator:latest", true),
-            ("registry/namespace/ci-operator:other", false),
-            ("other-image:latest", false),
-        ] {
-            assert_eq!(is_ci_operator_latest(image), expected, "{image}");
-        }
-    }
-
-    #[test]
     fn scalars_are_quoted_when_plain_would_change_them() {
         assert_eq!(yaml_scalar("build01"), "build01");
         assert_eq!(yaml_scalar("app.ci"), "app.ci");

@@ -334,6 +334,9 @@ fn constructs_it_does_not_read_are_left_to_the_library() {
         "periodics:\n- name: a\n---\nperiodics:\n- name: b\n",
         "periodics:\n- name: a\n  <<: {cluster: x}\n",
         "presubmits:\n  org/repo:\n  - name: a\n  org/repo:\n  - name: b\n",
+        // A lone carriage return is a line break to YAML (found by the fuzzer).
+        "periodics:\n- name: a\n  agent: kubernetes\r  cluster: build01\n",
+        "periodics:\n- name: a\n  labels:\n    x: y\r    capability/gpu: gpu\n",
     ];
     for text in cases {
         assert_eq!(parse_job_file_fast_only(text), None, "{text}");

@@ -1,15 +1,22 @@
 //! A linear pre-check of YAML text before the library parses it.
 //!
 //! The library's scanner spends time quadratic in the nesting of flow collections: a 2 MB
-//! `_config.yaml` of `[` ran for minutes. This scan bounds the nesting (flow and block) and
-//! the size in one pass over the text, so that a hostile file is refused in milliseconds,
-//! naming its line. It over-approximates rather than parses: it only has to be right about
-//! the files it accepts (every real file) being as shallow as it says.
+//! `_config.yaml` of `[` ran for minutes. And aliases expand: an anchored list of aliases
+//! of an anchored list of aliases (a "billion laughs") grows exponentially, and many
+//! aliases of one large anchor quadratically. This scan bounds the nesting (flow and
+//! block), the size, and the expansion of aliases in one pass over the text, so that a
+//! hostile file is refused in milliseconds, naming its line. It over-approximates rather
+//! than parses: it only has to be right about the files it accepts (every real file)
+//! being as small as it says.
 
 /// How deep a document may nest: flow collections, block mappings and sequences together.
 /// Real job files nest about ten levels (`presubmits` > repository > job > `spec` >
 /// `containers` > ...).
 pub const MAX_DEPTH: usize = 64;
+
+/// How many bytes aliases may add, as a multiple of the document's own size (a job file
+/// whose jobs merge one anchored template each stays far below).
+pub const MAX_EXPANSION: usize = 8;
 
 /// Why a document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +38,24 @@ enum Open {
     BlockScalar(usize),
 }
 
+/// Where an anchored node ends, to measure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// A flow collection: when the flow depth is back to this.
+    Flow(usize),
+    /// A block node: at the first line indented this much or less.
+    Block(usize),
+    /// A scalar on the anchor's line: at its end.
+    Line,
+}
+
+/// An anchored node not ended yet.
+struct Anchor {
+    name: Vec<u8>,
+    start: usize,
+    until: Until,
+}
+
 /// The scan's state.
 struct Scan {
     /// Indentations of the open block collections.
@@ -38,6 +63,14 @@ struct Scan {
     flow: usize,
     open: Open,
     line: usize,
+    /// Offset of the current line in the text.
+    offset: usize,
+    /// Anchored nodes being read, and the size of those read.
+    anchors: Vec<Anchor>,
+    sizes: std::collections::HashMap<Vec<u8>, usize>,
+    /// Bytes the aliases read so far stand for, and how many they may.
+    expansion: usize,
+    max_expansion: usize,
 }
 
 /// Refuses `text` when it is larger than `max_bytes` or nests deeper than [`MAX_DEPTH`].
@@ -56,11 +89,20 @@ pub fn check(text: &str, max_bytes: usize) -> Result<(), Refused> {
         flow: 0,
         open: Open::Nothing,
         line: 0,
+        offset: 0,
+        anchors: Vec::new(),
+        sizes: std::collections::HashMap::new(),
+        expansion: 0,
+        max_expansion: MAX_EXPANSION.saturating_mul(text.len()).max(1 << 20),
     };
-    for line in text.lines() {
+    for line in text.split_inclusive('\n') {
         scan.line += 1;
-        scan.line_of(line.as_bytes())?;
+        let body = line.trim_end_matches('\n').trim_end_matches('\r');
+        scan.line_of(body.as_bytes())?;
+        scan.end_line_anchors(scan.offset + body.len());
+        scan.offset += line.len();
     }
+    scan.end_anchors(|_| true, text.len());
     Ok(())
 }
 
@@ -96,6 +138,8 @@ impl Scan {
             if blank {
                 return Ok(());
             }
+            let offset = self.offset;
+            self.end_anchors(|u| matches!(u, Until::Block(i) if indent <= i), offset);
             // Block structure: indentation levels, plus `- ` items opened on this line.
             while self.indents.last().is_some_and(|i| *i > indent) {
                 self.indents.pop();
@@ -149,6 +193,8 @@ impl Scan {
                 b']' | b'}' if self.flow > 0 => {
                     self.flow -= 1;
                     node_start = false;
+                    let (depth, end) = (self.flow, self.offset + at + 1);
+                    self.end_anchors(|u| u == Until::Flow(depth), end);
                 }
                 b',' if self.flow > 0 => node_start = true,
                 b':' if matches!(
@@ -163,8 +209,17 @@ impl Scan {
                     return Ok(());
                 }
                 b'-' | b'?' if node_start && matches!(b.get(at + 1), None | Some(b' ')) => {}
-                b'&' | b'!' if node_start => {
-                    // An anchor or a tag before the node itself.
+                b'&' if node_start => {
+                    at = self.anchor(b, at, indent);
+                    continue;
+                }
+                b'*' if node_start => {
+                    at = self.alias(b, at)?;
+                    node_start = false;
+                    continue;
+                }
+                b'!' if node_start => {
+                    // A tag before the node itself.
                     while at < b.len() && b[at] != b' ' {
                         at += 1;
                     }
@@ -175,6 +230,67 @@ impl Scan {
             at += 1;
         }
         Ok(())
+    }
+
+    /// An anchor at `at`: where its node ends is told by what follows it on the line.
+    fn anchor(&mut self, b: &[u8], at: usize, indent: usize) -> usize {
+        let end = name_end(b, at + 1);
+        let mut next = end;
+        while b.get(next) == Some(&b' ') {
+            next += 1;
+        }
+        let until = match b.get(next) {
+            Some(b'[' | b'{') => Until::Flow(self.flow),
+            None | Some(b'#' | b'|' | b'>') => Until::Block(indent),
+            Some(_) => Until::Line,
+        };
+        self.anchors.push(Anchor {
+            name: b[at + 1..end].to_vec(),
+            start: self.offset + at,
+            until,
+        });
+        end
+    }
+
+    /// An alias at `at`: what it stands for counts toward the expansion; inside an
+    /// anchored node it is refused, since nested aliases expand exponentially.
+    fn alias(&mut self, b: &[u8], at: usize) -> Result<usize, Refused> {
+        let end = name_end(b, at + 1);
+        let refuse = |message: String| Refused {
+            line: self.line,
+            message,
+        };
+        if let Some(open) = self.anchors.first() {
+            return Err(refuse(format!(
+                "an alias inside the anchored node &{}: aliases within anchors can expand exponentially",
+                String::from_utf8_lossy(&open.name)
+            )));
+        }
+        let size = self.sizes.get(&b[at + 1..end]).copied().unwrap_or(0);
+        self.expansion = self.expansion.saturating_add(size);
+        if self.expansion > self.max_expansion {
+            return Err(refuse(format!(
+                "aliases expand the document by more than {} bytes",
+                self.max_expansion
+            )));
+        }
+        Ok(end)
+    }
+
+    /// Ends the anchored nodes `done` says are over, at offset `end`.
+    fn end_anchors(&mut self, done: impl Fn(Until) -> bool, end: usize) {
+        while let Some(last) = self.anchors.last() {
+            if !done(last.until) {
+                break;
+            }
+            let a = self.anchors.pop().expect("just looked at it");
+            self.sizes.insert(a.name, end.saturating_sub(a.start));
+        }
+    }
+
+    /// Ends the anchored scalars of the line that ends at `end`.
+    fn end_line_anchors(&mut self, end: usize) {
+        self.end_anchors(|u| u == Until::Line, end);
     }
 
     /// Where the open quoted scalar closes on this line (just past it), if it does.
@@ -197,6 +313,14 @@ impl Scan {
         }
         None
     }
+}
+
+/// The end of an anchor's or alias's name: at a space or a flow indicator.
+fn name_end(b: &[u8], mut at: usize) -> usize {
+    while at < b.len() && !matches!(b[at], b' ' | b'\t' | b',' | b'[' | b']' | b'{' | b'}') {
+        at += 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -240,6 +364,34 @@ mod tests {
         assert_eq!(check(&text, BIG).unwrap_err().line, 65);
         let dashes = format!("{}x\n", "- ".repeat(100));
         assert_eq!(check(&dashes, BIG).unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn anchors_and_their_aliases_pass_as_job_files_use_them() {
+        let text = "periodics:\n- &job\n  name: a\n  agent: kubernetes\n- <<: *job\n  name: b\n- <<: *job\n  name: c\nx: &s plain\ny: *s\nz: &f [1, 2]\nw: *f\n";
+        check(text, BIG).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn nested_aliases_are_refused_before_they_expand() {
+        let laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n";
+        let e = check(laughs, BIG).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.contains("alias inside the anchored node &b"),
+            "{e}"
+        );
+        let block = "a: &a\n  k: v\nb: &b\n  - *a\n";
+        assert_eq!(check(block, BIG).unwrap_err().line, 4);
+    }
+
+    #[test]
+    fn many_aliases_of_a_large_anchor_are_refused() {
+        let big = format!("a: &a [{}]\n", "x, ".repeat(100_000));
+        let text = format!("{big}b: [{}]\n", "*a, ".repeat(100));
+        let e = check(&text, BIG).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("aliases expand"), "{e}");
     }
 
     #[test]
