@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use dispatcher_core::rules::Rule;
 use dispatcher_core::{Mode, Plan, Settings, Severity, Strategy};
-use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
-use dispatcher_input::{InputPaths, Loaded};
+use dispatcher_formats::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
+use dispatcher_formats::{InputPaths, Loaded};
 use dispatcher_tests::corpus_or_skip;
 
 fn tarball(c: &Path) -> PathBuf {
@@ -16,7 +16,7 @@ fn tarball(c: &Path) -> PathBuf {
 }
 
 fn load(c: &Path, release: PathBuf, volumes: Option<&str>, previous: Option<PathBuf>) -> Loaded {
-    dispatcher_input::load(
+    dispatcher_formats::load(
         &InputPaths {
             release,
             clusters: Some(c.join("clusters-2022.yaml")),
@@ -212,9 +212,9 @@ fn fast_parsing_agrees_with_full_parsing_on_every_file() {
         entry.read_to_end(&mut bytes).unwrap();
         // The fast path alone, so that the fallback cannot hide a difference.
         let text = std::str::from_utf8(&bytes).unwrap();
-        let full = dispatcher_input::jobs::parse_job_file_full(&bytes);
+        let full = dispatcher_formats::jobs::parse_job_file_full(&bytes);
         assert!(full.is_ok(), "{path}");
-        match dispatcher_input::jobs::parse_job_file_fast_only(text) {
+        match dispatcher_formats::jobs::parse_job_file_fast_only(text) {
             Some(fast) => assert_eq!(Ok(fast), full, "{path}"),
             None => left_to_the_library.push(path),
         }
@@ -300,7 +300,7 @@ fn sanitize_writes_a_true_backup() {
         }
     }
     assert!(rewritten > 1000, "{rewritten}");
-    let config_path = dir.path().join(dispatcher_input::CONFIG_PATH);
+    let config_path = dir.path().join(dispatcher_formats::CONFIG_PATH);
     let text = std::fs::read_to_string(&config_path).unwrap();
     let new = config_for_plan(&text, &plan).expect("buildFarm changes");
     assert_eq!(
@@ -381,13 +381,13 @@ fn modern_jobs_with_capabilities_land_on_capable_clusters() {
     let Some(c) = corpus_or_skip("modern_jobs_with_capabilities_land_on_capable_clusters") else {
         return;
     };
-    let (config, d) = dispatcher_input::parse_config(
+    let (config, d) = dispatcher_formats::parse_config(
         &std::fs::read(c.join("config-1f6433a1.nonbuildfarm.yaml")).unwrap(),
         "config",
     );
     assert!(d.iter().all(|d| d.severity == Severity::Warning), "{d:?}");
     assert!(config.determine_e2e_by_job);
-    let (inventory, d) = dispatcher_input::parse_inventory(
+    let (inventory, d) = dispatcher_formats::parse_inventory(
         &std::fs::read(c.join("clusters-f1af0c06.yaml")).unwrap(),
         "inv",
     );
@@ -401,7 +401,7 @@ fn modern_jobs_with_capabilities_land_on_capable_clusters() {
         files.push(dispatcher_core::model::JobFile {
             path: rel.to_owned(),
             size: bytes.len() as u64,
-            jobs: dispatcher_input::parse_job_file(&bytes).unwrap(),
+            jobs: dispatcher_formats::parse_job_file(&bytes).unwrap(),
         });
     }
     let inputs = dispatcher_core::Inputs {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use dispatcher_core::{Mode, Plan, Settings, Strategy};
-use dispatcher_input::InputPaths;
+use dispatcher_formats::InputPaths;
 use dispatcher_tests::corpus_or_skip;
 use sha2::{Digest, Sha256};
 
@@ -17,7 +17,7 @@ fn plan(
     previous: Option<&Path>,
     s: &Settings,
 ) -> Plan {
-    let loaded = dispatcher_input::load(
+    let loaded = dispatcher_formats::load(
         &InputPaths {
             release: c.join("release-7659af06.tar.gz"),
             clusters: Some(c.join(clusters)),

@@ -280,7 +280,7 @@ async fn received(github: &MockServer) -> usize {
 
 /// The job's `cluster:` line in a job file's text.
 fn static_cluster(text: &str, job: &str) -> String {
-    let files = dispatcher_input::parse_job_file(text.as_bytes()).unwrap();
+    let files = dispatcher_formats::parse_job_file(text.as_bytes()).unwrap();
     files
         .into_iter()
         .find(|j| j.name == job)
@@ -558,7 +558,7 @@ async fn the_same_through_recorded_lambda_event_shapes() {
 }
 
 /// The markers a recompute advances only when it succeeds (F3, F11).
-async fn markers(stores: &dispatcher_store::Stores) -> (Option<String>, Option<String>) {
+async fn markers(stores: &dispatcher_app::Stores) -> (Option<String>, Option<String>) {
     let t = &stores.table;
     (
         t.marker(dispatcher_app::push::INVENTORY_BLOB)

@@ -32,8 +32,8 @@ fn job_seeds() -> Vec<Vec<u8>> {
 #[test]
 fn job_files_fast_and_library_readers() {
     Target::new("job files").run(mutated(job_seeds()), |bytes| {
-        let fast = dispatcher_input::parse_job_file(&bytes);
-        let full = dispatcher_input::jobs::parse_job_file_full(&bytes);
+        let fast = dispatcher_formats::parse_job_file(&bytes);
+        let full = dispatcher_formats::jobs::parse_job_file_full(&bytes);
         // Where both answer, they answer the same. (The fast path reads only what the rules
         // need, so it may accept a file whose other parts the library refuses: `validate`
         // parses every byte for that.)
@@ -48,7 +48,7 @@ fn dispatcher_config() {
     let mut seeds = seeds_of(&sample().join("release/core-services/sanitize-prow-jobs"));
     seeds.push(b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e]\n".to_vec());
     Target::new("config").run(mutated(seeds), |bytes| {
-        let _ = dispatcher_input::parse_config(&bytes, "_config.yaml");
+        let _ = dispatcher_formats::parse_config(&bytes, "_config.yaml");
     });
 }
 
@@ -56,7 +56,7 @@ fn dispatcher_config() {
 fn cluster_inventory() {
     let seeds = seeds_of(&sample().join("release/core-services/sanitize-prow-jobs"));
     Target::new("inventory").run(mutated(seeds), |bytes| {
-        let _ = dispatcher_input::parse_inventory(&bytes, "_clusters.yaml");
+        let _ = dispatcher_formats::parse_inventory(&bytes, "_clusters.yaml");
     });
 }
 
@@ -64,7 +64,7 @@ fn cluster_inventory() {
 fn prometheus_volumes() {
     let seeds = vec![std::fs::read(sample().join("volumes.json")).expect("sample volumes")];
     Target::new("volumes").run(mutated(seeds), |bytes| {
-        let _ = dispatcher_input::parse_vector(&bytes);
+        let _ = dispatcher_formats::parse_vector(&bytes);
     });
 }
 
@@ -77,9 +77,9 @@ fn release_tarballs() {
         mutated(tars.iter().map(|t| fuzzing::gzip(t)).collect()),
     ];
     Target::new("tar reader").run(strategy, |gz| {
-        let _ = dispatcher_input::release::read(
-            dispatcher_input::Source::Stream(Box::new(std::io::Cursor::new(gz))),
-            dispatcher_input::ReadOptions::default(),
+        let _ = dispatcher_formats::release::read(
+            dispatcher_formats::Source::Stream(Box::new(std::io::Cursor::new(gz))),
+            dispatcher_formats::ReadOptions::default(),
             &|| {},
         );
     });

@@ -447,7 +447,7 @@ fn old_snapshots_move_to_cheaper_storage_and_never_expire() {
         .unwrap();
     // The prefixes the publisher writes (the changes' key is private: generations/<n>/...).
     let snapshot =
-        dispatcher_store::publish::snapshot_prefix(&dispatcher_store::publish::plan_digest("{}"));
+        dispatcher_app::publish::snapshot_prefix(&dispatcher_app::publish::plan_digest("{}"));
     assert!(snapshot.starts_with("snapshots/"), "{snapshot}");
     for prefix in ["snapshots/", "generations/"] {
         let rule = rules
@@ -503,7 +503,7 @@ fn old_snapshots_move_to_cheaper_storage_and_never_expire() {
 #[test]
 fn narrowed_permissions_name_the_keys_the_code_uses() {
     let t = template();
-    use dispatcher_store::keys;
+    use dispatcher_app::keys;
     let lookup = resource(&t, "LookupFunction");
     // Writes: the ephemeral choices and their one counter, under the keys the code uses.
     let choices = format!(

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use dispatcher_core::model::{DispatcherConfig, Inventory, Job, labels};
 use dispatcher_core::rules::{Rule, Rules};
 use dispatcher_core::{Diagnostic, Inputs, Settings, Severity};
-use dispatcher_input::writeback::rewrite_build_farm;
-use dispatcher_input::{CLUSTERS_PATH, CONFIG_PATH, Release, assemble, parse_config};
+use dispatcher_formats::writeback::rewrite_build_farm;
+use dispatcher_formats::{CLUSTERS_PATH, CONFIG_PATH, Release, assemble, parse_config};
 use upstream_support::*;
 
 const FILE: &str = "_config.yaml";

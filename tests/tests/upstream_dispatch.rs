@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use dispatcher_app::Stores;
 use dispatcher_app::local::LocalRepo;
 use dispatcher_app::ports::{Demand, FallbackChange, FallbackReport};
 use dispatcher_app::push::{
@@ -37,12 +38,11 @@ use dispatcher_core::model::{
 use dispatcher_core::plan::FileReason;
 use dispatcher_core::rules::{Decision, Fallback, Rule, Rules, resolve_target};
 use dispatcher_core::{Mode, Plan, Settings, Strategy};
-use dispatcher_input::writeback::{build_farm_of, config_for_plan};
-use dispatcher_input::{
+use dispatcher_formats::writeback::{build_farm_of, config_for_plan};
+use dispatcher_formats::{
     CLUSTERS_PATH, CONFIG_PATH, InputPaths, Release, assemble, parse_config, parse_inventory,
     parse_job_file,
 };
-use dispatcher_store::Stores;
 use upstream_support::*;
 
 // ---------------------------------------------------------------------------------------
@@ -826,7 +826,7 @@ fn go_test_find_cluster_for_job_config_tie_break_is_independent_of_checkout_root
             &format!("{JOBS}{relative}"),
             "periodics:\n- agent: kubernetes\n  name: periodic-a\n",
         );
-        let loaded = dispatcher_input::load(
+        let loaded = dispatcher_formats::load(
             &InputPaths {
                 release,
                 ..InputPaths::default()
@@ -1162,7 +1162,7 @@ fn go_test_cluster_inventory_digest_is_canonical() {
     let digest = |text: &str| {
         let (inv, diags) = parse_inventory(text.as_bytes(), CLUSTERS_PATH);
         assert!(diags.is_empty(), "{diags:?}");
-        dispatcher_input::inventory_digest(&inv)
+        dispatcher_formats::inventory_digest(&inv)
     };
     assert_eq!(digest(first), digest(second));
 }
@@ -1198,7 +1198,7 @@ impl World {
             "ci-operator/jobs/org/repo/org-repo-main-presubmits.yaml",
             "presubmits:\n  org/repo:\n  - agent: kubernetes\n    name: pull-ci-org-repo-main-unit\n    spec:\n      containers:\n      - image: ci-operator:latest\n",
         );
-        let stores = dispatcher_store::local::open(&dir.path().join("store")).expect("store");
+        let stores = dispatcher_app::local::open(&dir.path().join("store")).expect("store");
         Self {
             _dir: dir,
             release,
@@ -1219,7 +1219,7 @@ impl World {
             demand: Arc::new(FakePrometheus(Arc::clone(&self.prometheus_down))),
             fallback: with_pr.then(|| Arc::clone(&self.pr) as Arc<dyn FallbackPublisher>),
             settings: Settings::default(),
-            max_deleted: dispatcher_store::publish::MAX_DELETED,
+            max_deleted: dispatcher_app::publish::MAX_DELETED,
         }
     }
 
@@ -1404,7 +1404,7 @@ async fn go_test_cluster_config_reconciler_forces_unpublished_inventory() {
     let (inv, _) = parse_inventory(INVENTORY.as_bytes(), CLUSTERS_PATH);
     assert_eq!(
         world.marker(INVENTORY_DIGEST).await,
-        Some(dispatcher_input::inventory_digest(&inv))
+        Some(dispatcher_formats::inventory_digest(&inv))
     );
     for (name, current) in [
         ("capacity changed", half_capacity()),

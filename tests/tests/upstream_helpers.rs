@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dispatcher_core::model::{Inventory, Job, JobKind};
 use dispatcher_core::rules::{Decision, Fallback, Rule, resolve_target};
 use dispatcher_core::{Diagnostic, Settings, Severity, Strategy};
-use dispatcher_input::{inventory_digest, parse_inventory};
+use dispatcher_formats::{inventory_digest, parse_inventory};
 use upstream_support::*;
 
 const CLUSTERS: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";

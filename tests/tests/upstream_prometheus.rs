@@ -13,8 +13,8 @@ mod upstream_support;
 use dispatcher_app::ports::Demand;
 use dispatcher_core::Settings;
 use dispatcher_core::model::{DemandModel, Volumes};
-use dispatcher_input::parse_vector;
-use dispatcher_input::volumes::Vector;
+use dispatcher_formats::parse_vector;
+use dispatcher_formats::volumes::Vector;
 use dispatcher_runtime::config::RuntimeConfig;
 use upstream_support::*;
 

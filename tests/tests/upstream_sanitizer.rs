@@ -7,7 +7,7 @@ mod upstream_support;
 
 use dispatcher_core::rules::Rule;
 use dispatcher_core::{Settings, Strategy};
-use dispatcher_input::writeback::is_ci_operator_latest;
+use dispatcher_formats::writeback::is_ci_operator_latest;
 use upstream_support::*;
 
 fn resolve() -> Settings {

@@ -17,14 +17,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use dispatcher_api::{LookupState, lookup_router};
+use dispatcher_app::Cause;
 use dispatcher_app::LookupService;
+use dispatcher_app::Stores;
 use dispatcher_app::lookup::EPHEMERAL_TTL;
+use dispatcher_app::model::Assignments;
+use dispatcher_app::publish::{self, PublishOptions};
 use dispatcher_core::model::Job;
 use dispatcher_core::{Plan, Settings};
-use dispatcher_store::Cause;
-use dispatcher_store::Stores;
-use dispatcher_store::model::Assignments;
-use dispatcher_store::publish::{self, PublishOptions};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use upstream_support::*;
@@ -60,7 +60,7 @@ fn plan(clusters: &[&str], jobs: Vec<Job>) -> Plan {
 fn store() -> (Stores, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     (
-        dispatcher_store::local::open(dir.path()).expect("the local store"),
+        dispatcher_app::local::open(dir.path()).expect("the local store"),
         dir,
     )
 }
@@ -203,13 +203,13 @@ async fn go_test_err_out_when_no_cluster_is_available() {
     let pointer = stores.table.pointer().await.unwrap().unwrap();
     let key = publish::assignments_key(&pointer.snapshot);
     let bytes = stores.snapshots.get(&key).await.unwrap().unwrap();
-    let mut table: Assignments = dispatcher_store::codec::gunzip_json(&bytes).unwrap();
+    let mut table: Assignments = dispatcher_app::codec::gunzip_json(&bytes).unwrap();
     table.usable.clear();
     stores
         .snapshots
         .put(
             &key,
-            dispatcher_store::codec::gzip_json(&table),
+            dispatcher_app::codec::gzip_json(&table),
             "application/json",
         )
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, Strategy};
-use dispatcher_input::{InputPaths, Loaded};
+use dispatcher_formats::{InputPaths, Loaded};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{ModeArg, PlanArgs, ReleaseArgs, StrategyArg, render};
@@ -20,17 +20,17 @@ fn load(paths: &InputPaths) -> Result<Loaded> {
     );
     bar.set_message(paths.release.display().to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
-    let loaded = dispatcher_input::load(paths, &|| bar.inc(1));
+    let loaded = dispatcher_formats::load(paths, &|| bar.inc(1));
     bar.finish_and_clear();
     loaded.with_context(|| format!("Failed to read the inputs of {}", paths.release.display()))
 }
 
 fn paths(r: &ReleaseArgs) -> InputPaths {
-    let defaults = dispatcher_input::Limits::default();
+    let defaults = dispatcher_formats::Limits::default();
     InputPaths {
         release: r.release.clone(),
         clusters: r.clusters.clone(),
-        limits: dispatcher_input::Limits {
+        limits: dispatcher_formats::Limits {
             member_bytes: r.max_file_bytes.unwrap_or(defaults.member_bytes),
             archive_bytes: r.max_archive_bytes.unwrap_or(defaults.archive_bytes),
         },
@@ -66,7 +66,7 @@ fn write_plan(plan: &Plan, out: &Path) -> Result<()> {
 pub fn validate(r: &ReleaseArgs) -> Result<ExitCode> {
     // Every byte of every job file, so that any YAML error is reported.
     let loaded = load(&InputPaths {
-        parse: dispatcher_input::Parse::Full,
+        parse: dispatcher_formats::Parse::Full,
         ..paths(r)
     })?;
     let settings = Settings {
@@ -178,7 +178,7 @@ pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
 }
 
 pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
-    use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
+    use dispatcher_formats::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
     if !release.is_dir() {
         bail!(
             "--release must be a checkout directory to write into: {}",
@@ -216,7 +216,7 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
         String::from_utf8(loaded.config_text.clone()).context("_config.yaml is not UTF-8")?;
     let config_changed = match config_for_plan(&text, &plan) {
         Some(new) => {
-            let path = release.join(dispatcher_input::CONFIG_PATH);
+            let path = release.join(dispatcher_formats::CONFIG_PATH);
             std::fs::write(&path, new)
                 .with_context(|| format!("Failed to write {}", path.display()))?;
             true

@@ -13,10 +13,10 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::StatusCode;
 use dispatcher_app::Handoff as _;
+use dispatcher_app::StoreConfig;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_runtime::config::ServeLimits;
 use dispatcher_runtime::{LocalInputs, LocalServer, RuntimeConfig, now};
-use dispatcher_store::StoreConfig;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -229,7 +229,7 @@ async fn start_recompute(server: &LocalServer, release: &Path) -> Result<()> {
         .recomputer
         .run(
             &RecomputeRequest::weekly(),
-            &dispatcher_store::publish::fresh_owner(at),
+            &dispatcher_app::publish::fresh_owner(at),
             at,
         )
         .await

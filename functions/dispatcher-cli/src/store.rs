@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use dispatcher_app::publish::{self, PublishOptions, Published};
 use dispatcher_app::recompute::FALLBACK_PENDING;
+use dispatcher_app::{Cause, StoreConfig, Stores};
 use dispatcher_core::Plan;
-use dispatcher_store::publish::{self, PublishOptions, Published};
-use dispatcher_store::{Cause, StoreConfig, Stores};
 
 async fn open() -> Result<Stores> {
     let config = StoreConfig::from_env()?;

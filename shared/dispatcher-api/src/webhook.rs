@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
+use dispatcher_app::AssignmentStore;
 use dispatcher_app::push::{self, PushDecision, PushEvent};
 use dispatcher_app::recompute::{RecomputeRequest, Trigger};
 use dispatcher_app::{Handoff, RepoSource};
-use dispatcher_store::AssignmentStore;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 

@@ -10,11 +10,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use dispatcher_api::{LookupState, WebhookState, lookup_router, webhook_router};
 use dispatcher_app::local::LocalRepo;
+use dispatcher_app::publish::{self, PublishOptions};
 use dispatcher_app::recompute::RecomputeRequest;
+use dispatcher_app::{Cause, Stores};
 use dispatcher_app::{Handoff, LookupService, RepoSource, SourceError};
 use dispatcher_core::{Mode, Plan, Settings};
-use dispatcher_store::publish::{self, PublishOptions};
-use dispatcher_store::{Cause, Stores};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use sha2::Sha256;
@@ -26,8 +26,8 @@ fn sample() -> PathBuf {
 }
 
 fn sample_plan() -> Plan {
-    let loaded = dispatcher_input::load(
-        &dispatcher_input::InputPaths {
+    let loaded = dispatcher_formats::load(
+        &dispatcher_formats::InputPaths {
             release: sample().join("release"),
             volumes: Some(sample().join("volumes.json")),
             ..Default::default()
@@ -40,7 +40,7 @@ fn sample_plan() -> Plan {
 
 async fn published() -> (Stores, Plan, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let stores = dispatcher_store::local::open(dir.path()).expect("local store");
+    let stores = dispatcher_app::local::open(dir.path()).expect("local store");
     let plan = sample_plan();
     publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, 1))
         .await
@@ -154,7 +154,7 @@ async fn lookup_answers_the_prow_contract() {
 #[tokio::test]
 async fn nothing_published_means_not_found() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let app = lookup_app(dispatcher_store::local::open(dir.path()).expect("local store"));
+    let app = lookup_app(dispatcher_app::local::open(dir.path()).expect("local store"));
     let (status, ..) = send(&app, post("/", r#"{"job":"anything"}"#)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -265,11 +265,11 @@ async fn webhook_with(
 ) -> (Router, Stores, tempfile::TempDir) {
     let (stores, _plan, dir) = published().await;
     // The last processed inventory is the sample's own: only job changes are deltas.
-    let blob = dispatcher_input::digest::sha256(
+    let blob = dispatcher_formats::digest::sha256(
         &std::fs::read(
             sample()
                 .join("release")
-                .join(dispatcher_input::CLUSTERS_PATH),
+                .join(dispatcher_formats::CLUSTERS_PATH),
         )
         .expect("inventory"),
     );
@@ -298,7 +298,7 @@ impl RepoSource for Unreachable {
     async fn head(&self) -> Result<String, SourceError> {
         Err(SourceError::retryable("github", "HTTP 502"))
     }
-    async fn release(&self, _commit: &str) -> Result<dispatcher_input::Release, SourceError> {
+    async fn release(&self, _commit: &str) -> Result<dispatcher_formats::Release, SourceError> {
         Err(SourceError::retryable("github", "HTTP 502"))
     }
     async fn blob_sha(&self, _commit: &str, _path: &str) -> Result<Option<String>, SourceError> {
@@ -584,7 +584,7 @@ async fn oversized_deliveries_are_refused() {
 
 /// The table of `inner`, counting what is read from it and written to it.
 struct Counted {
-    inner: Arc<dyn dispatcher_store::AssignmentStore>,
+    inner: Arc<dyn dispatcher_app::AssignmentStore>,
     reads: std::sync::atomic::AtomicUsize,
     writes: std::sync::atomic::AtomicUsize,
 }
@@ -622,40 +622,38 @@ impl Counted {
 }
 
 #[async_trait]
-impl dispatcher_store::AssignmentStore for Counted {
-    async fn pointer(
-        &self,
-    ) -> Result<Option<dispatcher_store::Pointer>, dispatcher_store::StoreError> {
+impl dispatcher_app::AssignmentStore for Counted {
+    async fn pointer(&self) -> Result<Option<dispatcher_app::Pointer>, dispatcher_app::StoreError> {
         self.read();
         self.inner.pointer().await
     }
     async fn job(
         &self,
         name: &str,
-    ) -> Result<Option<dispatcher_store::JobItem>, dispatcher_store::StoreError> {
+    ) -> Result<Option<dispatcher_app::JobItem>, dispatcher_app::StoreError> {
         self.read();
         self.inner.job(name).await
     }
     async fn jobs(
         &self,
         names: &[String],
-    ) -> Result<Vec<dispatcher_store::JobItem>, dispatcher_store::StoreError> {
+    ) -> Result<Vec<dispatcher_app::JobItem>, dispatcher_app::StoreError> {
         self.read();
         self.inner.jobs(names).await
     }
     async fn write_jobs(
         &self,
-        items: &[dispatcher_store::JobItem],
-    ) -> Result<dispatcher_store::WriteStats, dispatcher_store::StoreError> {
+        items: &[dispatcher_app::JobItem],
+    ) -> Result<dispatcher_app::WriteStats, dispatcher_app::StoreError> {
         self.write();
         self.inner.write_jobs(items).await
     }
     async fn claim(
         &self,
         base: u64,
-        pending: &dispatcher_store::model::Pending,
+        pending: &dispatcher_app::model::Pending,
         now: i64,
-    ) -> Result<dispatcher_store::ports::Claim, dispatcher_store::StoreError> {
+    ) -> Result<dispatcher_app::store::Claim, dispatcher_app::StoreError> {
         self.write();
         self.inner.claim(base, pending, now).await
     }
@@ -663,17 +661,16 @@ impl dispatcher_store::AssignmentStore for Counted {
         &self,
         base: u64,
         owner: &str,
-        pointer: &dispatcher_store::Pointer,
-        record: &dispatcher_store::model::GenerationRecord,
-    ) -> Result<(), dispatcher_store::StoreError> {
+        pointer: &dispatcher_app::Pointer,
+        record: &dispatcher_app::model::GenerationRecord,
+    ) -> Result<(), dispatcher_app::StoreError> {
         self.write();
         self.inner.commit(base, owner, pointer, record).await
     }
     async fn generation(
         &self,
         n: u64,
-    ) -> Result<Option<dispatcher_store::model::GenerationRecord>, dispatcher_store::StoreError>
-    {
+    ) -> Result<Option<dispatcher_app::model::GenerationRecord>, dispatcher_app::StoreError> {
         self.read();
         self.inner.generation(n).await
     }
@@ -683,7 +680,7 @@ impl dispatcher_store::AssignmentStore for Counted {
         value: &str,
         expires_at: i64,
         now: i64,
-    ) -> Result<bool, dispatcher_store::StoreError> {
+    ) -> Result<bool, dispatcher_app::StoreError> {
         self.write();
         self.inner.remember(key, value, expires_at, now).await
     }
@@ -691,27 +688,23 @@ impl dispatcher_store::AssignmentStore for Counted {
         &self,
         key: &str,
         now: i64,
-    ) -> Result<Option<String>, dispatcher_store::StoreError> {
+    ) -> Result<Option<String>, dispatcher_app::StoreError> {
         self.read();
         self.inner.recall(key, now).await
     }
-    async fn forget(&self, key: &str) -> Result<(), dispatcher_store::StoreError> {
+    async fn forget(&self, key: &str) -> Result<(), dispatcher_app::StoreError> {
         self.write();
         self.inner.forget(key).await
     }
-    async fn increment(&self, name: &str) -> Result<u64, dispatcher_store::StoreError> {
+    async fn increment(&self, name: &str) -> Result<u64, dispatcher_app::StoreError> {
         self.write();
         self.inner.increment(name).await
     }
-    async fn marker(&self, name: &str) -> Result<Option<String>, dispatcher_store::StoreError> {
+    async fn marker(&self, name: &str) -> Result<Option<String>, dispatcher_app::StoreError> {
         self.read();
         self.inner.marker(name).await
     }
-    async fn set_marker(
-        &self,
-        name: &str,
-        value: &str,
-    ) -> Result<(), dispatcher_store::StoreError> {
+    async fn set_marker(&self, name: &str, value: &str) -> Result<(), dispatcher_app::StoreError> {
         self.write();
         self.inner.set_marker(name, value).await
     }

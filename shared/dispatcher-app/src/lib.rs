@@ -1,11 +1,24 @@
 #![doc = include_str!("../README.md")]
 
+pub mod codec;
+pub mod keys;
 pub mod local;
 pub mod lookup;
+pub mod model;
 pub mod ports;
+pub mod publish;
 pub mod push;
 pub mod recompute;
+pub mod store;
+pub mod store_config;
+
+#[cfg(feature = "contract")]
+pub mod contract;
 
 pub use lookup::{Answer, LookupError, LookupService};
+pub use model::{Cause, JobItem, Pointer};
 pub use ports::{DemandSource, FallbackPublisher, Handoff, RepoSource, SourceError};
+pub use publish::{PublishError, PublishOptions, Published, publish, rollback};
 pub use recompute::{RecomputeError, RecomputeRequest, Recomputer, Trigger};
+pub use store::{AssignmentStore, SnapshotStore, StoreError, Stores, WriteStats};
+pub use store_config::StoreConfig;

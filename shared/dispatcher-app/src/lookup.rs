@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use dispatcher_store::model::Assignments;
-use dispatcher_store::publish;
-use dispatcher_store::{StoreError, Stores};
+use crate::model::Assignments;
+use crate::publish;
+use crate::{StoreError, Stores};
 use tokio::time::Instant;
 
 /// How often the pointer is re-read: the staleness bound of answers.
@@ -272,7 +272,7 @@ impl LookupService {
             .await?
             .ok_or_else(|| LookupError::Snapshot(format!("{key} is missing")))?;
         let table: Assignments =
-            dispatcher_store::codec::gunzip_json(&bytes).map_err(LookupError::Snapshot)?;
+            crate::codec::gunzip_json(&bytes).map_err(LookupError::Snapshot)?;
         tracing::info!(
             generation = pointer.generation,
             jobs = table.jobs.len(),
@@ -388,10 +388,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+    use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
+    use crate::store::{Claim, WriteStats};
+    use crate::{AssignmentStore, SnapshotStore};
     use async_trait::async_trait;
-    use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
-    use dispatcher_store::ports::{Claim, WriteStats};
-    use dispatcher_store::{AssignmentStore, SnapshotStore};
 
     use super::*;
 
@@ -521,7 +521,7 @@ mod tests {
         }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.read();
-            Ok(Some(dispatcher_store::codec::gzip_json(&Assignments {
+            Ok(Some(crate::codec::gzip_json(&Assignments {
                 plan_digest: "d".to_owned(),
                 jobs: BTreeMap::from([("pull-ci-a".to_owned(), "build01".to_owned())]),
                 usable: vec!["build01".to_owned(), "build02".to_owned()],

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use dispatcher_core::model::Volumes;
-use dispatcher_input::Release;
-use dispatcher_input::volumes::Vector;
+use dispatcher_formats::Release;
+use dispatcher_formats::volumes::Vector;
 
 use crate::recompute::RecomputeRequest;
 
@@ -87,7 +87,7 @@ impl Demand {
             memory.as_ref().map(|v| v.1.clone()),
         );
         Self {
-            volumes: dispatcher_input::volumes::volumes_of(
+            volumes: dispatcher_formats::volumes::volumes_of(
                 runs,
                 durations.map(|v| v.0),
                 cpu.map(|v| v.0),

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::AssignmentStore;
 use dispatcher_core::Mode;
-use dispatcher_input::{CLUSTERS_PATH, CONFIG_PATH};
-use dispatcher_store::AssignmentStore;
+use dispatcher_formats::{CLUSTERS_PATH, CONFIG_PATH};
 use serde::Deserialize;
 
 use crate::ports::{RepoSource, SourceError};

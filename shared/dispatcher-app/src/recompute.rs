@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::publish::{self, PublishError, PublishOptions, Published};
+use crate::{Cause, Stores};
 use dispatcher_core::model::Volumes;
 use dispatcher_core::{Mode, Plan, Settings};
-use dispatcher_input::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
-use dispatcher_input::{CLUSTERS_PATH, assemble};
-use dispatcher_store::publish::{self, PublishError, PublishOptions, Published};
-use dispatcher_store::{Cause, Stores};
+use dispatcher_formats::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
+use dispatcher_formats::{CLUSTERS_PATH, assemble};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::{
@@ -139,7 +139,7 @@ impl From<PublishError> for RecomputeError {
     }
 }
 
-fn store_error(e: dispatcher_store::StoreError) -> RecomputeError {
+fn store_error(e: crate::StoreError) -> RecomputeError {
     RecomputeError {
         stage: "store",
         retryable: e.is_retryable(),
@@ -341,7 +341,7 @@ impl Recomputer {
     async fn fallback(
         &self,
         plan: &Plan,
-        loaded: &dispatcher_input::Loaded,
+        loaded: &dispatcher_formats::Loaded,
         commit: &str,
         generation: u64,
     ) -> FallbackStatus {
@@ -394,7 +394,7 @@ fn demands_of(plan: &Plan) -> Volumes {
 /// match the plan; `None` when none must.
 pub fn fallback_change(
     plan: &Plan,
-    loaded: &dispatcher_input::Loaded,
+    loaded: &dispatcher_formats::Loaded,
     commit: &str,
     generation: u64,
 ) -> Result<Option<FallbackChange>, String> {
@@ -420,7 +420,7 @@ pub fn fallback_change(
     }
     let config_text = String::from_utf8_lossy(&loaded.config_text);
     if let Some(new) = config_for_plan(&config_text, plan) {
-        files.insert(dispatcher_input::CONFIG_PATH.to_owned(), new);
+        files.insert(dispatcher_formats::CONFIG_PATH.to_owned(), new);
     }
     if files.is_empty() {
         return Ok(None);
@@ -429,7 +429,7 @@ pub fn fallback_change(
         base_commit: commit.to_owned(),
         generation,
         title: format!("Automate prow job dispatcher: generation {generation}"),
-        body: dispatcher_store::report::markdown(plan),
+        body: dispatcher_core::report::markdown(plan),
         files,
     }))
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dispatcher_store::StoreError;
+use dispatcher_app::StoreError;
 use serde_json::{Map, Number, Value};
 
 pub fn to_attr(v: &Value) -> AttributeValue {

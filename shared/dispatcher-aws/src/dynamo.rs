@@ -11,9 +11,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem,
     WriteRequest,
 };
-use dispatcher_store::keys;
-use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
-use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
+use dispatcher_app::keys;
+use dispatcher_app::model::{GenerationRecord, JobItem, Pending, Pointer};
+use dispatcher_app::store::{AssignmentStore, Claim, StoreError, WriteStats};
 
 use crate::convert::{item, to_attr, typed};
 

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dispatcher_store::Stores;
+use dispatcher_app::Stores;
 
 use crate::Clients;
 use crate::provision::{ProvisionError, create, specs_from_template};

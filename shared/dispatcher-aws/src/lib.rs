@@ -10,7 +10,7 @@ pub mod s3;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
-use dispatcher_store::{StoreConfig, StoreError, Stores};
+use dispatcher_app::{StoreConfig, StoreError, Stores};
 
 pub use dynamo::DynamoTable;
 pub use s3::S3Snapshots;
@@ -61,7 +61,7 @@ pub async fn open(config: &StoreConfig) -> Result<Stores, StoreError> {
         } => Ok(Clients::from_env(*path_style).await.stores(table, bucket)),
         StoreConfig::Local { dir } => {
             tracing::debug!(store.dir = %dir.display(), "using the local store");
-            dispatcher_store::local::open(dir)
+            dispatcher_app::local::open(dir)
         }
     }
 }

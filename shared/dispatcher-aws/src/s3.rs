@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use dispatcher_store::ports::{SnapshotStore, StoreError};
+use dispatcher_app::store::{SnapshotStore, StoreError};
 
 fn classify<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
 where

@@ -3,7 +3,7 @@
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 
-dispatcher_store::contract_tests!(|| async {
+dispatcher_app::contract_tests!(|| async {
     let name = std::thread::current()
         .name()
         .unwrap_or("contract")

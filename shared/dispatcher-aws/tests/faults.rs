@@ -15,14 +15,14 @@ use std::time::Duration;
 use dispatcher_app::lookup::{Answer, LookupService};
 
 use async_trait::async_trait;
-use dispatcher_core::Plan;
-use dispatcher_store::Cause;
-use dispatcher_store::contract::plan_of;
-use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
-use dispatcher_store::ports::{
+use dispatcher_app::Cause;
+use dispatcher_app::contract::plan_of;
+use dispatcher_app::model::{GenerationRecord, JobItem, Pending, Pointer};
+use dispatcher_app::publish::{self, PublishOptions};
+use dispatcher_app::store::{
     AssignmentStore, Claim, SnapshotStore, StoreError, Stores, WriteStats,
 };
-use dispatcher_store::publish::{self, PublishOptions};
+use dispatcher_core::Plan;
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 

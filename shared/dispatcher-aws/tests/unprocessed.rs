@@ -11,9 +11,9 @@ use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use dispatcher_app::model::JobItem;
+use dispatcher_app::store::{AssignmentStore, StoreError};
 use dispatcher_aws::DynamoTable;
-use dispatcher_store::model::JobItem;
-use dispatcher_store::ports::{AssignmentStore, StoreError};
 
 const TABLE: &str = "dispatcher";
 

@@ -6,6 +6,7 @@ pub mod model;
 pub mod optimum;
 pub mod plan;
 pub mod re2;
+pub mod report;
 pub mod rules;
 
 mod balance;

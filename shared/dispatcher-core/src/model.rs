@@ -1,5 +1,5 @@
 //! The parsed inputs of a placement run: dispatcher config, cluster inventory, job files and
-//! volumes. Parsing lives outside the core (`dispatcher-input`); these are plain values.
+//! volumes. Parsing lives outside the core (`dispatcher-formats`); these are plain values.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use dispatcher_app::ports::{
     FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
 };
-use dispatcher_input::release::ReleaseError;
-use dispatcher_input::{Parse, ReadOptions, Release, Source};
+use dispatcher_formats::release::ReleaseError;
+use dispatcher_formats::{Parse, ReadOptions, Release, Source};
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ pub struct GitHubConfig {
     pub tree_batch_bytes: usize,
     pub retry: Retry,
     /// What a release tarball may hold.
-    pub limits: dispatcher_input::Limits,
+    pub limits: dispatcher_formats::Limits,
 }
 
 impl GitHubConfig {
@@ -40,7 +40,7 @@ impl GitHubConfig {
             ],
             tree_batch_bytes: 8 * 1024 * 1024,
             retry: Retry::default(),
-            limits: dispatcher_input::Limits::default(),
+            limits: dispatcher_formats::Limits::default(),
         }
     }
 }
@@ -322,7 +322,7 @@ impl RepoSource for GitHub {
             current: bytes::Bytes::new(),
         });
         let read = tokio::task::spawn_blocking(move || {
-            dispatcher_input::release::read(Source::Stream(reader), opts, &|| {})
+            dispatcher_formats::release::read(Source::Stream(reader), opts, &|| {})
         })
         .await
         .map_err(|e| SourceError::permanent("release", e.to_string()))?;

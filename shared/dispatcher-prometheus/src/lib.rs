@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dispatcher_app::ports::{Demand, DemandSource, SourceError};
-use dispatcher_input::volumes::Vector;
+use dispatcher_formats::volumes::Vector;
 
 /// How the query is authenticated.
 #[derive(Clone, PartialEq, Eq)]
@@ -109,10 +109,10 @@ impl PrometheusDemand {
             ));
         }
         // A 4xx (bad query, bad credentials) or a malformed answer will not fix itself.
-        let vector = dispatcher_input::parse_vector(&body).map_err(|e| {
+        let vector = dispatcher_formats::parse_vector(&body).map_err(|e| {
             SourceError::permanent("prometheus", format!("{url}: HTTP {status}: {e}"))
         })?;
-        Ok((vector, dispatcher_input::digest::sha256(&body)))
+        Ok((vector, dispatcher_formats::digest::sha256(&body)))
     }
 }
 

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use dispatcher_app::StoreConfig;
 use dispatcher_app::lookup::EphemeralLimit;
+use dispatcher_app::publish::MAX_DELETED;
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Settings, Strategy};
-use dispatcher_input::Limits;
-use dispatcher_store::StoreConfig;
-use dispatcher_store::publish::MAX_DELETED;
+use dispatcher_formats::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,7 +21,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(transparent)]
-    Store(#[from] dispatcher_store::config::ConfigError),
+    Store(#[from] dispatcher_app::store_config::ConfigError),
 }
 
 /// Where a secret comes from: a Secrets Manager ARN in AWS, a plain variable locally.

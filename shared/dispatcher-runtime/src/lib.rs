@@ -15,12 +15,12 @@ use axum::Router;
 use dispatcher_api::{
     LookupState, TriggerState, WebhookState, lookup_router, trigger_router, webhook_router,
 };
+use dispatcher_app::Stores;
 use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
 use dispatcher_app::ports::{DemandSource, FallbackPublisher, Handoff, RepoSource};
 use dispatcher_app::{LookupService, Recomputer};
 use dispatcher_github::{GitHub, GitHubConfig, Retry};
 use dispatcher_prometheus::{Auth, PrometheusConfig, PrometheusDemand};
-use dispatcher_store::Stores;
 
 pub use config::{RuntimeConfig, Secret};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dispatcher_core::{Plan, Settings, Strategy};
-use dispatcher_input::InputPaths;
+use dispatcher_formats::InputPaths;
 use dispatcher_tests::corpus_dir;
 
 // Placement allocates and frees many small strings, several threads at a time;
@@ -64,7 +64,7 @@ fn plan(
     previous: Option<&Path>,
     s: &Settings,
 ) -> Result<(Plan, usize)> {
-    let loaded = dispatcher_input::load(
+    let loaded = dispatcher_formats::load(
         &InputPaths {
             release: release.to_owned(),
             clusters: Some(clusters.to_owned()),
@@ -384,7 +384,7 @@ fn main() -> Result<()> {
     let two = synthetic(2, "2x (synthetic)")?;
     let five = synthetic(5, "5x (synthetic)")?;
     let (read, loaded) = best_of(RUNS, || {
-        Ok(dispatcher_input::load(
+        Ok(dispatcher_formats::load(
             &InputPaths {
                 release: tarball.clone(),
                 clusters: Some(clusters.clone()),

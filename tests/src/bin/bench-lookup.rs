@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::body::Body;
+use dispatcher_app::Cause;
+use dispatcher_app::publish::{self, PublishOptions};
 use dispatcher_core::{Settings, Strategy};
-use dispatcher_input::InputPaths;
-use dispatcher_store::Cause;
-use dispatcher_store::publish::{self, PublishOptions};
+use dispatcher_formats::InputPaths;
 use dispatcher_tests::corpus_dir;
 use tokio::sync::Notify;
 use tower::{Service, ServiceExt};
@@ -144,7 +144,7 @@ fn wrk(url: &str, script: Option<&Path>) -> Result<Wrk> {
 
 /// A local store holding the corpus plan as its current generation; returns the job names.
 async fn store_with_corpus(c: &Path, dir: &Path) -> Result<Vec<String>> {
-    let loaded = dispatcher_input::load(
+    let loaded = dispatcher_formats::load(
         &InputPaths {
             release: c.join("release-7659af06.tar.gz"),
             clusters: Some(c.join("clusters-2022.yaml")),
@@ -160,7 +160,7 @@ async fn store_with_corpus(c: &Path, dir: &Path) -> Result<Vec<String>> {
     };
     let plan =
         dispatcher_core::run(&loaded.inputs(), &settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stores = dispatcher_store::local::open(dir)?;
+    let stores = dispatcher_app::local::open(dir)?;
     publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, 1)).await?;
     Ok(plan
         .jobs
@@ -406,7 +406,7 @@ end
     );
 
     // In process: the router alone.
-    let stores = dispatcher_store::local::open(&store)?;
+    let stores = dispatcher_app::local::open(&store)?;
     let router = dispatcher_api::lookup_router(Arc::new(dispatcher_api::LookupState {
         service: Arc::new(dispatcher_app::LookupService::new(stores)),
         now: dispatcher_runtime::now,

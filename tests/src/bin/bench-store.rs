@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
+use dispatcher_app::model::{GenerationRecord, JobItem, Pending, Pointer};
+use dispatcher_app::publish::{self, PublishOptions, Published};
+use dispatcher_app::store::{AssignmentStore, Claim, StoreError, WriteStats};
+use dispatcher_app::{Cause, Stores};
 use dispatcher_core::{Plan, Settings, Strategy};
-use dispatcher_input::InputPaths;
-use dispatcher_store::model::{GenerationRecord, JobItem, Pending, Pointer};
-use dispatcher_store::ports::{AssignmentStore, Claim, StoreError, WriteStats};
-use dispatcher_store::publish::{self, PublishOptions, Published};
-use dispatcher_store::{Cause, Stores};
+use dispatcher_formats::InputPaths;
 use dispatcher_tests::corpus_dir;
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
@@ -30,7 +30,7 @@ fn plan(c: &Path, volumes: &str, previous: Option<&Plan>, hysteresis: f64) -> Re
         }
         None => None,
     };
-    let loaded = dispatcher_input::load(
+    let loaded = dispatcher_formats::load(
         &InputPaths {
             release: c.join("release-7659af06.tar.gz"),
             clusters: Some(c.join("clusters-2022.yaml")),

@@ -326,7 +326,7 @@ impl dispatcher_app::Handoff for Nowhere {
 /// The webhook's router over an empty local store, the sample release as repository.
 pub async fn webhook_router(secret: &[u8]) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let stores = dispatcher_store::local::open(dir.path()).expect("local store");
+    let stores = dispatcher_app::local::open(dir.path()).expect("local store");
     let source = std::sync::Arc::new(dispatcher_app::local::LocalRepo {
         path: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample/release"),
         clusters: None,
@@ -380,9 +380,9 @@ pub async fn deliver(router: &axum::Router, secret: &[u8], body: &[u8], n: u64, 
 /// The lookup's router over a local store with the sample release published.
 pub async fn lookup_router(sample: &Path) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let stores = dispatcher_store::local::open(dir.path()).expect("local store");
-    let loaded = dispatcher_input::load(
-        &dispatcher_input::InputPaths {
+    let stores = dispatcher_app::local::open(dir.path()).expect("local store");
+    let loaded = dispatcher_formats::load(
+        &dispatcher_formats::InputPaths {
             release: sample.join("release"),
             volumes: Some(sample.join("volumes.json")),
             ..Default::default()
@@ -392,10 +392,10 @@ pub async fn lookup_router(sample: &Path) -> (axum::Router, tempfile::TempDir) {
     .expect("the sample loads");
     let plan = dispatcher_core::run(&loaded.inputs(), &dispatcher_core::Settings::default())
         .expect("the sample plans");
-    dispatcher_store::publish::publish(
+    dispatcher_app::publish::publish(
         &stores,
         &plan,
-        &dispatcher_store::publish::PublishOptions::new(dispatcher_store::Cause::Manual, 1),
+        &dispatcher_app::publish::PublishOptions::new(dispatcher_app::Cause::Manual, 1),
     )
     .await
     .expect("publish");

@@ -2,7 +2,7 @@
 //! job files take: every answer of the fast path must be the library's, and on canonical
 //! files (what ci-operator-prowgen writes) the fast path must answer at all.
 
-use dispatcher_input::jobs::{parse_job_file_fast_only, parse_job_file_full};
+use dispatcher_formats::jobs::{parse_job_file_fast_only, parse_job_file_full};
 use proptest::prelude::*;
 
 /// How a scalar is written.

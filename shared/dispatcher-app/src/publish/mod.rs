@@ -28,8 +28,8 @@ use crate::codec::{gunzip_json, gzip_json};
 use crate::model::{
     Assignments, Cause, Change, ClusterShare, GenerationRecord, JobItem, Pending, Pointer,
 };
-use crate::ports::{Claim, StoreError, Stores, WriteStats};
-use crate::report;
+use crate::store::{Claim, StoreError, Stores, WriteStats};
+use dispatcher_core::report;
 
 /// How long a claim holds before another publisher may take it over: longer than any
 /// publisher runs (a Lambda is stopped at 15 minutes).

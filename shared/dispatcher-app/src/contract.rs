@@ -2,7 +2,7 @@
 //! and against DynamoDB + S3 in the emulator. Each check takes a fresh, empty store.
 //!
 //! ```ignore
-//! dispatcher_store::contract_tests!(|| async { Some(my_fresh_stores().await) });
+//! crate::contract_tests!(|| async { Some(my_fresh_stores().await) });
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,8 +14,8 @@ use dispatcher_core::model::{
 use dispatcher_core::{Inputs, Plan, Settings};
 
 use crate::model::{Cause, Pending};
-use crate::ports::{Claim, StoreError, Stores};
 use crate::publish::{self, PublishError, PublishOptions};
+use crate::store::{Claim, StoreError, Stores};
 
 /// Generates one `#[tokio::test]` per contract check; `$make` is a closure returning a
 /// future of fresh [`Stores`], or `None` when the backend is absent (the check then says

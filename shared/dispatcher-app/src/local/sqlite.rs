@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::keys;
 use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
-use crate::ports::{AssignmentStore, Claim, SnapshotStore, StoreError, Stores, WriteStats};
+use crate::store::{AssignmentStore, Claim, SnapshotStore, StoreError, Stores, WriteStats};
 
 const BATCH: usize = 25;
 

@@ -1,10 +1,10 @@
 //! The store contract against the embedded local store.
 
-dispatcher_store::contract_tests!(|| async {
+dispatcher_app::contract_tests!(|| async {
     // Kept: the directory must outlive the test's store handles. Under cargo's scratch
     // directory for tests, not the system's temporary directory.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temporary directory")
         .keep();
-    Some(dispatcher_store::local::open(&dir).expect("local store"))
+    Some(dispatcher_app::local::open(&dir).expect("local store"))
 });

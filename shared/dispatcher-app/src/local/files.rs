@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dispatcher_input::volumes::Vector;
-use dispatcher_input::{Parse, ReadOptions, Release, Source};
+use dispatcher_formats::volumes::Vector;
+use dispatcher_formats::{Parse, ReadOptions, Release, Source};
 use tokio::sync::{mpsc, watch};
 
 use crate::ports::{Demand, DemandSource, Handoff, RepoSource, SourceError};
@@ -19,7 +19,7 @@ pub struct LocalRepo {
     /// An inventory overriding the release's own.
     pub clusters: Option<PathBuf>,
     /// What the release may hold.
-    pub limits: dispatcher_input::Limits,
+    pub limits: dispatcher_formats::Limits,
 }
 
 impl LocalRepo {
@@ -30,7 +30,7 @@ impl LocalRepo {
             limits: self.limits,
         };
         let mut release =
-            dispatcher_input::release::read(Source::Path(self.path.clone()), opts, &|| {})
+            dispatcher_formats::release::read(Source::Path(self.path.clone()), opts, &|| {})
                 .map_err(|e| SourceError::permanent("release", dispatcher_core::chain(&e)))?;
         if let Some(c) = &self.clusters {
             release.clusters =
@@ -61,7 +61,7 @@ impl RepoSource for LocalRepo {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             let bytes = match (&repo.clusters, path.as_str()) {
-                (Some(c), dispatcher_input::CLUSTERS_PATH) => Some(std::fs::read(c)),
+                (Some(c), dispatcher_formats::CLUSTERS_PATH) => Some(std::fs::read(c)),
                 _ if repo.path.is_dir() => Some(std::fs::read(repo.path.join(&path))),
                 _ => None,
             };
@@ -75,13 +75,13 @@ impl RepoSource for LocalRepo {
                 None => {
                     let release = repo.read()?;
                     match path.as_str() {
-                        dispatcher_input::CLUSTERS_PATH => release.clusters,
-                        dispatcher_input::CONFIG_PATH => release.config,
+                        dispatcher_formats::CLUSTERS_PATH => release.clusters,
+                        dispatcher_formats::CONFIG_PATH => release.config,
                         other => release.texts.get(other).cloned(),
                     }
                 }
             };
-            Ok(bytes.map(|b| dispatcher_input::digest::sha256(&b)))
+            Ok(bytes.map(|b| dispatcher_formats::digest::sha256(&b)))
         })
         .await
         .map_err(|e| SourceError::permanent("release", e.to_string()))?
@@ -105,9 +105,9 @@ impl DemandSource for FileDemand {
         let read = |p: &PathBuf| -> Result<(Vector, String), SourceError> {
             let bytes = std::fs::read(p)
                 .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
-            let v = dispatcher_input::parse_vector(&bytes)
+            let v = dispatcher_formats::parse_vector(&bytes)
                 .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
-            Ok((v, dispatcher_input::digest::sha256(&bytes)))
+            Ok((v, dispatcher_formats::digest::sha256(&bytes)))
         };
         let optional = |p: &Option<PathBuf>| p.as_ref().map(read).transpose();
         let (runs, runs_digest) = read(&self.runs)?;
@@ -151,7 +151,7 @@ impl LocalHandoff {
             let mut count = 0;
             while let Some(request) = rx.recv().await {
                 let at = now();
-                let attempt = dispatcher_store::publish::fresh_owner(at);
+                let attempt = crate::publish::fresh_owner(at);
                 let last = recomputer
                     .run(&request, &attempt, at)
                     .await

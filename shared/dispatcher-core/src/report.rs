@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use dispatcher_core::Plan;
+use crate::Plan;
 
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
@@ -64,7 +64,7 @@ pub fn markdown(plan: &Plan) -> String {
             .map_or(String::new(), |b| format!(" of {b:.1}"))
     );
     // The files that change cluster, heaviest first: what a reviewer of the PR checks.
-    let mut moved: Vec<(&String, &dispatcher_core::plan::FileEntry)> = plan
+    let mut moved: Vec<(&String, &crate::plan::FileEntry)> = plan
         .files
         .iter()
         .filter(|(_, f)| f.previous.is_some() && f.previous != f.cluster)
@@ -180,49 +180,4 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-#[cfg(all(test, feature = "contract"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
-        let mut plan = crate::contract::plan_of(&[("a", "build01"), ("b", "build02")]);
-        let path = plan.files.keys().next().cloned().unwrap_or_default();
-        let mut light = plan.files[&path].clone();
-        light.previous = Some("build03".to_owned());
-        light.cluster = Some("build01".to_owned());
-        light.movable_demand = 1.0;
-        let mut heavy = light.clone();
-        heavy.movable_demand = 9.0;
-        let mut stayed = light.clone();
-        stayed.previous = stayed.cluster.clone();
-        plan.files.insert("light.yaml".to_owned(), light);
-        plan.files.insert("heavy.yaml".to_owned(), heavy);
-        plan.files.insert("stayed.yaml".to_owned(), stayed);
-        plan.unschedulable
-            .push(dispatcher_core::plan::Unschedulable {
-                job: "gpu-job".to_owned(),
-                file: "gpu.yaml".to_owned(),
-                reason: "no usable cluster has capabilities [gpu]".to_owned(),
-                kept: Some("build02".to_owned()),
-            });
-        let md = markdown(&plan);
-        let heavy_at = md
-            .find("`heavy.yaml` | build03 | build01")
-            .expect("heavy listed");
-        let light_at = md
-            .find("`light.yaml` | build03 | build01")
-            .expect("light listed");
-        assert!(heavy_at < light_at, "{md}");
-        assert!(!md.contains("stayed.yaml"), "{md}");
-        assert!(
-            md.contains(
-                "`gpu-job` (gpu.yaml): no usable cluster has capabilities [gpu]; keeps build02"
-            ),
-            "{md}"
-        );
-        assert!(md.contains("| build01 |"), "the per-cluster table: {md}");
-    }
 }
