@@ -4,12 +4,9 @@ use std::collections::BTreeMap;
 
 use dispatcher_core::Diagnostic;
 use dispatcher_core::model::{DispatcherConfig, Group};
-use yaml_serde::Value;
+use yaml_serde::{Mapping, Value};
 
-use crate::yaml::{
-    boolean, case_clashes, clash_message, get, key_text, kind, maybe_gunzip, string_list,
-    unknown_key_message, unknown_keys,
-};
+use crate::yaml::{Findings, get, key_text, root_mapping, scalar_text, unknown_keys};
 
 const KEYS: &[&str] = &[
     "default",
@@ -26,227 +23,130 @@ const KEYS: &[&str] = &[
 /// Parses the dispatcher config. Problems that make the file unusable are fatal
 /// diagnostics (and the returned config is partial); unknown keys are warnings.
 pub fn parse_config(bytes: &[u8], file: &str) -> (DispatcherConfig, Vec<Diagnostic>) {
-    let mut diags = Vec::new();
     let mut cfg = DispatcherConfig::default();
-    let bytes = match maybe_gunzip(bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            diags.push(Diagnostic::fatal(file, "", format!("cannot gunzip: {e}")));
-            return (cfg, diags);
-        }
+    let map = match root_mapping(bytes, file, "a mapping") {
+        Ok(Some(m)) => m,
+        Ok(None) => return (cfg, vec![Diagnostic::fatal(file, "", "the file is empty")]),
+        Err(d) => return (cfg, vec![d]),
     };
-    let root: Value = match crate::yaml::parse_value(&bytes) {
-        Ok(v) => v,
-        Err((line, message)) => {
-            let key = line.map(|l| format!("line {l}")).unwrap_or_default();
-            diags.push(Diagnostic::fatal(
-                file,
-                key,
-                format!("not valid YAML: {message}"),
-            ));
-            return (cfg, diags);
+    let mut f = Findings::new(file);
+    f.unknown_keys(&map, KEYS, "");
+    f.case_clashes(&map, "");
+    if let Some(c) = cluster_name(&mut f, &map, "default") {
+        cfg.default = c;
+    }
+    cfg.ssh_bastion = cluster_name(&mut f, &map, "sshBastion");
+    cfg.kvm = f.strings(&map, "kvm", "");
+    cfg.no_builds = f.strings(&map, "noBuilds", "");
+    cfg.manual_clusters = f.strings(&map, "manualClusters", "");
+    cfg.determine_e2e_by_job = f.flag(&map, "determineE2EByJob", "");
+    if let Some(m) = f.mapping(&map, "cloudMapping") {
+        cfg.cloud_mapping = cloud_mapping(&mut f, m);
+    }
+    if let Some(m) = f.mapping(&map, "groups") {
+        cfg.groups = groups(&mut f, m);
+    }
+    if let Some(m) = f.mapping(&map, "buildFarm") {
+        cfg.build_farm = build_farm(&mut f, m);
+    }
+    (cfg, f.into_list())
+}
+
+/// A cluster named at the top of the file (`default`, `sshBastion`), if one is.
+fn cluster_name(f: &mut Findings<'_>, map: &Mapping, key: &str) -> Option<String> {
+    match get(map, key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => {
+            f.wrong_type(key, "a cluster name", other);
+            None
         }
-    };
-    let map = match root {
-        Value::Mapping(m) => m,
-        Value::Null => {
-            diags.push(Diagnostic::fatal(file, "", "the file is empty"));
-            return (cfg, diags);
+    }
+}
+
+/// `cloudMapping`: cloud -> cloud.
+fn cloud_mapping(f: &mut Findings<'_>, m: &Mapping) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        match scalar_text(v) {
+            Some(to) => {
+                out.insert(key_text(k), to);
+            }
+            None => f.wrong_type(format!("cloudMapping.{}", key_text(k)), "a cloud name", v),
+        }
+    }
+    out
+}
+
+/// `groups`: cluster -> the job names and path regexes it takes.
+fn groups(f: &mut Findings<'_>, m: &Mapping) -> BTreeMap<String, Group> {
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let cluster = key_text(k);
+        let key = format!("groups.{cluster}");
+        let gm = match v {
+            Value::Mapping(gm) => gm,
+            Value::Null => {
+                out.insert(cluster, Group::default());
+                continue;
+            }
+            other => {
+                f.wrong_type(key, "a mapping", other);
+                continue;
+            }
+        };
+        f.case_clashes(gm, &key);
+        f.unknown_keys(gm, &["jobs", "paths"], &key);
+        let jobs = f.strings(gm, "jobs", &key);
+        let paths = f.strings(gm, "paths", &key);
+        out.insert(cluster, Group { jobs, paths });
+    }
+    out
+}
+
+/// `buildFarm`: cloud -> cluster -> the file basenames listed under `filenames`.
+fn build_farm(
+    f: &mut Findings<'_>,
+    m: &Mapping,
+) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut out = BTreeMap::new();
+    for (cloud, clusters) in m {
+        let cloud = key_text(cloud);
+        let mut entry: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match clusters {
+            Value::Mapping(cm) => {
+                for (c, v) in cm {
+                    let c = key_text(c);
+                    let files = build_farm_files(f, &format!("buildFarm.{cloud}.{c}"), v);
+                    entry.insert(c, files);
+                }
+            }
+            Value::Null => {}
+            other => f.wrong_type(format!("buildFarm.{cloud}"), "a mapping", other),
+        }
+        out.insert(cloud, entry);
+    }
+    out
+}
+
+/// The files of one `buildFarm` cluster entry at `key`.
+fn build_farm_files(f: &mut Findings<'_>, key: &str, v: &Value) -> Vec<String> {
+    match v {
+        Value::Null => Vec::new(),
+        Value::Mapping(fm) => {
+            for u in unknown_keys(fm, &["filenames"]) {
+                f.warning(
+                    format!("{key}.{u}"),
+                    "unknown key, ignored (only filenames is read: group paths belong under groups)",
+                );
+            }
+            f.strings(fm, "filenames", key)
         }
         other => {
-            diags.push(Diagnostic::fatal(
-                file,
-                "",
-                format!("expected a mapping, found {}", kind(&other)),
-            ));
-            return (cfg, diags);
-        }
-    };
-    for k in unknown_keys(&map, KEYS) {
-        let message = unknown_key_message(&k, KEYS);
-        diags.push(Diagnostic::warning(file, k, message));
-    }
-    for (earlier, later) in case_clashes(&map) {
-        diags.push(Diagnostic::fatal(
-            file,
-            later.clone(),
-            clash_message(&earlier, &later),
-        ));
-    }
-    let mut fatal = |key: &str, msg: String| diags.push(Diagnostic::fatal(file, key, msg));
-
-    match get(&map, "default") {
-        Some(Value::String(s)) => cfg.default = s.clone(),
-        Some(Value::Null) | None => {}
-        Some(other) => fatal(
-            "default",
-            format!("expected a cluster name, found {}", kind(other)),
-        ),
-    }
-    match get(&map, "sshBastion") {
-        Some(Value::String(s)) => cfg.ssh_bastion = Some(s.clone()),
-        Some(Value::Null) | None => {}
-        Some(other) => fatal(
-            "sshBastion",
-            format!("expected a cluster name, found {}", kind(other)),
-        ),
-    }
-    for (key, slot) in [
-        ("kvm", &mut cfg.kvm),
-        ("noBuilds", &mut cfg.no_builds),
-        ("manualClusters", &mut cfg.manual_clusters),
-    ] {
-        if let Some(v) = get(&map, key) {
-            match string_list(v) {
-                Ok(l) => *slot = l,
-                Err(e) => fatal(key, e),
-            }
+            f.wrong_type(key, "a mapping", other);
+            Vec::new()
         }
     }
-    if let Some(v) = get(&map, "determineE2EByJob") {
-        match boolean(v) {
-            Ok(b) => cfg.determine_e2e_by_job = b,
-            Err(e) => fatal("determineE2EByJob", e),
-        }
-    }
-    match get(&map, "cloudMapping") {
-        Some(Value::Mapping(m)) => {
-            for (k, v) in m {
-                match crate::yaml::scalar_text(v) {
-                    Some(to) => {
-                        cfg.cloud_mapping.insert(key_text(k), to);
-                    }
-                    None => fatal(
-                        &format!("cloudMapping.{}", key_text(k)),
-                        format!("expected a cloud name, found {}", kind(v)),
-                    ),
-                }
-            }
-        }
-        Some(Value::Null) | None => {}
-        Some(other) => fatal(
-            "cloudMapping",
-            format!("expected a mapping, found {}", kind(other)),
-        ),
-    }
-    match get(&map, "groups") {
-        Some(Value::Mapping(m)) => {
-            for (k, v) in m {
-                let cluster = key_text(k);
-                let key = format!("groups.{cluster}");
-                let gm = match v {
-                    Value::Mapping(gm) => gm,
-                    Value::Null => {
-                        cfg.groups.insert(cluster, Group::default());
-                        continue;
-                    }
-                    other => {
-                        diags.push(Diagnostic::fatal(
-                            file,
-                            &key,
-                            format!("expected a mapping, found {}", kind(other)),
-                        ));
-                        continue;
-                    }
-                };
-                for (earlier, later) in case_clashes(gm) {
-                    diags.push(Diagnostic::fatal(
-                        file,
-                        format!("{key}.{later}"),
-                        clash_message(&earlier, &later),
-                    ));
-                }
-                for u in unknown_keys(gm, &["jobs", "paths"]) {
-                    diags.push(Diagnostic::warning(
-                        file,
-                        format!("{key}.{u}"),
-                        unknown_key_message(&u, &["jobs", "paths"]),
-                    ));
-                }
-                let mut g = Group::default();
-                for (sub, slot) in [("jobs", &mut g.jobs), ("paths", &mut g.paths)] {
-                    if let Some(v) = get(gm, sub) {
-                        match string_list(v) {
-                            Ok(l) => *slot = l,
-                            Err(e) => {
-                                diags.push(Diagnostic::fatal(file, format!("{key}.{sub}"), e))
-                            }
-                        }
-                    }
-                }
-                cfg.groups.insert(cluster, g);
-            }
-        }
-        Some(Value::Null) | None => {}
-        Some(other) => diags.push(Diagnostic::fatal(
-            file,
-            "groups",
-            format!("expected a mapping, found {}", kind(other)),
-        )),
-    }
-    match get(&map, "buildFarm") {
-        Some(Value::Mapping(m)) => {
-            for (cloud, clusters) in m {
-                let cloud = key_text(cloud);
-                let mut entry: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                match clusters {
-                    Value::Mapping(cm) => {
-                        for (c, v) in cm {
-                            let c = key_text(c);
-                            let key = format!("buildFarm.{cloud}.{c}");
-                            let files = match v {
-                                Value::Null => Vec::new(),
-                                Value::Mapping(fm) => {
-                                    for u in unknown_keys(fm, &["filenames"]) {
-                                        diags.push(Diagnostic::warning(
-                                            file,
-                                            format!("{key}.{u}"),
-                                            "unknown key, ignored (only filenames is read: group paths belong under groups)",
-                                        ));
-                                    }
-                                    match get(fm, "filenames").map(string_list) {
-                                        None => Vec::new(),
-                                        Some(Ok(l)) => l,
-                                        Some(Err(e)) => {
-                                            diags.push(Diagnostic::fatal(
-                                                file,
-                                                format!("{key}.filenames"),
-                                                e,
-                                            ));
-                                            Vec::new()
-                                        }
-                                    }
-                                }
-                                other => {
-                                    diags.push(Diagnostic::fatal(
-                                        file,
-                                        key,
-                                        format!("expected a mapping, found {}", kind(other)),
-                                    ));
-                                    Vec::new()
-                                }
-                            };
-                            entry.insert(c, files);
-                        }
-                    }
-                    Value::Null => {}
-                    other => diags.push(Diagnostic::fatal(
-                        file,
-                        format!("buildFarm.{cloud}"),
-                        format!("expected a mapping, found {}", kind(other)),
-                    )),
-                }
-                cfg.build_farm.insert(cloud, entry);
-            }
-        }
-        Some(Value::Null) | None => {}
-        Some(other) => diags.push(Diagnostic::fatal(
-            file,
-            "buildFarm",
-            format!("expected a mapping, found {}", kind(other)),
-        )),
-    }
-    (cfg, diags)
 }
 
 #[cfg(test)]
@@ -254,6 +154,7 @@ mod tests {
     use dispatcher_core::Severity;
 
     use super::*;
+    use crate::yaml::assert_one_finding;
 
     const FILE: &str = "_config.yaml";
 
@@ -302,15 +203,9 @@ manualClusters:
     #[test]
     fn unknown_keys_are_warnings_naming_the_key() {
         let (_, diags) = parse_config(b"default: build01\nsshBastionn: build01\n", FILE);
-        assert_eq!(diags.len(), 1);
-        assert_eq!(diags[0].severity, Severity::Warning);
-        assert_eq!(diags[0].key, "sshBastionn");
+        let did_you_mean = "did you mean sshBastion?";
+        assert_one_finding(&diags, Severity::Warning, "sshBastionn", did_you_mean);
         assert_eq!(diags[0].file, FILE);
-        assert!(
-            diags[0].message.contains("did you mean sshBastion?"),
-            "{}",
-            diags[0]
-        );
     }
 
     #[test]
@@ -339,14 +234,7 @@ manualClusters:
     #[test]
     fn the_same_key_in_two_cases_is_an_error_not_a_coin_toss() {
         let (_, diags) = parse_config(b"default: build01\nDefault: build03\n", FILE);
-        assert_eq!(diags.len(), 1, "{diags:?}");
-        assert_eq!(diags[0].severity, Severity::Fatal);
-        assert_eq!(diags[0].key, "Default");
-        assert!(
-            diags[0].message.contains("default and Default"),
-            "{}",
-            diags[0]
-        );
+        assert_one_finding(&diags, Severity::Fatal, "Default", "default and Default");
         let (_, diags) = parse_config(
             b"default: a\ngroups:\n  a:\n    jobs: [x]\n    Jobs: [y]\n",
             FILE,

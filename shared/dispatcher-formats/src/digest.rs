@@ -2,6 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
+/// `sha256:` and the hex of a finished digest.
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(7 + bytes.len() * 2);
     s.push_str("sha256:");
@@ -11,6 +12,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The `sha256:` digest of some bytes, as the plan's `inputs` record them.
 pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }

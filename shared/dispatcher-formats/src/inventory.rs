@@ -4,12 +4,9 @@ use std::collections::BTreeSet;
 
 use dispatcher_core::Diagnostic;
 use dispatcher_core::model::{Cluster, Inventory};
-use yaml_serde::Value;
+use yaml_serde::{Mapping, Value};
 
-use crate::yaml::{
-    boolean, case_clashes, clash_message, get, key_text, kind, maybe_gunzip, string_list,
-    unknown_key_message, unknown_keys,
-};
+use crate::yaml::{Findings, get, key_text, root_mapping, scalar_text};
 
 const FIELDS: &[&str] = &[
     "name",
@@ -29,203 +26,141 @@ pub const KNOWN_PROVIDERS: &[&str] = &["aws", "gcp"];
 /// silently clamps. Duplicate or empty names are fatal.
 pub fn parse_inventory(bytes: &[u8], file: &str) -> (Inventory, Vec<Diagnostic>) {
     let mut inv = Inventory::default();
-    let mut diags = Vec::new();
-    let bytes = match maybe_gunzip(bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            diags.push(Diagnostic::fatal(file, "", format!("cannot gunzip: {e}")));
-            return (inv, diags);
-        }
+    let providers = match root_mapping(bytes, file, "provider -> clusters") {
+        Ok(Some(m)) => m,
+        Ok(None) => return (inv, Vec::new()),
+        Err(d) => return (inv, vec![d]),
     };
-    let root: Value = match crate::yaml::parse_value(&bytes) {
-        Ok(v) => v,
-        Err((line, message)) => {
-            let key = line.map(|l| format!("line {l}")).unwrap_or_default();
-            diags.push(Diagnostic::fatal(
-                file,
-                key,
-                format!("not valid YAML: {message}"),
-            ));
-            return (inv, diags);
-        }
-    };
-    let providers = match root {
-        Value::Mapping(m) => m,
-        Value::Null => return (inv, diags),
-        other => {
-            diags.push(Diagnostic::fatal(
-                file,
-                "",
-                format!("expected provider -> clusters, found {}", kind(&other)),
-            ));
-            return (inv, diags);
-        }
-    };
+    let mut f = Findings::new(file);
     for (p, list) in &providers {
         let provider = key_text(p);
-        if provider.is_empty() {
-            diags.push(Diagnostic::fatal(file, "", "empty provider name"));
+        let Some(items) = provider_clusters(&mut f, &provider, list) else {
             continue;
-        }
-        if !KNOWN_PROVIDERS.contains(&provider.as_str()) {
-            diags.push(Diagnostic::fatal(
-                file,
-                provider.clone(),
-                format!(
-                    "unsupported cloud provider {provider:?}: ci-tools accepts {}",
-                    KNOWN_PROVIDERS.join(" and ")
-                ),
-            ));
-            continue;
-        }
-        let items = match list {
-            Value::Sequence(items) => items.as_slice(),
-            Value::Null => &[],
-            other => {
-                diags.push(Diagnostic::fatal(
-                    file,
-                    provider.clone(),
-                    format!("expected a list of clusters, found {}", kind(other)),
-                ));
-                continue;
-            }
         };
         for (i, item) in items.iter().enumerate() {
-            let key = format!("{provider}[{i}]");
-            let Value::Mapping(m) = item else {
-                diags.push(Diagnostic::fatal(
-                    file,
-                    key,
-                    format!("expected a cluster mapping, found {}", kind(item)),
-                ));
+            let Some((key, c)) = cluster(&mut f, &provider, i, item) else {
                 continue;
             };
-            let name = get(m, "name")
-                .and_then(crate::yaml::scalar_text)
-                .unwrap_or_default();
-            let key = if name.is_empty() {
-                key
-            } else {
-                format!("{provider}.{name}")
-            };
-            for (earlier, later) in case_clashes(m) {
-                diags.push(Diagnostic::fatal(
-                    file,
-                    format!("{key}.{later}"),
-                    clash_message(&earlier, &later),
-                ));
-            }
-            for u in unknown_keys(m, FIELDS) {
-                diags.push(Diagnostic::warning(
-                    file,
-                    format!("{key}.{u}"),
-                    unknown_key_message(&u, FIELDS),
-                ));
-            }
-            if name.trim().is_empty() {
-                diags.push(Diagnostic::fatal(
-                    file,
-                    format!("{key}.name"),
-                    "empty cluster name",
-                ));
+            if let Some(prev) = inv.clusters.get(&c.name) {
+                let message = format!("duplicate cluster name (also under {})", prev.provider);
+                f.fatal(key, message);
                 continue;
             }
-            let mut flag = |field: &str| match get(m, field).map(boolean) {
-                None => false,
-                Some(Ok(b)) => b,
-                Some(Err(e)) => {
-                    diags.push(Diagnostic::fatal(file, format!("{key}.{field}"), e));
-                    false
-                }
-            };
-            let mut blocked = flag("blocked");
-            let reserved = flag("reserved");
-            let cordoned = flag("cordoned");
-            let capacity = match get(m, "capacity") {
-                None | Some(Value::Null) => 100,
-                Some(Value::Number(n)) => match n.as_i64() {
-                    Some(c) if c < 0 => {
-                        diags.push(Diagnostic::warning(
-                            file,
-                            format!("{key}.capacity"),
-                            format!("negative capacity {c}: the cluster is treated as blocked"),
-                        ));
-                        blocked = true;
-                        100
-                    }
-                    Some(0) => {
-                        diags.push(Diagnostic::warning(
-                            file,
-                            format!("{key}.capacity"),
-                            "capacity 0 is treated as 100",
-                        ));
-                        100
-                    }
-                    Some(c) if c > 100 => {
-                        diags.push(Diagnostic::warning(
-                            file,
-                            format!("{key}.capacity"),
-                            format!("capacity {c} is clamped to 100"),
-                        ));
-                        100
-                    }
-                    Some(c) => u32::try_from(c).unwrap_or(100),
-                    None => {
-                        diags.push(Diagnostic::fatal(
-                            file,
-                            format!("{key}.capacity"),
-                            format!("expected an integer, found {n}"),
-                        ));
-                        100
-                    }
-                },
-                Some(other) => {
-                    diags.push(Diagnostic::fatal(
-                        file,
-                        format!("{key}.capacity"),
-                        format!("expected an integer, found {}", kind(other)),
-                    ));
-                    100
-                }
-            };
-            let capabilities: BTreeSet<String> = match get(m, "capabilities").map(string_list) {
-                None => BTreeSet::new(),
-                Some(Ok(l)) => l.into_iter().collect(),
-                Some(Err(e)) => {
-                    diags.push(Diagnostic::fatal(file, format!("{key}.capabilities"), e));
-                    BTreeSet::new()
-                }
-            };
-            if blocked && cordoned {
-                diags.push(Diagnostic::warning(
-                    file,
-                    key.clone(),
-                    "both blocked and cordoned: blocked wins",
-                ));
-            }
-            if let Some(prev) = inv.clusters.get(&name) {
-                diags.push(Diagnostic::fatal(
-                    file,
-                    key.clone(),
-                    format!("duplicate cluster name (also under {})", prev.provider),
-                ));
-                continue;
-            }
-            inv.clusters.insert(
-                name.clone(),
-                Cluster {
-                    name,
-                    provider: provider.clone(),
-                    capacity,
-                    capabilities,
-                    blocked,
-                    reserved,
-                    cordoned,
-                },
-            );
+            inv.clusters.insert(c.name.clone(), c);
         }
     }
-    (inv, diags)
+    (inv, f.into_list())
+}
+
+/// The cluster list of a provider ci-tools accepts.
+fn provider_clusters<'v>(
+    f: &mut Findings<'_>,
+    provider: &str,
+    list: &'v Value,
+) -> Option<&'v [Value]> {
+    if provider.is_empty() {
+        f.fatal("", "empty provider name");
+        return None;
+    }
+    if !KNOWN_PROVIDERS.contains(&provider) {
+        f.fatal(
+            provider,
+            format!(
+                "unsupported cloud provider {provider:?}: ci-tools accepts {}",
+                KNOWN_PROVIDERS.join(" and ")
+            ),
+        );
+        return None;
+    }
+    match list {
+        Value::Sequence(items) => Some(items.as_slice()),
+        Value::Null => Some(&[]),
+        other => {
+            f.wrong_type(provider, "a list of clusters", other);
+            None
+        }
+    }
+}
+
+/// Item `i` of a provider's list, and the key that names it in findings
+/// (`provider.name`, or `provider[i]` while it has no name).
+fn cluster(
+    f: &mut Findings<'_>,
+    provider: &str,
+    i: usize,
+    item: &Value,
+) -> Option<(String, Cluster)> {
+    let Value::Mapping(m) = item else {
+        f.wrong_type(format!("{provider}[{i}]"), "a cluster mapping", item);
+        return None;
+    };
+    let name = get(m, "name").and_then(scalar_text).unwrap_or_default();
+    let key = if name.is_empty() {
+        format!("{provider}[{i}]")
+    } else {
+        format!("{provider}.{name}")
+    };
+    f.case_clashes(m, &key);
+    f.unknown_keys(m, FIELDS, &key);
+    if name.trim().is_empty() {
+        f.fatal(format!("{key}.name"), "empty cluster name");
+        return None;
+    }
+    let mut blocked = f.flag(m, "blocked", &key);
+    let reserved = f.flag(m, "reserved", &key);
+    let cordoned = f.flag(m, "cordoned", &key);
+    let capacity = capacity(f, m, &key, &mut blocked);
+    let capabilities: BTreeSet<String> = f.strings(m, "capabilities", &key).into_iter().collect();
+    if blocked && cordoned {
+        f.warning(key.clone(), "both blocked and cordoned: blocked wins");
+    }
+    let cluster = Cluster {
+        name,
+        provider: provider.to_owned(),
+        capacity,
+        capabilities,
+        blocked,
+        reserved,
+        cordoned,
+    };
+    Some((key, cluster))
+}
+
+/// A cluster's capacity, clamped as the Go loader clamps it (with a warning); a negative
+/// one blocks the cluster.
+fn capacity(f: &mut Findings<'_>, m: &Mapping, key: &str, blocked: &mut bool) -> u32 {
+    let at = format!("{key}.capacity");
+    let n = match get(m, "capacity") {
+        None | Some(Value::Null) => return 100,
+        Some(Value::Number(n)) => n,
+        Some(other) => {
+            f.wrong_type(at, "an integer", other);
+            return 100;
+        }
+    };
+    match n.as_i64() {
+        Some(c) if c < 0 => {
+            f.warning(
+                at,
+                format!("negative capacity {c}: the cluster is treated as blocked"),
+            );
+            *blocked = true;
+            100
+        }
+        Some(0) => {
+            f.warning(at, "capacity 0 is treated as 100");
+            100
+        }
+        Some(c) if c > 100 => {
+            f.warning(at, format!("capacity {c} is clamped to 100"));
+            100
+        }
+        Some(c) => u32::try_from(c).unwrap_or(100),
+        None => {
+            f.fatal(at, format!("expected an integer, found {n}"));
+            100
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +168,7 @@ mod tests {
     use dispatcher_core::Severity;
 
     use super::*;
+    use crate::yaml::assert_one_finding;
 
     const FILE: &str = "_clusters.yaml";
 
@@ -285,14 +221,8 @@ mod tests {
     #[test]
     fn a_provider_ci_tools_does_not_know_is_fatal() {
         let (inv, diags) = parse_inventory(b"aws:\n- name: a\nazure:\n- name: b\n", FILE);
-        assert_eq!(diags.len(), 1, "{diags:?}");
-        assert_eq!(diags[0].severity, Severity::Fatal);
-        assert_eq!(diags[0].key, "azure");
-        assert!(
-            diags[0].message.contains("unsupported cloud provider"),
-            "{}",
-            diags[0]
-        );
+        let unsupported = "unsupported cloud provider";
+        assert_one_finding(&diags, Severity::Fatal, "azure", unsupported);
         assert!(!inv.clusters.contains_key("b"));
     }
 

@@ -97,22 +97,41 @@ pub fn volumes_of(
 /// A parsed vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vector {
+    /// The value of each job (its series summed).
     pub values: BTreeMap<String, f64>,
     /// Evaluation time of the query (seconds since the epoch), from the samples.
     pub time: Option<f64>,
+    /// Prometheus' warnings about the query, as it gave them.
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a vector response cannot become demand.
+#[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    #[error("not a Prometheus query response: {0}")]
-    Shape(String),
+    /// Gzipped, but it does not decompress (or not within a document's bound).
+    #[error("not a Prometheus query response: cannot gunzip")]
+    Gunzip(#[source] std::io::Error),
+    /// Not JSON, or not in the shape of a query response.
+    #[error("not a Prometheus query response")]
+    Shape(#[source] serde_json::Error),
+    /// A successful response without its `data`.
+    #[error("not a Prometheus query response: no data")]
+    NoData,
+    /// Prometheus answered with an error: its status, type and message.
     #[error("the query failed: {0}")]
     Failed(String),
+    /// A result of another type (a scalar, a matrix, ...): the query is not a vector query.
     #[error("expected resultType vector, found {0}")]
     NotVector(String),
+    /// A sample that cannot be demand: no job, not a number, not finite and non-negative.
     #[error("sample {index}: {message}")]
-    Sample { index: usize, message: String },
+    Sample {
+        /// Its place in the result, from 0.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No sample at all.
     #[error("the vector is empty: refusing to treat every job as weightless")]
     Empty,
 }
@@ -121,10 +140,8 @@ pub enum VolumeError {
 /// must carry a `job_name`, and an empty vector is an error (it is suspicious, F2/§7).
 /// Several series of one job are summed.
 pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
-    let bytes =
-        maybe_gunzip(bytes).map_err(|e| VolumeError::Shape(format!("cannot gunzip: {e}")))?;
-    let resp: Response =
-        serde_json::from_slice(&bytes).map_err(|e| VolumeError::Shape(e.to_string()))?;
+    let bytes = maybe_gunzip(bytes).map_err(VolumeError::Gunzip)?;
+    let resp: Response = serde_json::from_slice(&bytes).map_err(VolumeError::Shape)?;
     if resp.status != "success" {
         return Err(VolumeError::Failed(format!(
             "status {}: {} {}",
@@ -133,14 +150,11 @@ pub fn parse_vector(bytes: &[u8]) -> Result<Vector, VolumeError> {
             resp.error.unwrap_or_default()
         )));
     }
-    let data = resp
-        .data
-        .ok_or_else(|| VolumeError::Shape("no data".to_owned()))?;
+    let data = resp.data.ok_or(VolumeError::NoData)?;
     if data.result_type != "vector" {
         return Err(VolumeError::NotVector(data.result_type));
     }
-    let result: Vec<Sample> =
-        serde_json::from_value(data.result).map_err(|e| VolumeError::Shape(e.to_string()))?;
+    let result: Vec<Sample> = serde_json::from_value(data.result).map_err(VolumeError::Shape)?;
     if result.is_empty() {
         return Err(VolumeError::Empty);
     }

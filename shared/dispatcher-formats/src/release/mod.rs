@@ -26,7 +26,9 @@ pub enum Parse {
     Full,
 }
 
+/// Where the dispatcher config is in a release.
 pub const CONFIG_PATH: &str = "core-services/sanitize-prow-jobs/_config.yaml";
+/// Where the inventory is in a release.
 pub const CLUSTERS_PATH: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
 pub use dispatcher_core::model::JOBS_DIR;
 
@@ -68,8 +70,10 @@ impl Default for Limits {
     }
 }
 
+/// How a release is read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
+    /// How thoroughly job files are parsed.
     pub parse: Parse,
     /// Keep every job file's bytes (to write a plan back into them).
     pub keep_text: bool,
@@ -80,9 +84,11 @@ pub struct ReadOptions {
 /// The parts of a release the dispatcher reads.
 #[derive(Debug, Clone, Default)]
 pub struct Release {
+    /// The bytes of `_config.yaml`, when the release has one.
     pub config: Option<Vec<u8>>,
     /// `config` parsed (by the pool that parses the job files, while they stream).
     pub parsed_config: Option<(DispatcherConfig, Vec<Diagnostic>)>,
+    /// The bytes of `_clusters.yaml`, when the release has one.
     pub clusters: Option<Vec<u8>>,
     /// Job files that parsed, sorted by path.
     pub files: Vec<JobFile>,
@@ -94,28 +100,47 @@ pub struct Release {
     pub texts: BTreeMap<String, Vec<u8>>,
 }
 
+/// Why a release could not be read: nothing of it is used then.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
+    /// The checkout, archive or stream could not be read.
     #[error("cannot read {}", .path.display())]
     Io {
+        /// The directory, file or archive.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A directory that is not a checkout of the release repository.
     #[error("{0} has no {JOBS_DIR} directory: not a release checkout")]
     NoJobs(PathBuf),
     /// A member (or a file of a checkout) that must not be read: a path escaping the
     /// archive, a link, a second copy, a second top-level folder, a file over the limit.
     #[error("{}: {member}: {problem}", .archive.display())]
     Member {
+        /// The archive or checkout.
         archive: PathBuf,
+        /// The member's path (or where it is, for a header that cannot name it).
         member: String,
+        /// What is wrong with it.
         problem: String,
+        /// The read error behind the problem, if one.
+        #[source]
+        cause: Option<std::io::Error>,
     },
     /// The archive is not whole: a download cut short is not a release whose jobs were
     /// deleted.
     #[error("{}: incomplete archive: {reason}", .archive.display())]
-    Incomplete { archive: PathBuf, reason: String },
+    Incomplete {
+        /// The archive.
+        archive: PathBuf,
+        /// What is missing, and after which member.
+        reason: String,
+        /// The read error that told it, if one.
+        #[source]
+        cause: Option<std::io::Error>,
+    },
 }
 
 /// Files of interest as the tarball streamer hands them over: several files in one
@@ -298,6 +323,7 @@ fn read_bounded(
                 "{size} bytes, more than the {} allowed for one file (DISPATCHER_MAX_FILE_BYTES, --max-file-bytes)",
                 limits.member_bytes
             ),
+            cause: None,
         });
     }
     std::fs::read(abs).map_err(io)
@@ -339,6 +365,7 @@ fn read_dir(
                     archive: root.to_owned(),
                     member: rel,
                     problem: "not a regular file: links are not followed".to_owned(),
+                    cause: None,
                 });
             }
             paths.push((entry.path().to_owned(), rel));

@@ -230,7 +230,8 @@ impl<'n> Stream<'n> {
             let mut entry = entry.map_err(|e| ReleaseError::Member {
                 archive: name.clone(),
                 member: located(&members.last),
-                problem: e.to_string(),
+                problem: "cannot read its header".to_owned(),
+                cause: Some(e),
             })?;
             let kind = entry.header().entry_type();
             if matches!(
@@ -240,11 +241,13 @@ impl<'n> Stream<'n> {
                 continue; // metadata: GitHub's archive comment with the commit
             }
             let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let problem = |p: String| ReleaseError::Member {
+            let failed = |problem: String, cause: Option<io::Error>| ReleaseError::Member {
                 archive: name.clone(),
                 member: member.clone(),
-                problem: p,
+                problem,
+                cause,
             };
+            let problem = |p: String| failed(p, None);
             let rel = members.relative(&member, kind.is_file()).map_err(problem)?;
             members.last = member.clone();
             let Some(rel) = rel else { continue };
@@ -262,7 +265,8 @@ impl<'n> Stream<'n> {
                 )));
             }
             let size = usize::try_from(size).map_err(|_| problem("too large".to_owned()))?;
-            read(rel, size, &mut entry).map_err(|e| problem(e.to_string()))?;
+            read(rel, size, &mut entry)
+                .map_err(|e| failed("cannot read it".to_owned(), Some(e)))?;
         }
         self.finish(&members.last)
     }
@@ -279,6 +283,7 @@ impl<'n> Stream<'n> {
         let truncated = |reason: String| ReleaseError::Incomplete {
             archive: name.to_owned(),
             reason,
+            cause: None,
         };
         let mut stream = self.archive.into_inner();
         let marker = stream.trailing_zeros >= 512;
@@ -293,7 +298,13 @@ impl<'n> Stream<'n> {
                         "data after the end-of-archive marker (which came {after})"
                     )));
                 }
-                Err(e) => return Err(truncated(format!("the gzip stream is not whole: {e}"))),
+                Err(e) => {
+                    return Err(ReleaseError::Incomplete {
+                        archive: name.to_owned(),
+                        reason: "the gzip stream is not whole".to_owned(),
+                        cause: Some(e),
+                    });
+                }
             }
         }
         if !marker || stream.trailing_zeros < 1024 {

@@ -56,8 +56,9 @@ fn whole() -> Vec<u8> {
     ])
 }
 
+/// Why the archive was refused, as the edges print it: the error and its causes.
 fn refusal(r: Result<Release, ReleaseError>) -> String {
-    r.expect_err("the archive must be refused").to_string()
+    dispatcher_core::chain(&r.expect_err("the archive must be refused"))
 }
 
 #[test]
