@@ -9,21 +9,47 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::fnv::tie_hash;
+use crate::model::Inventory;
 
 /// The clusters balancing may use, in name order.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
+    /// Their names.
     pub names: Vec<String>,
+    /// Their capacities, as weights.
     pub cap: Vec<f64>,
 }
 
 impl Pool {
+    /// The inventory's clusters that take new files: usable, unreserved, uncordoned.
+    pub fn of(inventory: &Inventory) -> Self {
+        let (names, cap) = inventory
+            .clusters
+            .values()
+            .filter(|c| !c.blocked && !c.reserved && !c.cordoned)
+            .map(|c| (c.name.clone(), f64::from(c.capacity)))
+            .unzip();
+        Self { names, cap }
+    }
+
+    /// A cluster's position, which is its bit in eligibility masks.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }
 
+    /// The positions of the clusters in `mask`.
     pub fn members(&self, mask: u128) -> impl Iterator<Item = usize> + '_ {
         (0..self.names.len()).filter(move |i| mask & (1u128 << i) != 0)
+    }
+
+    /// Whether `name` is a pool cluster in `mask`.
+    pub fn admits(&self, mask: u128, name: &str) -> bool {
+        self.index(name).is_some_and(|i| mask & (1u128 << i) != 0)
+    }
+
+    /// The mask of every pool cluster.
+    pub fn all(&self) -> u128 {
+        (0..self.names.len()).fold(0, |m, i| m | (1u128 << i))
     }
 }
 
@@ -38,37 +64,51 @@ pub(crate) enum Start {
     Forced,
 }
 
+/// A file as the balancer sees it: its movable demand and where it may go.
 #[derive(Debug, Clone)]
-pub(crate) struct BalFile<'a> {
+pub(crate) struct BalancedFile<'a> {
+    /// Its path, for ties and a stable order.
     pub path: &'a str,
     /// Demand of the jobs that follow the file's cluster.
     pub demand: f64,
     /// Eligible clusters (bits over `Pool`); never empty.
     pub mask: u128,
+    /// Where it starts.
     pub start: Start,
     /// Demand charged to the budget when the file leaves its previous cluster.
     pub cost: f64,
 }
 
+/// How a file came to its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// Placed by the greedy pass on the best score.
     BestScore,
+    /// Stayed on (or came back to) its previous cluster.
     Kept,
+    /// Moved off its previous cluster by a budgeted move.
     Rebalanced,
+    /// Its previous cluster could not keep it; placed anew.
     Forced,
 }
 
+/// Where the balancer put every file, and the loads that result.
 #[derive(Debug, Clone)]
 pub(crate) struct Placement {
+    /// Per file: its pool position (`usize::MAX` when its mask is empty).
     pub cluster: Vec<usize>,
+    /// Per file: how it got there.
     pub outcome: Vec<Outcome>,
+    /// Per pool cluster: fixed load plus the files placed on it.
     pub load: Vec<f64>,
 }
 
 /// Churn controls; `None` means a fresh placement (no previous plan).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Churn {
+    /// A file moves only when another cluster scores better by more than this fraction.
     pub hysteresis: f64,
+    /// Demand that may move off previous clusters, forced moves aside.
     pub budget: f64,
 }
 
@@ -76,7 +116,7 @@ pub(crate) struct Churn {
 pub(crate) fn place(
     pool: &Pool,
     fixed_load: &[f64],
-    files: &[BalFile<'_>],
+    files: &[BalancedFile<'_>],
     churn: Option<Churn>,
 ) -> Placement {
     let mut load = fixed_load.to_vec();
@@ -111,33 +151,30 @@ pub(crate) fn place(
         };
         load[c] += f.demand;
     }
-    let (hysteresis, budget, movable): (f64, f64, Vec<bool>) = match churn {
-        Some(ch) => (
-            ch.hysteresis,
-            ch.budget,
-            files
+    let limits = match churn {
+        Some(ch) => SearchLimits {
+            movable: files
                 .iter()
                 .map(|f| matches!(f.start, Start::Stay(_)))
                 .collect(),
-        ),
-        None => (0.0, f64::INFINITY, vec![true; files.len()]),
+            hysteresis: ch.hysteresis,
+            budget: ch.budget,
+            charged: true,
+        },
+        None => SearchLimits {
+            movable: vec![true; files.len()],
+            hysteresis: 0.0,
+            budget: f64::INFINITY,
+            charged: false,
+        },
     };
-    improve(
-        pool,
-        files,
-        &movable,
-        hysteresis,
-        budget,
-        churn.is_some(),
-        &mut cluster,
-        &mut load,
-        &mut outcome,
-    );
-    Placement {
+    let mut placed = Placement {
         cluster,
         outcome,
         load,
-    }
+    };
+    improve(pool, files, &limits, &mut placed);
+    placed
 }
 
 /// The eligible cluster with the lowest score `(load + demand) / capacity`; ties broken by
@@ -145,7 +182,7 @@ pub(crate) fn place(
 pub(crate) fn best_cluster(
     pool: &Pool,
     load: &[f64],
-    f: &BalFile<'_>,
+    f: &BalancedFile<'_>,
     exclude: Option<usize>,
 ) -> usize {
     // (score, cluster, tie hash once computed): hashing the path only on equal scores.
@@ -173,18 +210,28 @@ pub(crate) fn best_cluster(
     best.map_or(usize::MAX, |b| b.1)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn improve(
-    pool: &Pool,
-    files: &[BalFile<'_>],
-    movable: &[bool],
+/// What the local search may do: which files it may move, how much better a move must make
+/// the target's score, and how much demand it may move off previous clusters.
+struct SearchLimits {
+    /// Per file: whether the search may move it.
+    movable: Vec<bool>,
+    /// A move must lower the file's score by more than this fraction.
     hysteresis: f64,
+    /// Demand that may leave its previous cluster.
     budget: f64,
+    /// Whether moves are charged to the budget (there is a previous plan).
     charged: bool,
-    cluster: &mut [usize],
-    load: &mut [f64],
-    outcome: &mut [Outcome],
-) {
+}
+
+/// The budgeted local search: moves files, best first by imbalance reduction per unit of
+/// demand moved, while a move pays and the budget lasts.
+fn improve(pool: &Pool, files: &[BalancedFile<'_>], limits: &SearchLimits, placed: &mut Placement) {
+    let (movable, hysteresis, charged) = (&limits.movable, limits.hysteresis, limits.charged);
+    let Placement {
+        cluster,
+        outcome,
+        load,
+    } = placed;
     // Files grouped by (current cluster, eligibility); within a group the smallest file is
     // the best candidate for any target: both the hysteresis test and the gain per unit of
     // demand favour smaller files.
@@ -199,7 +246,7 @@ fn improve(
     }
     let scale: f64 = load.iter().sum::<f64>().max(1.0);
     let min_gain = 1e-12 * scale;
-    let mut remaining = budget;
+    let mut remaining = limits.budget;
     // A bound that is never reached in practice; it keeps a pathological input finite.
     for _ in 0..2_000_000 {
         let mut best: Option<(f64, usize, usize, usize, u128)> = None;

@@ -8,31 +8,45 @@ use std::collections::BTreeMap;
 /// A build-farm cluster as classic sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct FarmCluster {
+    /// Its cloud.
     pub provider: String,
+    /// Its capacity: only full-capacity clusters take files by least volume.
     pub capacity: u32,
+    /// Cordoned clusters keep sticky files but take no others.
     pub cordoned: bool,
     /// Volume it should carry: capacity / Σ capacity × total.
     pub share: f64,
 }
 
+/// A file as classic sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct ClassicFile<'a> {
+    /// Its path, for a stable order among files of one size.
     pub path: &'a str,
+    /// Its size in bytes: classic places the largest first.
     pub size: u64,
+    /// The cloud its jobs share, if any.
     pub preference: Option<&'a str>,
+    /// The cluster most of its jobs run on now.
     pub most_used: Option<String>,
+    /// Demand of the jobs that follow the file's cluster.
     pub movable_demand: f64,
     /// Demand of the file's other jobs, by their (already known) cluster.
     pub fixed: Vec<(&'a str, f64)>,
 }
 
+/// How classic chose a file's cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClassicOutcome {
+    /// Its most used cluster is below 75% of its share.
     Sticky,
+    /// The least raw volume among full-capacity clusters of its cloud.
     LeastLoaded,
+    /// No cluster qualifies.
     NoCluster,
 }
 
+/// Places every file: its cluster, if any, and how it was chosen.
 pub(crate) fn place(
     farm: &BTreeMap<String, FarmCluster>,
     files: &[ClassicFile<'_>],

@@ -11,22 +11,29 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Nothing can be placed.
     Fatal,
+    /// `validate` fails; placement goes on without the part at fault.
     Error,
+    /// For information.
     Warning,
 }
 
 /// One finding, naming the file and the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Diagnostic {
+    /// How bad it is.
     pub severity: Severity,
+    /// The input file it is about (or a pseudo-file: `plan`, `volumes`, `demand model`).
     pub file: String,
     /// A dotted key path (`groups.app.ci.paths[1]`), a job name, or a line (`line 12`).
     pub key: String,
+    /// What is wrong, and where it matters what to do.
     pub message: String,
 }
 
 impl Diagnostic {
+    /// A finding of any severity.
     pub fn new(
         severity: Severity,
         file: impl Into<String>,
@@ -41,14 +48,17 @@ impl Diagnostic {
         }
     }
 
+    /// A finding that stops placement.
     pub fn fatal(file: impl Into<String>, key: impl Into<String>, msg: impl Into<String>) -> Self {
         Self::new(Severity::Fatal, file, key, msg)
     }
 
+    /// A finding that placement isolates.
     pub fn error(file: impl Into<String>, key: impl Into<String>, msg: impl Into<String>) -> Self {
         Self::new(Severity::Error, file, key, msg)
     }
 
+    /// A finding for information.
     pub fn warning(
         file: impl Into<String>,
         key: impl Into<String>,

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod diag;
 pub mod engine;
@@ -10,9 +11,9 @@ pub mod report;
 pub mod rules;
 
 mod balance;
+mod checks;
 mod classic;
 mod fnv;
-mod validate;
 
 pub use diag::{Diagnostic, FatalInputs, Severity, chain};
 pub use engine::{Inputs, Settings, Sources, run, validate};

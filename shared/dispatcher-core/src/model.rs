@@ -10,13 +10,21 @@ pub const JOBS_DIR: &str = "ci-operator/jobs/";
 
 /// Label keys and values the rule ladder reads (dispatcher-semantics.md §4).
 pub mod labels {
+    /// Pins a job to a cluster.
     pub const CLUSTER: &str = "ci-operator.openshift.io/cluster";
+    /// The job's e2e cloud.
     pub const CLOUD: &str = "ci-operator.openshift.io/cloud";
+    /// The job's cluster profile; [`VSPHERE_ELASTIC_POC`] keeps a vsphere job relocatable.
     pub const CLOUD_CLUSTER_PROFILE: &str = "ci-operator.openshift.io/cloud-cluster-profile";
+    /// The cluster profile of vsphere jobs that may run on any cluster.
     pub const VSPHERE_ELASTIC_POC: &str = "vsphere-elastic-poc";
+    /// The job needs kvm: `kvm` clusters.
     pub const KVM: &str = "devices.kubevirt.io/kvm";
+    /// The job needs the ssh bastion: `sshBastion`.
     pub const SSH_BASTION: &str = "dptp.openshift.io/ssh-bastion";
+    /// The job runs no builds: `noBuilds` clusters.
     pub const NO_BUILDS: &str = "ci.openshift.io/no-builds";
+    /// `capability/X: X` requires capability `X`.
     pub const CAPABILITY_PREFIX: &str = "capability/";
 
     /// Whether the rules read a label; readers keep only these.
@@ -32,11 +40,17 @@ pub mod labels {
 /// `core-services/sanitize-prow-jobs/_config.yaml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DispatcherConfig {
+    /// Where jobs go that no rule places, and where blocked targets fall back to.
     pub default: String,
+    /// The target of the ssh-bastion label.
     pub ssh_bastion: Option<String>,
+    /// The clusters kvm jobs are picked from.
     pub kvm: Vec<String>,
+    /// The clusters no-builds jobs are picked from.
     pub no_builds: Vec<String>,
+    /// Whether a job's e2e cloud picks its cluster (`determineE2EByJob`).
     pub determine_e2e_by_job: bool,
+    /// Raw cloud -> cloud of the build farm.
     pub cloud_mapping: BTreeMap<String, String>,
     /// cluster -> manual assignments.
     pub groups: BTreeMap<String, Group>,
@@ -49,6 +63,7 @@ pub struct DispatcherConfig {
 /// One entry of `groups`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// Job names.
     pub jobs: Vec<String>,
     /// Go RE2 regexes, matched unanchored against the repo-relative file path.
     pub paths: Vec<String>,
@@ -57,16 +72,22 @@ pub struct Group {
 /// `_clusters.yaml`, normalised: capacity clamped to 1..=100, capabilities a sorted set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
+    /// By name.
     pub clusters: BTreeMap<String, Cluster>,
 }
 
+/// One build cluster of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
+    /// Its name, as jobs and the config name it.
     pub name: String,
+    /// Its cloud (`aws`, `gcp`).
     pub provider: String,
     /// Desired percentage of load, 1..=100 after normalisation.
     pub capacity: u32,
+    /// What it offers jobs that require capabilities (`arm64`, `gpu`, ...).
     pub capabilities: BTreeSet<String>,
+    /// Takes no jobs; its jobs go elsewhere.
     pub blocked: bool,
     /// Ours: receives only jobs that require one of its capabilities or are pinned to it.
     pub reserved: bool,
@@ -75,14 +96,17 @@ pub struct Cluster {
 }
 
 impl Inventory {
+    /// Whether the inventory has the cluster and does not block it.
     pub fn usable(&self, name: &str) -> bool {
         self.clusters.get(name).is_some_and(|c| !c.blocked)
     }
 
+    /// Whether the inventory blocks the cluster.
     pub fn is_blocked(&self, name: &str) -> bool {
         self.clusters.get(name).is_some_and(|c| c.blocked)
     }
 
+    /// Whether the cluster is cordoned (and not blocked, which says more).
     pub fn is_cordoned(&self, name: &str) -> bool {
         self.clusters
             .get(name)
@@ -94,15 +118,20 @@ impl Inventory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
+    /// Runs on pull requests.
     Presubmit,
+    /// Runs on merges.
     Postsubmit,
+    /// Runs on a schedule.
     Periodic,
 }
 
 /// The fields of a Prow job that the rules read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
+    /// Its name, unique across the release (the first definition wins).
     pub name: String,
+    /// The section it came from.
     pub kind: JobKind,
     /// Empty means Kubernetes (readers store a written `kubernetes` as empty).
     pub agent: String,
@@ -110,6 +139,7 @@ pub struct Job {
     pub cluster: Option<String>,
     /// The labels the rules read ([`labels::is_read`]).
     pub labels: Labels,
+    /// Its containers, for the e2e cloud and the applyconfig exception.
     pub containers: Vec<Container>,
 }
 
@@ -121,6 +151,7 @@ pub struct Job {
 pub struct Labels(Vec<(String, String)>);
 
 impl Labels {
+    /// No labels.
     pub fn new() -> Self {
         Self::default()
     }
@@ -129,10 +160,12 @@ impl Labels {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
+    /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&String> {
         self.find(key).ok().map(|i| &self.0[i].1)
     }
 
+    /// Whether `key` is set.
     pub fn contains_key(&self, key: &str) -> bool {
         self.find(key).is_ok()
     }
@@ -153,10 +186,12 @@ impl Labels {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
+    /// How many labels.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -212,14 +247,17 @@ impl<'a> IntoIterator for &'a Labels {
     }
 }
 
+/// The fields of a job's container that the rules read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
+    /// Its image.
     pub image: String,
     /// Values of `CLUSTER_TYPE` environment variables, in order.
     pub cluster_types: Vec<String>,
 }
 
 impl Job {
+    /// Whether it runs on Kubernetes: only those have a cluster.
     pub fn is_kubernetes(&self) -> bool {
         self.agent.is_empty() || self.agent == "kubernetes"
     }
@@ -263,15 +301,18 @@ pub struct JobFile {
     pub path: String,
     /// Size in bytes (the classic strategy orders files by it).
     pub size: u64,
+    /// Its jobs, in file order.
     pub jobs: Vec<Job>,
 }
 
 impl JobFile {
+    /// Its file name, which `buildFarm` lists.
     pub fn basename(&self) -> &str {
         basename(&self.path)
     }
 }
 
+/// The last component of a path.
 pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -280,9 +321,13 @@ pub fn basename(path: &str) -> &str {
 /// window's job-hours, CPU-hours and memory GiB-hours (HEAD's demand queries).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volumes {
+    /// Runs over the window.
     pub runs: BTreeMap<String, f64>,
+    /// Job-hours over the window.
     pub hours: Option<BTreeMap<String, f64>>,
+    /// CPU-hours over the window.
     pub cpu_hours: Option<BTreeMap<String, f64>>,
+    /// Memory GiB-hours over the window.
     pub memory_gib_hours: Option<BTreeMap<String, f64>>,
 }
 
@@ -290,10 +335,14 @@ pub struct Volumes {
 /// formula: the weighted sum, floored at the minimum).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DemandModel {
+    /// Weight of a run.
     pub run_weight: f64,
+    /// Weight of a job-hour.
     pub hour_weight: f64,
+    /// Weight of a CPU-hour.
     #[serde(default = "default_cpu_hour_weight")]
     pub cpu_hour_weight: f64,
+    /// Weight of a memory GiB-hour.
     #[serde(default = "default_memory_gib_hour_weight")]
     pub memory_gib_hour_weight: f64,
     /// Floor for every job, so that jobs without samples are not free (F14).

@@ -6,7 +6,9 @@
 /// Demand that may go to any cluster of `mask` (bits over the pool).
 #[derive(Debug, Clone, Copy)]
 pub struct DemandClass {
+    /// The clusters it may go to (bits over the pool).
     pub mask: u128,
+    /// How much of it there is.
     pub demand: f64,
 }
 

@@ -5,16 +5,9 @@ use std::fmt::Write as _;
 
 use crate::Plan;
 
+/// A share as a percentage with two decimals.
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
-}
-
-fn state(plan: &Plan, name: &str) -> String {
-    plan.clusters
-        .get(name)
-        .and_then(|c| serde_json::to_value(c.state).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Markdown summary: per-cluster target against achieved share, moves, unschedulable jobs.
@@ -42,7 +35,7 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(
             s,
             "| {name} | {} | {} | {:.1} | {} | {} | {:.1} | {:.1} |",
-            state(plan, name),
+            c.state.as_str(),
             c.jobs,
             c.demand,
             c.target_share.map_or("-".to_owned(), pct),
@@ -86,10 +79,7 @@ pub fn markdown(plan: &Plan) -> String {
                 f.cluster.as_deref().unwrap_or("-"),
                 f.jobs,
                 f.movable_demand,
-                serde_json::to_value(f.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                f.reason.as_str()
             );
         }
         if moved.len() > 50 {

@@ -146,7 +146,7 @@ pub fn decide(
         .map_err(|e| diagnostics_text(&e))?;
     rules
         .decide(j, &format!("{JOBS}{relative}"), j.cluster.as_deref())
-        .map_err(|e| e.reason)
+        .map_err(|e| e.to_string())
 }
 
 /// Diagnostics as one line each.
