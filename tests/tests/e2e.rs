@@ -18,7 +18,8 @@ use axum::Router;
 use axum::body::Body;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{Handoff, Recomputer, SourceError};
-use dispatcher_runtime::{LocalInputs, LocalServer, RuntimeConfig, lambda};
+use dispatcher_cli::serve::local::{LocalInputs, LocalServer};
+use dispatcher_config::RuntimeConfig;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -403,7 +404,7 @@ impl Handoff for Invoke {
         tokio::spawn(async move {
             let event =
                 lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-            let r = lambda::recompute(&recomputer, event, dispatcher_runtime::now()).await;
+            let r = recompute::handle(&recomputer, event, dispatcher_api::now()).await;
             let _ = results.send(r.map_err(|e| e.to_string()));
         });
         Ok(())
@@ -420,7 +421,7 @@ fn event(name: &str, replace: &[(&str, &str)]) -> lambda_http::Request {
     for (from, to) in replace {
         text = text.replace(from, to);
     }
-    lambda::without_stage(lambda_http::request::from_str(&text).unwrap())
+    dispatcher_api::lambda::without_stage(lambda_http::request::from_str(&text).unwrap())
 }
 
 async fn lambda_call(router: &Router, req: lambda_http::Request) -> (u16, String) {
@@ -436,14 +437,16 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     let Some(cfg) = config(&github).await else {
         return;
     };
-    let aws = dispatcher_runtime::Aws::default();
-    let stores = dispatcher_runtime::stores(&cfg).await.unwrap();
+    let aws = dispatcher_aws::Aws::default();
+    let stores = dispatcher_cli::store::open_with(&cfg.store, &dispatcher_aws::Aws::default())
+        .await
+        .unwrap();
     let recomputer = Arc::new(
-        dispatcher_runtime::recomputer_on(&cfg, &aws, stores.clone())
+        recompute::recomputer(&cfg, &aws, stores.clone())
             .await
             .unwrap(),
     );
-    let lookup = dispatcher_runtime::lookup(&cfg, stores.clone());
+    let lookup = lookup::router(&cfg, stores.clone());
 
     // The weekly schedule: EventBridge's envelope.
     let schedule: Value = serde_json::from_str(
@@ -455,23 +458,23 @@ async fn the_same_through_recorded_lambda_event_shapes() {
     )
     .unwrap();
     let check = || async {
-        lambda::recompute(
+        recompute::handle(
             &recomputer,
             lambda_runtime::LambdaEvent::new(
                 serde_json::json!({"action": "check"}),
                 lambda_runtime::Context::default(),
             ),
-            dispatcher_runtime::now() + 7200,
+            dispatcher_api::now() + 7200,
         )
         .await
         .unwrap()
     };
     // The scheduled freshness check: nothing has succeeded yet.
     assert_eq!(check().await["secondsSinceLastSuccess"], Value::Null);
-    let first = lambda::recompute(
+    let first = recompute::handle(
         &recomputer,
         lambda_runtime::LambdaEvent::new(schedule, lambda_runtime::Context::default()),
-        dispatcher_runtime::now(),
+        dispatcher_api::now(),
     )
     .await
     .unwrap();
@@ -503,8 +506,8 @@ async fn the_same_through_recorded_lambda_event_shapes() {
         recomputer: recomputer.clone(),
         results: tx,
     });
-    let source = dispatcher_runtime::github(&cfg, &aws).await.unwrap();
-    let webhook = dispatcher_runtime::webhook(&cfg, &aws, &stores, source, handoff)
+    let source = recompute::github(&cfg, &aws).await.unwrap();
+    let webhook = webhook::router(&cfg, &aws, &stores, source, handoff)
         .await
         .unwrap();
     let body = push_payload();
@@ -576,16 +579,18 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
     let Some(cfg) = config(&github).await else {
         return;
     };
-    let aws = dispatcher_runtime::Aws::default();
-    let stores = dispatcher_runtime::stores(&cfg).await.unwrap();
-    let good = dispatcher_runtime::recomputer_on(&cfg, &aws, stores.clone())
+    let aws = dispatcher_aws::Aws::default();
+    let stores = dispatcher_cli::store::open_with(&cfg.store, &dispatcher_aws::Aws::default())
+        .await
+        .unwrap();
+    let good = recompute::recomputer(&cfg, &aws, stores.clone())
         .await
         .unwrap();
     let first = good
         .run(
             &RecomputeRequest::weekly(),
             "weekly-1",
-            dispatcher_runtime::now(),
+            dispatcher_api::now(),
         )
         .await
         .unwrap();
@@ -604,14 +609,14 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
     if let Some(p) = down.prometheus.as_mut() {
         p.url = format!("http://127.0.0.1:{port}");
     }
-    let no_volumes = dispatcher_runtime::recomputer_on(&down, &aws, stores.clone())
+    let no_volumes = recompute::recomputer(&down, &aws, stores.clone())
         .await
         .unwrap();
     let e = no_volumes
         .run(
             &RecomputeRequest::weekly(),
             "weekly-2",
-            dispatcher_runtime::now(),
+            dispatcher_api::now(),
         )
         .await
         .expect_err("no volumes, no generation");
@@ -631,7 +636,7 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
         .run(
             &RecomputeRequest::weekly(),
             "weekly-3",
-            dispatcher_runtime::now(),
+            dispatcher_api::now(),
         )
         .await
         .expect_err("no release, no generation");
@@ -639,6 +644,6 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
     assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 1);
     assert_eq!(markers(&stores).await, before);
     // The lookup still answers the last good generation.
-    let lookup = dispatcher_runtime::lookup(&cfg, stores.clone());
+    let lookup = lookup::router(&cfg, stores.clone());
     assert_eq!(cluster_of(&lookup, JOB).await, "build03");
 }

@@ -11,11 +11,11 @@
 mod upstream_support;
 
 use dispatcher_app::ports::Demand;
+use dispatcher_config::RuntimeConfig;
 use dispatcher_core::Settings;
 use dispatcher_core::model::{DemandModel, Volumes};
 use dispatcher_formats::parse_vector;
 use dispatcher_formats::volumes::Vector;
-use dispatcher_runtime::config::RuntimeConfig;
 use upstream_support::*;
 
 /// The answer of `/api/v1/query` for a vector of (job_name, value) samples; values as

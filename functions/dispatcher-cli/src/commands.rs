@@ -10,7 +10,8 @@ use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, Strategy};
 use dispatcher_formats::{InputPaths, Loaded};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{ModeArg, PlanArgs, ReleaseArgs, StrategyArg, render};
+use crate::args::{ModeArg, PlanArgs, ReleaseArgs, StrategyArg};
+use crate::render;
 
 fn load(paths: &InputPaths) -> Result<Loaded> {
     let bar = ProgressBar::new_spinner();

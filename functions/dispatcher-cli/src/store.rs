@@ -4,25 +4,34 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dispatcher_app::publish::{self, PublishOptions, Published};
 use dispatcher_app::recompute::FALLBACK_PENDING;
-use dispatcher_app::{Cause, StoreConfig, Stores};
+use dispatcher_app::{Cause, Stores};
+use dispatcher_aws::Aws;
+use dispatcher_config::StoreConfig;
 use dispatcher_core::Plan;
 
+/// The store the configuration names: the embedded local one, or DynamoDB and S3.
+pub async fn open_with(config: &StoreConfig, aws: &Aws) -> Result<Stores> {
+    match config {
+        StoreConfig::Local { dir } => {
+            tracing::debug!(store.dir = %dir.display(), "using the local store");
+            dispatcher_app::local::open(dir)
+                .with_context(|| format!("Failed to open the local store in {}", dir.display()))
+        }
+        StoreConfig::Aws { .. } => Ok(aws.open(config).await?),
+    }
+}
+
 async fn open() -> Result<Stores> {
-    let config = StoreConfig::from_env()?;
-    dispatcher_aws::open(&config)
-        .await
-        .with_context(|| format!("Failed to open the store {config:?}"))
+    open_with(&StoreConfig::from_env()?, &Aws::default()).await
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    dispatcher_api::now()
 }
 
 pub fn when(at: i64) -> String {

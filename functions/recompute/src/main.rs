@@ -1,9 +1,10 @@
 //! Triggered by the weekly schedule, the webhook's hand-off, or an operator's invoke.
 
-use dispatcher_app::recompute::RecomputeError;
-use dispatcher_runtime::lambda::RecomputeFailure;
-use dispatcher_runtime::{Aws, RuntimeConfig, lambda, now, recomputer_on, stores};
+use dispatcher_app::RecomputeError;
+use dispatcher_aws::Aws;
+use dispatcher_config::RuntimeConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
+use recompute::RecomputeFailure;
 use serde_json::Value;
 
 // Placement allocates and frees many small strings, several threads at a time;
@@ -16,11 +17,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = RuntimeConfig::from_env()?;
     let aws = Aws::default();
-    let stores = stores(&config).await?;
+    let stores = aws.open(&config.store).await?;
     let (config, aws, stores) = (&config, &aws, &stores);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Secrets are read for every invocation: a rotated token applies to the next run.
-        let recomputer = recomputer_on(config, aws, stores.clone())
+        let recomputer = recompute::recomputer(config, aws, stores.clone())
             .await
             .map_err(|e| {
                 RecomputeFailure(RecomputeError {
@@ -29,7 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     message: format!("{e:#}"),
                 })
             })?;
-        lambda::recompute(&recomputer, event, now()).await
+        recompute::handle(&recomputer, event, dispatcher_api::now()).await
     }))
     .await
 }

@@ -3,24 +3,22 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use dispatcher_aws::Aws;
 use dispatcher_aws::lambda::LambdaHandoff;
-use dispatcher_runtime::{Aws, RuntimeConfig, github_for_webhook, lambda, stores, webhook};
+use dispatcher_config::RuntimeConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = RuntimeConfig::from_env()?;
     let aws = Aws::default();
-    let stores = stores(&config).await?;
+    let stores = aws.open(&config.store).await?;
     let function = config
         .recompute_function
         .clone()
         .context("DISPATCHER_RECOMPUTE_FUNCTION is required")?;
-    let handoff = Arc::new(LambdaHandoff::new(
-        aws_sdk_lambda::Client::new(aws.config().await),
-        function,
-    ));
-    let source = github_for_webhook(&config, &aws).await?;
-    let router = webhook(&config, &aws, &stores, source, handoff).await?;
-    lambda::serve_http(router).await
+    let handoff = Arc::new(LambdaHandoff::new(aws.lambda().await, function));
+    let source = webhook::source(&config, &aws).await?;
+    let router = webhook::router(&config, &aws, &stores, source, handoff).await?;
+    dispatcher_api::lambda::serve_http(router).await
 }

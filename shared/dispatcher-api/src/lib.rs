@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod lambda;
 pub mod lookup;
 pub mod trigger;
 pub mod webhook;
@@ -10,6 +11,13 @@ use axum::response::{IntoResponse, Response};
 pub use lookup::{LookupState, lookup_router};
 pub use trigger::{TriggerState, trigger_router};
 pub use webhook::{WebhookState, webhook_router};
+
+/// Seconds since the epoch: the clock, read at the edges only (the routers pass it in).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// A plain-text answer the way Go's `http.Error` writes it: the message and a newline.
 pub(crate) fn text(status: StatusCode, message: &str) -> Response {

@@ -10,7 +10,6 @@ pub mod publish;
 pub mod push;
 pub mod recompute;
 pub mod store;
-pub mod store_config;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -21,4 +20,3 @@ pub use ports::{DemandSource, FallbackPublisher, Handoff, RepoSource, SourceErro
 pub use publish::{PublishError, PublishOptions, Published, publish, rollback};
 pub use recompute::{RecomputeError, RecomputeRequest, Recomputer, Trigger};
 pub use store::{AssignmentStore, SnapshotStore, StoreError, Stores, WriteStats};
-pub use store_config::StoreConfig;

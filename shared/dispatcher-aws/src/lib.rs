@@ -2,15 +2,19 @@
 
 mod convert;
 pub mod dynamo;
+#[cfg(feature = "test-support")]
 pub mod emulator;
 pub mod lambda;
+pub mod metrics;
+#[cfg(feature = "test-support")]
 pub mod provision;
 pub mod s3;
 
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
-use dispatcher_app::{StoreConfig, StoreError, Stores};
+use dispatcher_app::{SourceError, Stores};
+use dispatcher_config::{ConfigError, Secret, StoreConfig};
 
 pub use dynamo::DynamoTable;
 pub use s3::S3Snapshots;
@@ -29,6 +33,7 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// Clients from the standard environment, loaded now.
     pub async fn from_env(path_style: bool) -> Self {
         Self::from_config(&sdk_config().await, path_style)
     }
@@ -51,17 +56,54 @@ impl Clients {
     }
 }
 
-/// Opens the store the configuration names.
-pub async fn open(config: &StoreConfig) -> Result<Stores, StoreError> {
-    match config {
-        StoreConfig::Aws {
-            table,
-            bucket,
-            path_style,
-        } => Ok(Clients::from_env(*path_style).await.stores(table, bucket)),
-        StoreConfig::Local { dir } => {
-            tracing::debug!(store.dir = %dir.display(), "using the local store");
-            dispatcher_app::local::open(dir)
+/// The AWS configuration of a process, loaded once, on first need (the local server may
+/// never need it), and the clients built from it.
+#[derive(Default)]
+pub struct Aws(tokio::sync::OnceCell<aws_config::SdkConfig>);
+
+impl Aws {
+    /// The shared configuration: credentials, region, endpoint.
+    pub async fn config(&self) -> &aws_config::SdkConfig {
+        self.0.get_or_init(sdk_config).await
+    }
+
+    /// The AWS stores the configuration names; a local store is refused, so that no
+    /// function links or opens one.
+    pub async fn open(&self, store: &StoreConfig) -> Result<Stores, ConfigError> {
+        let (table, bucket, path_style) = store.aws()?;
+        Ok(self.stores(table, bucket, path_style).await)
+    }
+
+    /// The stores over this table and bucket (path-style S3 addressing for emulators).
+    pub async fn stores(&self, table: &str, bucket: &str, path_style: bool) -> Stores {
+        Clients::from_config(self.config().await, path_style).stores(table, bucket)
+    }
+
+    /// A secret's value: from Secrets Manager for an ARN, as given for a plain value (a
+    /// local run).
+    pub async fn secret(&self, secret: &Secret) -> Result<String, SourceError> {
+        match secret {
+            Secret::Value(v) => Ok(v.clone()),
+            Secret::Arn(arn) => {
+                let client = aws_sdk_secretsmanager::Client::new(self.config().await);
+                lambda::secret(&client, arn).await
+            }
         }
+    }
+
+    /// An optional secret's value.
+    pub async fn optional_secret(
+        &self,
+        secret: Option<&Secret>,
+    ) -> Result<Option<String>, SourceError> {
+        match secret {
+            Some(s) => self.secret(s).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The Lambda client (the webhook's hand-off).
+    pub async fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(self.config().await)
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use dispatcher_app::ports::{
     FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
 };
+use dispatcher_config::GitHubSettings;
 use dispatcher_formats::release::ReleaseError;
 use dispatcher_formats::{Parse, ReadOptions, Release, Source};
 use http_body_util::BodyExt;
@@ -151,6 +152,26 @@ impl GitHub {
             config,
             calls: AtomicUsize::new(0),
         }
+    }
+
+    /// The adapter the configuration describes, with `token` (read from its secret) and
+    /// `retry`: the webhook retries little, to fit its deadline.
+    pub fn from_settings(
+        settings: &GitHubSettings,
+        token: Option<String>,
+        retry: Retry,
+        limits: dispatcher_formats::Limits,
+    ) -> Result<Self, SourceError> {
+        let crab = Self::client(token, settings.api.as_deref(), settings.timeout)?;
+        let (owner, repo) = settings.owner_and_name();
+        let config = GitHubConfig {
+            branch: settings.branch.clone(),
+            labels: settings.labels.clone(),
+            retry,
+            limits,
+            ..GitHubConfig::new(owner, repo)
+        };
+        Ok(Self::new(crab, config))
     }
 
     /// An octocrab client for `token` against `base` (the public API when `None`).

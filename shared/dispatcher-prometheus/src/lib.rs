@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dispatcher_app::ports::{Demand, DemandSource, SourceError};
+use dispatcher_config::PrometheusSettings;
 use dispatcher_formats::volumes::Vector;
 
 /// How the query is authenticated.
@@ -65,6 +66,33 @@ pub struct PrometheusDemand {
 }
 
 impl PrometheusDemand {
+    /// The source the configuration describes, with `token` read from its secret: a
+    /// bearer token, or the basic-auth password of the configured user.
+    pub fn from_settings(
+        settings: &PrometheusSettings,
+        token: Option<String>,
+    ) -> Result<Self, SourceError> {
+        let auth = match (token, &settings.user) {
+            (None, _) => Auth::None,
+            (Some(t), None) => Auth::Bearer(t),
+            (Some(password), Some(user)) => Auth::Basic {
+                user: user.clone(),
+                password,
+            },
+        };
+        Self::new(PrometheusConfig {
+            url: settings.url.clone(),
+            auth,
+            timeout: settings.timeout,
+            window: settings.window.clone(),
+            offset: settings.offset,
+            durations_query: settings.durations_query.clone(),
+            cpu_query: settings.cpu_query.clone(),
+            memory_query: settings.memory_query.clone(),
+            runs_query: None,
+        })
+    }
+
     pub fn new(config: PrometheusConfig) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)

@@ -409,7 +409,7 @@ end
     let stores = dispatcher_app::local::open(&store)?;
     let router = dispatcher_api::lookup_router(Arc::new(dispatcher_api::LookupState {
         service: Arc::new(dispatcher_app::LookupService::new(stores)),
-        now: dispatcher_runtime::now,
+        now: dispatcher_api::now,
     }));
     let (p50, p99, max) = in_process(router, &jobs).await?;
     println!("### In process: the lookup router, 200,000 requests after warm-up\n");

@@ -1,181 +1,31 @@
-//! Every setting of the functions and the local server, read once from the environment.
-//! No other code reads environment variables; errors name the variable.
+//! The whole configuration, read once: each function takes the sections it needs.
 
 use std::time::Duration;
 
-use dispatcher_app::StoreConfig;
 use dispatcher_app::lookup::EphemeralLimit;
 use dispatcher_app::publish::MAX_DELETED;
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Settings, Strategy};
 use dispatcher_formats::Limits;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var} is required")]
-    Missing { var: &'static str },
-    #[error("{var}={value:?}: {message}")]
-    Invalid {
-        var: &'static str,
-        value: String,
-        message: String,
-    },
-    #[error(transparent)]
-    Store(#[from] dispatcher_app::store_config::ConfigError),
-}
-
-/// Where a secret comes from: a Secrets Manager ARN in AWS, a plain variable locally.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    Arn(String),
-    Value(String),
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Secret::Arn(a) => write!(f, "Arn({a})"),
-            Secret::Value(_) => f.write_str("Value(..)"),
-        }
-    }
-}
-
-/// Reads variables from a source (the process environment, or a map in tests).
-pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn var(&self, name: &'static str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
-        self.var(name).ok_or(ConfigError::Missing { var: name })
-    }
-
-    pub fn parsed<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        default: T,
-    ) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.var(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                var: name,
-                value: v,
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    pub fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.var(name) {
-            None => Ok(default),
-            Some(v) => humantime::parse_duration(v.trim()).map_err(|e| ConfigError::Invalid {
-                var: name,
-                value: v,
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    pub fn list(&self, name: &'static str, default: &[&str]) -> Vec<String> {
-        match self.var(name) {
-            None => default.iter().map(|s| (*s).to_owned()).collect(),
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-
-    /// `<name>_ARN` (Secrets Manager) wins over `<name>` (a plain value, for local runs).
-    pub fn secret(&self, arn: &'static str, plain: &'static str) -> Option<Secret> {
-        self.var(arn)
-            .map(Secret::Arn)
-            .or_else(|| self.var(plain).map(Secret::Value))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct GitHubSettings {
-    /// `owner/name` of the release repository.
-    pub repo: String,
-    /// API base URL; the public API when unset.
-    pub api: Option<String>,
-    pub token: Option<Secret>,
-    pub timeout: Duration,
-    /// Open and update the backup PR.
-    pub pull_requests: bool,
-    pub branch: String,
-    pub labels: Vec<String>,
-}
-
-impl GitHubSettings {
-    pub fn owner_and_name(&self) -> (String, String) {
-        match self.repo.split_once('/') {
-            Some((o, n)) => (o.to_owned(), n.to_owned()),
-            None => (self.repo.clone(), String::new()),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PrometheusSettings {
-    pub url: String,
-    pub token: Option<Secret>,
-    /// Basic authentication: this user, the token secret as password.
-    pub user: Option<String>,
-    pub timeout: Duration,
-    pub window: String,
-    pub offset: Duration,
-    pub durations_query: Option<String>,
-    /// PromQL for CPU seconds per job (HEAD's CPU-hours demand), optional.
-    pub cpu_query: Option<String>,
-    /// PromQL for memory byte-seconds per job (HEAD's GiB-hours demand), optional.
-    pub memory_query: Option<String>,
-}
-
-/// The limits of `dispatcher serve`'s own listener (the Lambdas sit behind API Gateway,
-/// which has its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServeLimits {
-    /// From a connection's accept, or from the first byte of a later request, until its
-    /// request head is complete.
-    pub header_timeout: Duration,
-    /// From a request's head until its answer: the body, however slowly it comes, and the
-    /// handler.
-    pub request_timeout: Duration,
-    /// A kept-alive connection waiting for its next request.
-    pub idle_timeout: Duration,
-    /// Connections served at once; more are accepted and closed at once.
-    pub max_connections: usize,
-}
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 4096,
-        }
-    }
-}
+use crate::env::{ConfigError, Env, Secret};
+use crate::sections::{GitHubSettings, PrometheusSettings, ServeLimits};
+use crate::store::StoreConfig;
 
 /// The whole configuration; each function uses the parts it needs.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// The generations' store.
     pub store: StoreConfig,
+    /// The release repository and the backup PR.
     pub github: GitHubSettings,
+    /// The job volumes' source, when it is Prometheus.
     pub prometheus: Option<PrometheusSettings>,
+    /// The webhook's HMAC secret.
     pub webhook_secret: Option<Secret>,
     /// Name or ARN of the recompute function (the webhook's hand-off).
     pub recompute_function: Option<String>,
+    /// The placement engine's settings.
     pub engine: Settings,
     /// How often a lookup re-reads the generation pointer: the staleness bound.
     pub lookup_refresh: Duration,
@@ -187,13 +37,18 @@ pub struct RuntimeConfig {
     pub release_limits: Limits,
     /// The share of the serving generation's jobs a recompute may delete (0..=1).
     pub max_deleted: f64,
+    /// `dispatcher serve`'s manual trigger token (`DISPATCHER_TRIGGER_TOKEN`; random
+    /// when unset).
+    pub trigger_token: Option<String>,
 }
 
 impl RuntimeConfig {
+    /// From the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// From any variable source (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String> + Copy) -> Result<Self, ConfigError> {
         let env = Env(var);
         let repo = env
@@ -273,7 +128,7 @@ impl RuntimeConfig {
             ..Settings::default()
         };
         Ok(Self {
-            store: StoreConfig::from_lookup(var)?,
+            store: StoreConfig::read(&env)?,
             github,
             prometheus,
             webhook_secret: env
@@ -295,6 +150,7 @@ impl RuntimeConfig {
             serve: serve_limits(&env)?,
             release_limits: release_limits(&env)?,
             max_deleted: percent_of("DISPATCHER_MAX_DELETED_PERCENT", MAX_DELETED * 100.0)? / 100.0,
+            trigger_token: env.var("DISPATCHER_TRIGGER_TOKEN"),
         })
     }
 }
@@ -421,6 +277,7 @@ fn demand_model<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DemandMod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Secret;
 
     fn from(pairs: &'static [(&'static str, &'static str)]) -> Result<RuntimeConfig, ConfigError> {
         RuntimeConfig::from_lookup(|k| {

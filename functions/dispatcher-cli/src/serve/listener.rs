@@ -1,22 +1,15 @@
-//! `dispatcher serve`: the lookup, webhook and manual trigger on localhost, over the store
-//! the environment names (the embedded local store by default), with the Lambdas' code.
+//! `serve`'s own listener: hyper over the same router as the Lambdas, with header, request
+//! and idle timeouts and a connection cap (the Lambdas sit behind API Gateway, which has
+//! its own).
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::StatusCode;
-use dispatcher_app::Handoff as _;
-use dispatcher_app::StoreConfig;
-use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_runtime::config::ServeLimits;
-use dispatcher_runtime::{LocalInputs, LocalServer, RuntimeConfig, now};
+use dispatcher_config::ServeLimits;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -27,221 +20,6 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tower_http::timeout::TimeoutLayer;
-
-use crate::ServeArgs;
-
-/// The bundled sample release, so that `serve --demo` works from anywhere.
-const SAMPLE: &[(&str, &str)] = &[
-    (
-        "release/core-services/sanitize-prow-jobs/_config.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/core-services/sanitize-prow-jobs/_config.yaml"
-        ),
-    ),
-    (
-        "release/core-services/sanitize-prow-jobs/_clusters.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/core-services/sanitize-prow-jobs/_clusters.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/acme/widget/acme-widget-main-postsubmits.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/acme/widget/acme-widget-main-postsubmits.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/acme/gadget/acme-gadget-main-presubmits.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/acme/gadget/acme-gadget-main-presubmits.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/acme/gadget/acme-gadget-main-periodics.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/acme/gadget/acme-gadget-main-periodics.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/acme/lab/acme-lab-main-presubmits.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/acme/lab/acme-lab-main-presubmits.yaml"
-        ),
-    ),
-    (
-        "release/ci-operator/jobs/infra-periodics.yaml",
-        include_str!(
-            "../../../tests/fixtures/sample/release/ci-operator/jobs/infra-periodics.yaml"
-        ),
-    ),
-    (
-        "volumes.json",
-        include_str!("../../../tests/fixtures/sample/volumes.json"),
-    ),
-];
-
-fn write_sample(dir: &Path) -> Result<()> {
-    for (rel, text) in SAMPLE {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, text)
-            .with_context(|| format!("Failed to write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// A random token for the manual trigger when none is configured.
-fn token() -> Result<String> {
-    if let Some(t) = std::env::var("DISPATCHER_TRIGGER_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-    {
-        return Ok(t);
-    }
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("Failed to read /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let mut config = RuntimeConfig::from_env()?;
-    // The flag over the environment over the default, as for the functions.
-    if let Some(c) = &args.vsphere_cluster {
-        config.engine.vsphere_cluster = c.clone();
-    }
-    let (inputs, scratch) = if args.demo {
-        let dir =
-            std::env::temp_dir().join(format!("dispatcher-demo-{}-{}", std::process::id(), now()));
-        write_sample(&dir)?;
-        // A fresh store beside the sample: the demo never touches a configured store.
-        config.store = StoreConfig::Local {
-            dir: dir.join("store"),
-        };
-        let inputs = LocalInputs {
-            release: dir.join("release"),
-            clusters: None,
-            volumes: Some(dir.join("volumes.json")),
-            durations: None,
-            cpu: None,
-            memory: None,
-        };
-        (inputs, Some(dir))
-    } else {
-        let release: PathBuf = args.release.clone().context("--release is required")?;
-        let inputs = LocalInputs {
-            release,
-            clusters: args.clusters.clone(),
-            volumes: args.volumes.clone(),
-            durations: args.durations.clone(),
-            cpu: args.cpu_seconds.clone(),
-            memory: args.memory_byte_seconds.clone(),
-        };
-        (inputs, None)
-    };
-    let server = LocalServer::build(&config, &inputs, token()?).await?;
-
-    start_recompute(&server, &inputs.release).await?;
-    let listener = TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("Failed to listen on {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    // One write, and a closed stdout is not fatal: the banner is for a person, and a reader
-    // that stops after the address (a test, `| head -1`) must not take the server down.
-    let mut banner = vec![
-        format!("serving on http://{addr}"),
-        format!(
-            "  lookup:    curl -s -d '{{\"job\":\"pull-ci-acme-widget-main-unit\"}}' http://{addr}/"
-        ),
-        format!("  explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit"),
-        format!(
-            "  recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute",
-            server.token
-        ),
-    ];
-    if server.webhook {
-        banner.push(format!(
-            "  webhook:   POST http://{addr}/github (signed with DISPATCHER_WEBHOOK_SECRET)"
-        ));
-    }
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", banner.join("\n")).and_then(|()| out.flush());
-    }
-    serve_connections(listener, server.router, config.serve).await;
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The start-up recompute. With nothing published yet it runs before serving, so that the
-/// first lookup has an answer. With a whole generation in the store, that generation is
-/// served at once and the recompute runs behind it: a failed or refused recompute must not
-/// keep the last good generation from serving. A publish that another process left half
-/// done (killed) holds the next generation until its lease ends; the recompute is handed in
-/// again then, when it may take that publish over.
-async fn start_recompute(server: &LocalServer, release: &Path) -> Result<()> {
-    let pointer = server.stores.table.pointer().await?;
-    let serving = pointer.as_ref().map_or(0, |p| p.generation);
-    let at = now();
-    if let Some(held) = pointer
-        .as_ref()
-        .and_then(|p| p.pending.as_ref())
-        .filter(|h| h.lease_until >= at)
-    {
-        println!(
-            "a publish of generation {} started at {} holds the store until {} (UTC), its publisher probably dead: serving generation {serving} meanwhile; recomputing {} when the publish may be taken over (`dispatcher publish --take-over` takes it over now)",
-            held.generation,
-            crate::store::when(held.started_at),
-            crate::store::when(held.lease_until),
-            release.display()
-        );
-        let handoff = server.handoff.clone();
-        let wait = u64::try_from(held.lease_until - at + 1).unwrap_or(0);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-            if let Err(e) = handoff.submit(&RecomputeRequest::weekly()).await {
-                tracing::error!(error = %e, "the recompute after the held publish could not be handed in");
-            }
-        });
-        return Ok(());
-    }
-    if serving > 0 {
-        println!(
-            "serving generation {serving}; recomputing {} behind it",
-            release.display()
-        );
-        server.handoff.submit(&RecomputeRequest::weekly()).await?;
-        return Ok(());
-    }
-    let outcome = server
-        .recomputer
-        .run(
-            &RecomputeRequest::weekly(),
-            &dispatcher_app::publish::fresh_owner(at),
-            at,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("the first recompute failed: {e}"))?;
-    println!(
-        "generation {} published ({} assignments changed) from {}",
-        outcome.published.generation,
-        outcome.published.changed,
-        release.display()
-    );
-    Ok(())
-}
 
 /// Descriptors the server needs besides its connections: the listener, the store's files,
 /// logs, the recompute's reads, the AWS and GitHub clients' own connections.
@@ -452,7 +230,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// Prow's scheduler posts with Go's default client, which has no timeout: a connection left
 /// in the listen backlog would hold its only worker until the kernel gave up, while a closed
 /// one makes it fall back to the job's static cluster at once.
-async fn serve_connections(listener: TcpListener, router: Router, limits: ServeLimits) {
+pub(super) async fn serve_connections(listener: TcpListener, router: Router, limits: ServeLimits) {
     let room = room_for_connections(limits.max_connections);
     if room < limits.max_connections {
         tracing::warn!(

@@ -1,6 +1,8 @@
-//! Which store to use, read once from the environment.
+//! Which store to use.
 
 use std::path::PathBuf;
+
+use crate::env::{ConfigError, Env};
 
 /// The store backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,41 +10,62 @@ pub enum StoreConfig {
     /// DynamoDB table and S3 bucket (`DISPATCHER_TABLE`, `DISPATCHER_BUCKET`). The endpoint
     /// and credentials come from the standard AWS variables (`AWS_ENDPOINT_URL`, ...).
     Aws {
+        /// The DynamoDB table.
         table: String,
+        /// The S3 bucket.
         bucket: String,
         /// Path-style S3 addressing, needed by emulators: on when `AWS_ENDPOINT_URL` is set.
         path_style: bool,
     },
     /// The embedded store in a directory (`DISPATCHER_LOCAL_DIR`, default `.dispatcher`
     /// under the working directory).
-    Local { dir: PathBuf },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{present} is set but {missing} is not: the AWS store needs both")]
-    Incomplete {
-        present: &'static str,
-        missing: &'static str,
+    Local {
+        /// Holds the SQLite file and the objects.
+        dir: PathBuf,
     },
-    #[error("DISPATCHER_STORE={0:?}: expected aws or local")]
-    UnknownBackend(String),
 }
 
 impl StoreConfig {
+    /// The AWS store's table, bucket and addressing: the functions run on nothing else.
+    pub fn aws(&self) -> Result<(&str, &str, bool), ConfigError> {
+        match self {
+            StoreConfig::Aws {
+                table,
+                bucket,
+                path_style,
+            } => Ok((table, bucket, *path_style)),
+            StoreConfig::Local { .. } => Err(ConfigError::Missing {
+                var: "DISPATCHER_TABLE",
+            }),
+        }
+    }
+
+    /// From the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::read(&crate::env::process())
     }
 
     /// From any variable source (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&Env(var))
+    }
+
+    /// From variables as `env` reads them.
+    pub fn read<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let var = |k: &'static str| env.var(k);
         let table = var("DISPATCHER_TABLE");
         let bucket = var("DISPATCHER_BUCKET");
         let backend = var("DISPATCHER_STORE");
         let aws = match backend.as_deref() {
             Some("aws") => true,
             Some("local") => false,
-            Some(other) => return Err(ConfigError::UnknownBackend(other.to_owned())),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "DISPATCHER_STORE",
+                    value: other.to_owned(),
+                    message: "expected aws or local".to_owned(),
+                });
+            }
             None => table.is_some() || bucket.is_some(),
         };
         if !aws {

@@ -1,0 +1,111 @@
+//! The local server: the Lambdas' routers over the configured store (the embedded one by
+//! default), a recompute worker in process, and the manual trigger. GitHub and Prometheus
+//! when they are configured, the release and volume files otherwise.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use dispatcher_api::{TriggerState, trigger_router};
+use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
+use dispatcher_app::{DemandSource, FallbackPublisher, Handoff, Recomputer, RepoSource, Stores};
+use dispatcher_aws::Aws;
+use dispatcher_config::RuntimeConfig;
+
+/// Where the local server reads a release and volumes from when GitHub and Prometheus are
+/// not configured.
+#[derive(Debug, Clone)]
+pub struct LocalInputs {
+    /// A release checkout or `.tar.gz`.
+    pub release: PathBuf,
+    /// An inventory overriding the release's.
+    pub clusters: Option<PathBuf>,
+    /// Prometheus run counts.
+    pub volumes: Option<PathBuf>,
+    /// Job seconds.
+    pub durations: Option<PathBuf>,
+    /// CPU seconds per job.
+    pub cpu: Option<PathBuf>,
+    /// Memory byte-seconds per job.
+    pub memory: Option<PathBuf>,
+}
+
+/// What `serve` runs.
+pub struct LocalServer {
+    /// The lookup, the manual trigger and (with a secret) the webhook.
+    pub router: Router,
+    /// The recompute worker's queue.
+    pub handoff: LocalHandoff,
+    /// The recompute use case the worker runs.
+    pub recomputer: Arc<Recomputer>,
+    /// The store everything reads and writes.
+    pub stores: Stores,
+    /// The manual trigger's bearer token.
+    pub token: String,
+    /// Whether the webhook is served.
+    pub webhook: bool,
+}
+
+impl LocalServer {
+    /// The server over the configured store and sources.
+    pub async fn build(cfg: &RuntimeConfig, inputs: &LocalInputs, token: String) -> Result<Self> {
+        let aws = Aws::default();
+        let stores = crate::store::open_with(&cfg.store, &aws).await?;
+        // GitHub when it is configured (an API URL or a token), the files otherwise.
+        let gh = if cfg.github.api.is_some() || cfg.github.token.is_some() {
+            Some(recompute::github(cfg, &aws).await?)
+        } else {
+            None
+        };
+        let repo: Arc<dyn RepoSource> = match &gh {
+            Some(g) => g.clone(),
+            None => Arc::new(LocalRepo {
+                path: inputs.release.clone(),
+                clusters: inputs.clusters.clone(),
+                limits: cfg.release_limits,
+            }),
+        };
+        let demand: Arc<dyn DemandSource> = match recompute::prometheus(cfg, &aws).await? {
+            Some(p) => p,
+            None => Arc::new(FileDemand {
+                runs: inputs
+                    .volumes
+                    .clone()
+                    .context("--volumes is required without DISPATCHER_PROMETHEUS_URL")?,
+                durations: inputs.durations.clone(),
+                cpu: inputs.cpu.clone(),
+                memory: inputs.memory.clone(),
+            }),
+        };
+        let recomputer = Arc::new(Recomputer {
+            stores: stores.clone(),
+            repo: repo.clone(),
+            demand,
+            fallback: gh
+                .filter(|_| cfg.github.pull_requests)
+                .map(|g| g as Arc<dyn FallbackPublisher>),
+            settings: cfg.engine.clone(),
+            max_deleted: cfg.max_deleted,
+        });
+        let handoff = LocalHandoff::start(recomputer.clone(), dispatcher_api::now);
+        let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
+        let mut router =
+            lookup::router(cfg, stores.clone()).merge(trigger_router(Arc::new(TriggerState {
+                token: token.clone(),
+                handoff: shared.clone(),
+            })));
+        let webhook = cfg.webhook_secret.is_some();
+        if webhook {
+            router = router.merge(webhook::router(cfg, &aws, &stores, repo, shared).await?);
+        }
+        Ok(Self {
+            router,
+            handoff,
+            recomputer,
+            stores,
+            token,
+            webhook,
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! The lookup function: Prow's external scheduling strategy (`POST /` with `{"job"}`), its
+//! wiring over the stores. `main` serves it behind API Gateway; `dispatcher serve` serves
+//! the same router locally.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use dispatcher_api::{LookupState, lookup_router};
+use dispatcher_app::{LookupService, Stores};
+use dispatcher_config::RuntimeConfig;
+
+/// The lookup's router over `stores`, with the configured staleness bound (how often the
+/// generation pointer is re-read) and bound on new ephemeral choices.
+pub fn router(cfg: &RuntimeConfig, stores: Stores) -> Router {
+    lookup_router(Arc::new(LookupState {
+        service: Arc::new(
+            LookupService::with_refresh(stores, cfg.lookup_refresh)
+                .with_ephemeral_limit(cfg.ephemeral),
+        ),
+        now: dispatcher_api::now,
+    }))
+}

@@ -1,0 +1,169 @@
+//! The recompute function: the weekly schedule, the webhook's hand-off, an operator's
+//! invoke and the freshness check, over GitHub, Prometheus and the stores; its wiring and
+//! its Lambda handler. `dispatcher serve` runs the same recompute with local sources.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use dispatcher_app::recompute::{Invocation, Outcome, parse_invocation};
+use dispatcher_app::{DemandSource, FallbackPublisher, RecomputeError, Recomputer, Stores};
+use dispatcher_aws::Aws;
+use dispatcher_config::RuntimeConfig;
+use dispatcher_github::{GitHub, Retry};
+use dispatcher_prometheus::PrometheusDemand;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+/// The release repository and the backup PR, with the token read now.
+pub async fn github(cfg: &RuntimeConfig, aws: &Aws) -> Result<Arc<GitHub>> {
+    let token = aws
+        .optional_secret(cfg.github.token.as_ref())
+        .await
+        .context("Failed to read the GitHub token")?;
+    Ok(Arc::new(GitHub::from_settings(
+        &cfg.github,
+        token,
+        Retry::default(),
+        cfg.release_limits,
+    )?))
+}
+
+/// The Prometheus demand source, if one is configured, with its token read now.
+pub async fn prometheus(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn DemandSource>>> {
+    let Some(p) = &cfg.prometheus else {
+        return Ok(None);
+    };
+    let token = aws
+        .optional_secret(p.token.as_ref())
+        .await
+        .context("Failed to read the Prometheus token")?;
+    Ok(Some(Arc::new(PrometheusDemand::from_settings(p, token)?)))
+}
+
+/// The recompute use case over `stores`, reading the GitHub and Prometheus secrets now:
+/// the function builds one per invocation, so that a rotated secret applies to the next
+/// run without a cold start (two Secrets Manager reads, for a run of minutes).
+pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Result<Recomputer> {
+    let gh = github(cfg, aws).await?;
+    let demand = prometheus(cfg, aws)
+        .await?
+        .context("DISPATCHER_PROMETHEUS_URL is required by the recompute function")?;
+    Ok(Recomputer {
+        stores,
+        repo: gh.clone(),
+        demand,
+        fallback: cfg
+            .github
+            .pull_requests
+            .then_some(gh as Arc<dyn FallbackPublisher>),
+        settings: cfg.engine.clone(),
+        max_deleted: cfg.max_deleted,
+    })
+}
+
+/// A failed recompute, typed for Lambda's error reports (retryable or not).
+#[derive(Debug)]
+pub struct RecomputeFailure(pub RecomputeError);
+
+impl std::fmt::Display for RecomputeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<RecomputeFailure> for Diagnostic {
+    fn from(e: RecomputeFailure) -> Self {
+        Diagnostic {
+            error_type: if e.0.retryable {
+                "Retryable"
+            } else {
+                "NonRetryable"
+            }
+            .to_owned(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
+fn summary(o: &Outcome) -> Value {
+    json!({
+        "commit": o.commit,
+        "mode": o.mode,
+        "generation": o.published.generation,
+        "unchanged": o.published.unchanged,
+        "changed": o.published.changed,
+        "fallback": format!("{:?}", o.fallback),
+    })
+}
+
+/// The recompute function's handler: any JSON (a schedule envelope, the webhook's
+/// hand-off, an operator's invoke, the scheduled freshness check).
+pub async fn handle(
+    recomputer: &Recomputer,
+    event: LambdaEvent<Value>,
+    now: i64,
+) -> Result<Value, RecomputeFailure> {
+    let invocation = parse_invocation(&event.payload).map_err(|message| {
+        RecomputeFailure(RecomputeError {
+            stage: "input",
+            retryable: false,
+            message,
+        })
+    })?;
+    let function = &event.context.env_config.function_name;
+    let request = match invocation {
+        Invocation::Recompute(r) => r,
+        Invocation::FreshnessCheck => {
+            let age = recomputer
+                .since_last_success(now)
+                .await
+                .map_err(RecomputeFailure)?;
+            // Before the first success nothing is put: the alarm treats missing data as
+            // breaching, so a stack that never recomputed is not reported healthy.
+            if let Some(seconds) = age {
+                let hours = seconds as f64 / 3600.0;
+                dispatcher_aws::metrics::put(
+                    function,
+                    now * 1000,
+                    &[(dispatcher_aws::metrics::HOURS_SINCE_SUCCESS, hours, "None")],
+                );
+            }
+            // A backup PR that failed after its generation was published is retried here,
+            // every half hour, until the static fields match (F15).
+            let fallback = match recomputer.retry_fallback().await {
+                Ok(status) => status.map(|s| format!("{s:?}")),
+                Err(e) => {
+                    tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "retrying the backup PR failed; the next check tries again");
+                    Some(format!("failed: {e}"))
+                }
+            };
+            return Ok(json!({ "secondsSinceLastSuccess": age, "fallbackRetry": fallback }));
+        }
+    };
+    match recomputer
+        .run(&request, &event.context.request_id, now)
+        .await
+    {
+        Ok(outcome) => {
+            dispatcher_aws::metrics::put(
+                function,
+                now * 1000,
+                &[
+                    (dispatcher_aws::metrics::RECOMPUTE_SUCCEEDED, 1.0, "Count"),
+                    (
+                        dispatcher_aws::metrics::CHANGED_ASSIGNMENTS,
+                        outcome.published.changed as f64,
+                        "Count",
+                    ),
+                    (dispatcher_aws::metrics::HOURS_SINCE_SUCCESS, 0.0, "None"),
+                ],
+            );
+            Ok(summary(&outcome))
+        }
+        Err(e) => {
+            tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "recompute failed; the last good generation keeps serving");
+            Err(RecomputeFailure(e))
+        }
+    }
+}
