@@ -564,10 +564,10 @@ async fn the_same_through_recorded_lambda_event_shapes() {
 async fn markers(stores: &dispatcher_app::Stores) -> (Option<String>, Option<String>) {
     let t = &stores.table;
     (
-        t.marker(dispatcher_app::push::INVENTORY_BLOB)
+        t.marker(dispatcher_app::records::INVENTORY_BLOB)
             .await
             .unwrap(),
-        t.marker(dispatcher_app::recompute::LAST_SUCCESS)
+        t.marker(dispatcher_app::records::LAST_SUCCESS)
             .await
             .unwrap(),
     )
@@ -620,7 +620,7 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
         )
         .await
         .expect_err("no volumes, no generation");
-    assert!(e.retryable && e.stage == "prometheus", "{e}");
+    assert!(e.is_retryable() && e.stage() == "prometheus", "{e}");
     let pointer = stores.table.pointer().await.unwrap().unwrap();
     assert_eq!((pointer.generation, pointer.pending), (1, None));
     assert_eq!(markers(&stores).await, before);
@@ -640,7 +640,7 @@ async fn a_failed_recompute_keeps_the_last_good_generation_and_its_markers() {
         )
         .await
         .expect_err("no release, no generation");
-    assert!(!e.retryable && e.stage == "github", "{e}");
+    assert!(!e.is_retryable() && e.stage() == "github", "{e}");
     assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 1);
     assert_eq!(markers(&stores).await, before);
     // The lookup still answers the last good generation.

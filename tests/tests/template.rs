@@ -508,7 +508,7 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
     // Writes: the ephemeral choices and their one counter, under the keys the code uses.
     let choices = format!(
         "{}*",
-        keys::remembered(dispatcher_app::lookup::EPHEMERAL_CHOICE)
+        keys::remembered(dispatcher_app::records::EPHEMERAL_CHOICE)
     );
     assert_eq!(
         leading_keys(
@@ -521,7 +521,7 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
         strings(statement(lookup, "RoundRobinCounter").get("Action")),
         ["dynamodb:UpdateItem"]
     );
-    let counter = keys::counter(dispatcher_app::lookup::ROUND_ROBIN);
+    let counter = keys::counter(dispatcher_app::records::ROUND_ROBIN);
     assert_eq!(
         leading_keys(
             statement(lookup, "RoundRobinCounter"),
@@ -536,7 +536,7 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
     );
 
     let webhook = resource(&t, "WebhookFunction");
-    let marker = keys::marker(dispatcher_app::push::INVENTORY_BLOB);
+    let marker = keys::marker(dispatcher_app::records::INVENTORY_BLOB);
     assert_eq!(
         leading_keys(
             statement(webhook, "ReadInventoryMarker"),
@@ -544,7 +544,7 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
         ),
         [marker.as_str()]
     );
-    let deliveries = format!("{}*", keys::remembered(dispatcher_api::webhook::DELIVERY));
+    let deliveries = format!("{}*", keys::remembered(dispatcher_app::records::DELIVERY));
     assert_eq!(
         leading_keys(
             statement(webhook, "DedupeDeliveries"),

@@ -25,12 +25,9 @@ use async_trait::async_trait;
 use dispatcher_app::Stores;
 use dispatcher_app::local::LocalRepo;
 use dispatcher_app::ports::{Demand, FallbackChange, FallbackReport};
-use dispatcher_app::push::{
-    self, INVENTORY_BLOB, PushCommit, PushDecision, PushEvent, PushRepository,
-};
-use dispatcher_app::recompute::{
-    FALLBACK_PENDING, FallbackStatus, INVENTORY_DIGEST, RecomputeRequest, Trigger,
-};
+use dispatcher_app::push::{self, PushCommit, PushDecision, PushEvent, PushRepository};
+use dispatcher_app::recompute::{FallbackStatus, RecomputeRequest, Trigger};
+use dispatcher_app::records::{FALLBACK_PENDING, INVENTORY_BLOB, INVENTORY_DIGEST};
 use dispatcher_app::{DemandSource, FallbackPublisher, Recomputer, SourceError};
 use dispatcher_core::model::{
     DemandModel, DispatcherConfig, Job, JobFile, JobKind, Volumes, labels,

@@ -20,9 +20,9 @@ use dispatcher_api::{LookupState, lookup_router};
 use dispatcher_app::Cause;
 use dispatcher_app::LookupService;
 use dispatcher_app::Stores;
-use dispatcher_app::lookup::EPHEMERAL_TTL;
 use dispatcher_app::model::Assignments;
 use dispatcher_app::publish::{self, PublishOptions};
+use dispatcher_app::records::EPHEMERAL_TTL;
 use dispatcher_core::model::Job;
 use dispatcher_core::{Plan, Settings};
 use http_body_util::BodyExt;
@@ -209,7 +209,7 @@ async fn go_test_err_out_when_no_cluster_is_available() {
         .snapshots
         .put(
             &key,
-            dispatcher_app::codec::gzip_json(&table),
+            dispatcher_app::codec::gzip_json(&table).unwrap(),
             "application/json",
         )
         .await

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::store;
 
+/// The `dispatcher` command line.
 #[derive(Parser)]
 #[command(
     name = "dispatcher",
@@ -13,16 +14,19 @@ use crate::store;
     about = "Place Prow jobs on build clusters, and explain why"
 )]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands.
 #[derive(Subcommand)]
 pub enum Command {
     /// Check a release's config, inventory and job files; exit 1 on errors.
     Validate(ReleaseArgs),
     /// Apply the config as written, no rebalancing (what sanitize-prow-jobs does).
     Resolve {
+        /// The release.
         #[command(flatten)]
         release: ReleaseArgs,
         /// Send every job through the rule ladder, also those whose static `cluster:` the
@@ -38,40 +42,55 @@ pub enum Command {
     Plan(Box<PlanArgs>),
     /// Why is a job on its cluster?
     Explain {
+        /// The plan.
         #[arg(long)]
         plan: PathBuf,
+        /// The job's name.
         job: String,
     },
     /// What moved between two plans, per cluster pair.
-    Diff { old: PathBuf, new: PathBuf },
+    Diff {
+        /// The earlier plan.
+        old: PathBuf,
+        /// The later plan.
+        new: PathBuf,
+    },
     /// Write a plan back into a release checkout: changed `cluster:` fields and `buildFarm`.
     Sanitize {
         /// A release checkout directory.
         #[arg(long)]
         release: PathBuf,
+        /// The plan to write back.
         #[arg(long)]
         plan: PathBuf,
     },
     /// Publish a plan as the next generation (cause: manual).
     Publish {
+        /// The plan.
         #[arg(long)]
         plan: PathBuf,
         /// Publish only if generation N is current (the one the plan was made against,
         /// e.g. with `dispatcher plan --previous`); 0 for the first publish.
         #[arg(long, value_name = "N")]
         expect_generation: Option<u64>,
+        /// The safeguards to lift.
         #[command(flatten)]
         overrides: PublishOverrides,
     },
     /// Republish an older generation's snapshot as a new generation (cause: rollback).
     Rollback {
+        /// The generation to bring back.
         #[arg(long)]
         to: u64,
+        /// The safeguards to lift.
         #[command(flatten)]
         overrides: PublishOverrides,
     },
     /// A job's assignment changes.
-    History { job: String },
+    History {
+        /// The job's name.
+        job: String,
+    },
     /// The current generation: when and why it was published, and the per-cluster shares.
     Status,
     /// Serve the lookup, the webhook and a manual recompute trigger on localhost, with the
@@ -107,8 +126,10 @@ impl From<PublishOverrides> for store::Overrides {
     }
 }
 
+/// What `dispatcher serve` serves, and from what.
 #[derive(Args)]
 pub struct ServeArgs {
+    /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
     /// Plan the bundled sample release into a fresh local store first.
@@ -120,8 +141,10 @@ pub struct ServeArgs {
     /// Prometheus vector of run counts (unless DISPATCHER_PROMETHEUS_URL is set).
     #[arg(long)]
     pub volumes: Option<PathBuf>,
+    /// An inventory overriding the release's _clusters.yaml.
     #[arg(long)]
     pub clusters: Option<PathBuf>,
+    /// Prometheus vector of job run seconds per job_name.
     #[arg(long)]
     pub durations: Option<PathBuf>,
     /// Prometheus vector of CPU seconds per job_name.
@@ -136,6 +159,7 @@ pub struct ServeArgs {
     pub vsphere_cluster: Option<String>,
 }
 
+/// Where a release is read from, and what it may hold.
 #[derive(Args, Clone)]
 pub struct ReleaseArgs {
     /// A release checkout directory or a .tar.gz of one.
@@ -156,8 +180,10 @@ pub struct ReleaseArgs {
     pub max_archive_bytes: Option<u64>,
 }
 
+/// What `dispatcher plan` places, and how.
 #[derive(Args)]
 pub struct PlanArgs {
+    /// The release.
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Prometheus vector of run counts per job_name (JSON, optionally gzipped).
@@ -175,8 +201,10 @@ pub struct PlanArgs {
     /// The plan currently published; enables hysteresis and the movement budget.
     #[arg(long)]
     pub previous: Option<PathBuf>,
+    /// How jobs without a rule are placed.
     #[arg(long, value_enum, default_value_t = StrategyArg::Balanced)]
     pub strategy: StrategyArg,
+    /// Place every job, or only those absent from --previous.
     #[arg(long, value_enum, default_value_t = ModeArg::Full)]
     pub mode: ModeArg,
     /// Keep a file's previous cluster unless another scores better by more than this.
@@ -206,7 +234,7 @@ pub struct PlanArgs {
 }
 
 /// A demand weight: finite and not negative, as HEAD checks its weight flags.
-pub fn weight(s: &str) -> Result<f64, String> {
+pub(crate) fn weight(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if v.is_finite() && v >= 0.0 {
         Ok(v)
@@ -216,7 +244,7 @@ pub fn weight(s: &str) -> Result<f64, String> {
 }
 
 /// The minimum demand: finite and positive.
-pub fn positive(s: &str) -> Result<f64, String> {
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if v.is_finite() && v > 0.0 {
         Ok(v)
@@ -225,7 +253,8 @@ pub fn positive(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn percent(s: &str) -> Result<f64, String> {
+/// A percentage: between 0 and 100.
+pub(crate) fn percent(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=100.0).contains(&v) {
         Ok(v)
@@ -234,14 +263,20 @@ pub fn percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// How jobs without a rule are placed.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum StrategyArg {
+    /// Capacity-weighted balance with minimal churn.
     Balanced,
+    /// The Go dispatcher's placement, for comparison.
     Classic,
 }
 
+/// Which jobs a plan places.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ModeArg {
+    /// Every job.
     Full,
+    /// Only jobs absent from the previous plan.
     Delta,
 }

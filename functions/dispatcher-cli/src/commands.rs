@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use dispatcher_app::writeback;
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, Strategy};
 use dispatcher_formats::{InputPaths, Loaded};
@@ -64,6 +65,7 @@ fn write_plan(plan: &Plan, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `dispatcher validate`: reports every diagnostic; exit 1 on errors.
 pub fn validate(r: &ReleaseArgs) -> Result<ExitCode> {
     // Every byte of every job file, so that any YAML error is reported.
     let loaded = load(&InputPaths {
@@ -108,6 +110,7 @@ fn run(loaded: &Loaded, settings: &Settings, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dispatcher resolve`: the config applied as written, as sanitize-prow-jobs does.
 pub fn resolve(r: &ReleaseArgs, ladder_only: bool, out: &Path) -> Result<ExitCode> {
     let loaded = load(&paths(r))?;
     let settings = Settings {
@@ -119,6 +122,7 @@ pub fn resolve(r: &ReleaseArgs, ladder_only: bool, out: &Path) -> Result<ExitCod
     run(&loaded, &settings, out)
 }
 
+/// `dispatcher plan`: every job placed.
 pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
     if matches!(a.mode, ModeArg::Delta) && a.previous.is_none() {
         bail!("--mode delta places only jobs absent from a previous plan: pass --previous");
@@ -161,6 +165,7 @@ fn read_plan(path: &Path) -> Result<Plan> {
     Plan::from_json(&text).with_context(|| format!("{} is not a plan", path.display()))
 }
 
+/// `dispatcher explain`: why a job is on its cluster.
 pub fn explain(plan: &Path, job: &str) -> Result<ExitCode> {
     let plan = read_plan(plan)?;
     match render::explain(&plan, job) {
@@ -172,14 +177,15 @@ pub fn explain(plan: &Path, job: &str) -> Result<ExitCode> {
     }
 }
 
+/// `dispatcher diff`: what moved between two plans.
 pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
     let (old, new) = (read_plan(old)?, read_plan(new)?);
     print!("{}", render::diff(&old, &new));
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dispatcher sanitize`: writes a plan's clusters back into a release checkout.
 pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
-    use dispatcher_formats::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
     if !release.is_dir() {
         bail!(
             "--release must be a checkout directory to write into: {}",
@@ -191,50 +197,36 @@ pub fn sanitize(release: &Path, plan_path: &Path) -> Result<ExitCode> {
         release: release.to_owned(),
         ..InputPaths::default()
     })?;
-    let (mut files_changed, mut jobs_changed, mut failures) = (0, 0, 0);
-    for f in &loaded.files {
-        if !needs_rewrite(f, &plan) {
-            continue;
-        }
-        let path = release.join(&f.path);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("Failed to read {}", path.display()))?;
-        match job_file_for_plan(&text, &plan) {
-            Ok(Some((new, n))) => {
-                std::fs::write(&path, new)
-                    .with_context(|| format!("Failed to write {}", path.display()))?;
-                files_changed += 1;
-                jobs_changed += n;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                failures += 1;
-                eprintln!("error: {}: {e}; left unchanged", f.path);
-            }
-        }
-    }
-    let text =
+    let config =
         String::from_utf8(loaded.config_text.clone()).context("_config.yaml is not UTF-8")?;
-    let config_changed = match config_for_plan(&text, &plan) {
-        Some(new) => {
-            let path = release.join(dispatcher_formats::CONFIG_PATH);
-            std::fs::write(&path, new)
-                .with_context(|| format!("Failed to write {}", path.display()))?;
-            true
-        }
-        None => false,
-    };
+    let rewrite = writeback::rewrite(&plan, &loaded.files, &config, |path| {
+        let path = release.join(path);
+        std::fs::read_to_string(&path).with_context(|| format!("Failed to read {}", path.display()))
+    })?;
+    for (path, text) in &rewrite.files {
+        let path = release.join(path);
+        std::fs::write(&path, text)
+            .with_context(|| format!("Failed to write {}", path.display()))?;
+    }
+    for (path, e) in &rewrite.skipped {
+        eprintln!(
+            "error: {path}: {}; left unchanged",
+            dispatcher_core::chain(e)
+        );
+    }
+    let job_files = rewrite.files.len() - usize::from(rewrite.config);
     println!(
-        "{jobs_changed} job(s) in {files_changed} file(s) rewritten; buildFarm {}",
-        if config_changed {
+        "{} job(s) in {job_files} file(s) rewritten; buildFarm {}",
+        rewrite.jobs,
+        if rewrite.config {
             "rewritten"
         } else {
             "unchanged"
         }
     );
-    Ok(if failures > 0 {
-        ExitCode::FAILURE
-    } else {
+    Ok(if rewrite.skipped.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dispatcher_app::publish::{self, PublishOptions, Published};
-use dispatcher_app::recompute::FALLBACK_PENDING;
+use dispatcher_app::records::{BackupPr, Markers};
 use dispatcher_app::{Cause, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::StoreConfig;
@@ -34,6 +34,7 @@ fn now() -> i64 {
     dispatcher_api::now()
 }
 
+/// Seconds since the epoch as an RFC 3339 UTC time.
 pub fn when(at: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
@@ -56,8 +57,11 @@ fn report(p: &Published) {
 /// An operator's overrides of the publish safeguards.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Overrides {
+    /// Take over a publish in progress before its lease ends.
     pub take_over: bool,
+    /// Lift the share limits on lost and deleted jobs.
     pub force: bool,
+    /// The share of jobs the plan may delete, in percent.
     pub max_deleted_percent: Option<f64>,
 }
 
@@ -74,22 +78,17 @@ fn options(cause: Cause, overrides: Overrides) -> PublishOptions {
     opts
 }
 
-/// A generation published by hand: the job files' static fields do not say it yet, so the
-/// backup PR is pending until the next recompute brings it (F18).
-async fn mark_fallback_pending(stores: &Stores, p: &Published) -> Result<()> {
+/// Says that the backup PR is pending after a generation made by hand.
+fn say_fallback_pending(p: &Published) {
     if !p.unchanged {
-        stores
-            .table
-            .set_marker(FALLBACK_PENDING, &p.generation.to_string())
-            .await?;
         println!(
             "the static cluster fields in the job files do not match generation {} yet; the next recompute updates the backup PR",
             p.generation
         );
     }
-    Ok(())
 }
 
+/// `dispatcher publish`: a plan made by hand, as the next generation.
 pub async fn publish(
     plan: &Path,
     expect_generation: Option<u64>,
@@ -102,20 +101,22 @@ pub async fn publish(
     let stores = open().await?;
     let mut opts = options(Cause::Manual, overrides);
     opts.expected_base = expect_generation;
-    let p = publish::publish(&stores, &plan, &opts).await?;
+    let p = publish::publish_by_hand(&stores, &plan, &opts).await?;
     report(&p);
-    mark_fallback_pending(&stores, &p).await?;
+    say_fallback_pending(&p);
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dispatcher rollback`: an older generation's plan, as the next generation.
 pub async fn rollback(to: u64, overrides: Overrides) -> Result<ExitCode> {
     let stores = open().await?;
     let p = publish::rollback(&stores, to, &options(Cause::Rollback, overrides)).await?;
     report(&p);
-    mark_fallback_pending(&stores, &p).await?;
+    say_fallback_pending(&p);
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dispatcher history`: a job's assignment changes.
 pub async fn history(job: &str) -> Result<ExitCode> {
     let stores = open().await?;
     let changes = publish::history(&stores, job).await?;
@@ -135,6 +136,7 @@ pub async fn history(job: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dispatcher status`: the serving generation, the publish in progress, the backup PR.
 pub async fn status() -> Result<ExitCode> {
     let stores = open().await?;
     let Some(pointer) = stores.table.pointer().await? else {
@@ -155,12 +157,14 @@ pub async fn status() -> Result<ExitCode> {
     if pointer.generation == 0 {
         return Ok(ExitCode::SUCCESS);
     }
-    match stores.table.marker(FALLBACK_PENDING).await?.as_deref() {
-        Some("") => println!("backup PR: up to date with the generation it was last made for"),
-        Some(g) => println!(
+    match Markers(stores.table.as_ref()).backup_pr().await? {
+        BackupPr::UpToDate => {
+            println!("backup PR: up to date with the generation it was last made for")
+        }
+        BackupPr::Pending(g) => println!(
             "backup PR pending: the job files' static cluster fields do not match generation {g} yet"
         ),
-        None => println!("backup PR: none recorded yet"),
+        BackupPr::NeverMade => println!("backup PR: none recorded yet"),
     }
     println!(
         "generation {}, published {} ({}), snapshot {}",

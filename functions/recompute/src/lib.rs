@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use dispatcher_app::recompute::{Invocation, Outcome, parse_invocation};
+use dispatcher_app::recompute::{Invocation, InvocationError, Outcome, parse_invocation};
 use dispatcher_app::{DemandSource, FallbackPublisher, RecomputeError, Recomputer, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
@@ -62,26 +62,40 @@ pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Resul
     })
 }
 
-/// A failed recompute, typed for Lambda's error reports (retryable or not).
-#[derive(Debug)]
-pub struct RecomputeFailure(pub RecomputeError);
+/// Why an invocation failed, typed for Lambda's error reports (retryable or not).
+#[derive(Debug, thiserror::Error)]
+pub enum RecomputeFailure {
+    /// The event is not one the function knows.
+    #[error("the invocation")]
+    Invocation(#[from] InvocationError),
+    /// The sources could not be set up (their secrets, most likely): may pass.
+    #[error("setting up the sources: {0:#}")]
+    Setup(anyhow::Error),
+    /// The recompute itself failed.
+    #[error(transparent)]
+    Recompute(#[from] RecomputeError),
+}
 
-impl std::fmt::Display for RecomputeFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+impl RecomputeFailure {
+    fn is_retryable(&self) -> bool {
+        match self {
+            RecomputeFailure::Invocation(_) => false,
+            RecomputeFailure::Setup(_) => true,
+            RecomputeFailure::Recompute(e) => e.is_retryable(),
+        }
     }
 }
 
 impl From<RecomputeFailure> for Diagnostic {
     fn from(e: RecomputeFailure) -> Self {
         Diagnostic {
-            error_type: if e.0.retryable {
+            error_type: if e.is_retryable() {
                 "Retryable"
             } else {
                 "NonRetryable"
             }
             .to_owned(),
-            error_message: e.0.to_string(),
+            error_message: dispatcher_core::chain(&e),
         }
     }
 }
@@ -104,21 +118,12 @@ pub async fn handle(
     event: LambdaEvent<Value>,
     now: i64,
 ) -> Result<Value, RecomputeFailure> {
-    let invocation = parse_invocation(&event.payload).map_err(|message| {
-        RecomputeFailure(RecomputeError {
-            stage: "input",
-            retryable: false,
-            message,
-        })
-    })?;
+    let invocation = parse_invocation(&event.payload)?;
     let function = &event.context.env_config.function_name;
     let request = match invocation {
         Invocation::Recompute(r) => r,
         Invocation::FreshnessCheck => {
-            let age = recomputer
-                .since_last_success(now)
-                .await
-                .map_err(RecomputeFailure)?;
+            let age = recomputer.since_last_success(now).await?;
             // Before the first success nothing is put: the alarm treats missing data as
             // breaching, so a stack that never recomputed is not reported healthy.
             if let Some(seconds) = age {
@@ -134,8 +139,9 @@ pub async fn handle(
             let fallback = match recomputer.retry_fallback().await {
                 Ok(status) => status.map(|s| format!("{s:?}")),
                 Err(e) => {
-                    tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "retrying the backup PR failed; the next check tries again");
-                    Some(format!("failed: {e}"))
+                    let error = dispatcher_core::chain(&e);
+                    tracing::error!(stage = e.stage(), retryable = e.is_retryable(), error = %error, "retrying the backup PR failed; the next check tries again");
+                    Some(format!("failed: {error}"))
                 }
             };
             return Ok(json!({ "secondsSinceLastSuccess": age, "fallbackRetry": fallback }));
@@ -162,8 +168,8 @@ pub async fn handle(
             Ok(summary(&outcome))
         }
         Err(e) => {
-            tracing::error!(stage = e.stage, retryable = e.retryable, error = %e.message, "recompute failed; the last good generation keeps serving");
-            Err(RecomputeFailure(e))
+            tracing::error!(stage = e.stage(), retryable = e.is_retryable(), error = %dispatcher_core::chain(&e), "recompute failed; the last good generation keeps serving");
+            Err(e.into())
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Triggered by the weekly schedule, the webhook's hand-off, or an operator's invoke.
 
-use dispatcher_app::RecomputeError;
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -23,13 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Secrets are read for every invocation: a rotated token applies to the next run.
         let recomputer = recompute::recomputer(config, aws, stores.clone())
             .await
-            .map_err(|e| {
-                RecomputeFailure(RecomputeError {
-                    stage: "secrets",
-                    retryable: true,
-                    message: format!("{e:#}"),
-                })
-            })?;
+            .map_err(RecomputeFailure::Setup)?;
         recompute::handle(&recomputer, event, dispatcher_api::now()).await
     }))
     .await

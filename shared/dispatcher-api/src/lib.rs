@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
+pub mod error;
 pub mod lambda;
 pub mod lookup;
 pub mod trigger;
@@ -8,6 +10,7 @@ pub mod webhook;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+pub use error::ApiError;
 pub use lookup::{LookupState, lookup_router};
 pub use trigger::{TriggerState, trigger_router};
 pub use webhook::{WebhookState, webhook_router};

@@ -14,10 +14,12 @@ use bytes::Bytes;
 use dispatcher_app::lookup::{Answer, LookupError, LookupService, Source};
 use serde::Deserialize;
 
+use crate::error::ApiError;
 use crate::text;
 
 /// What the lookup routes need.
 pub struct LookupState {
+    /// The lookup use case.
     pub service: Arc<LookupService>,
     /// Seconds since the epoch.
     pub now: fn() -> i64,
@@ -75,118 +77,89 @@ fn job_of(body: &[u8]) -> Result<String, String> {
         .ok_or_else(|| r#"no "job" in the body"#.to_owned())
 }
 
+/// The lookup routes: `POST /` for Prow, `GET /healthz`, `GET /explain/{job}`.
 pub fn lookup_router(state: Arc<LookupState>) -> Router {
     Router::new()
         .route("/", any(lookup))
         .route("/healthz", get(healthz))
         .route("/explain/{job}", get(explain))
-        .fallback(|| async { text(StatusCode::NOT_FOUND, "Not found") })
+        .fallback(|| async { ApiError::NotFound("Not found") })
         // Prow's body is a job name; anything large is not a lookup.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
 
-async fn lookup(State(state): State<Arc<LookupState>>, method: Method, body: Bytes) -> Response {
+async fn lookup(
+    State(state): State<Arc<LookupState>>,
+    method: Method,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if method != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "Invalid request method");
+        return Err(ApiError::MethodNotAllowed);
     }
     // The JSON is read whatever the Content-Type says: the Go clients do not check it.
-    let job = match job_of(&body) {
-        Ok(job) => job,
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
-    };
-    match state.service.answer(&job, (state.now)()).await {
-        Ok(Answer::Cluster {
-            cluster,
-            generation,
-            source,
-        }) => {
-            let source = match source {
-                Source::Generation => "generation",
-                Source::Ephemeral => "ephemeral-cluster",
-            };
-            let mut body =
-                serde_json::json!({"cluster": cluster, "generation": generation, "source": source})
-                    .to_string();
-            body.push('\n');
-            let mut response = (StatusCode::OK, body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            if let Ok(v) = HeaderValue::from_str(&generation.to_string()) {
-                headers.insert("x-dispatcher-generation", v);
+    let job = job_of(&body).map_err(|e| ApiError::BadRequest(format!("bad request body: {e}")))?;
+    let answer = state
+        .service
+        .answer(&job, (state.now)())
+        .await
+        .map_err(|e| match e {
+            LookupError::NameTooLong { .. } => {
+                ApiError::BadRequest(format!("bad request body: {e}"))
             }
-            response
-        }
-        Ok(Answer::NotFound) => text(StatusCode::NOT_FOUND, "Cluster not found"),
-        Err(e @ LookupError::NameTooLong { .. }) => {
-            text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}"))
-        }
-        Err(LookupError::TooManyEphemeral) => {
-            let mut response = text(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many new ephemeral clusters",
-            );
-            // The bucket refills by the second.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
-        Err(LookupError::NoUsableCluster) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Failed to get the cluster",
-        ),
-        Err(e) => {
-            // Prow falls back to the static cluster on any non-200; keep it rare and fast.
-            tracing::error!(job = %job, error = %e, "lookup failed");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The dispatcher store is unavailable",
-            )
-        }
+            // A store outage concerns every job: the log says the cause, not the name.
+            other => ApiError::from(other),
+        })?;
+    let Answer::Cluster {
+        cluster,
+        generation,
+        source,
+    } = answer
+    else {
+        return Err(ApiError::NotFound("Cluster not found"));
+    };
+    let source = match source {
+        Source::Generation => "generation",
+        Source::Ephemeral => "ephemeral-cluster",
+    };
+    let mut body =
+        serde_json::json!({"cluster": cluster, "generation": generation, "source": source})
+            .to_string();
+    body.push('\n');
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&generation.to_string()) {
+        headers.insert("x-dispatcher-generation", v);
     }
+    Ok(response)
 }
 
-async fn healthz(State(state): State<Arc<LookupState>>) -> Response {
-    match state.service.current().await {
-        Ok(Some(s)) => text(StatusCode::OK, &format!("ok: generation {}", s.generation)),
-        Ok(None) => text(StatusCode::OK, "ok: nothing published yet"),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check cannot read the store");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The dispatcher store is unavailable",
-            )
-        }
-    }
+async fn healthz(State(state): State<Arc<LookupState>>) -> Result<Response, ApiError> {
+    let answer = match state.service.current().await.map_err(ApiError::store)? {
+        Some(s) => format!("ok: generation {}", s.generation),
+        None => "ok: nothing published yet".to_owned(),
+    };
+    Ok(text(StatusCode::OK, &answer))
 }
 
-async fn explain(State(state): State<Arc<LookupState>>, Path(job): Path<String>) -> Response {
-    match state.service.explain(&job).await {
-        Ok(Some(v)) => {
-            let mut response = (StatusCode::OK, format!("{v}\n")).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Ok(None) => text(StatusCode::NOT_FOUND, "Cluster not found"),
-        Err(e @ LookupError::NameTooLong { .. }) => {
-            text(StatusCode::BAD_REQUEST, &format!("bad job name: {e}"))
-        }
-        Err(e) => {
-            tracing::error!(job = %job, error = %e, "explain failed");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The dispatcher store is unavailable",
-            )
-        }
-    }
+async fn explain(
+    State(state): State<Arc<LookupState>>,
+    Path(job): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(v) = state.service.explain(&job).await? else {
+        return Err(ApiError::NotFound("Cluster not found"));
+    };
+    let mut response = (StatusCode::OK, format!("{v}\n")).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -15,10 +15,14 @@ use dispatcher_app::recompute::{RecomputeRequest, Trigger};
 use dispatcher_core::Mode;
 use subtle::ConstantTimeEq;
 
+use crate::error::ApiError;
 use crate::text;
 
+/// What the manual trigger needs.
 pub struct TriggerState {
+    /// The bearer token callers must present (empty: every call is refused).
     pub token: String,
+    /// Where recomputes go.
     pub handoff: Arc<dyn Handoff>,
 }
 
@@ -32,6 +36,7 @@ struct Body {
     allow_deletions: bool,
 }
 
+/// `POST /recompute`.
 pub fn trigger_router(state: Arc<TriggerState>) -> Router {
     Router::new()
         .route("/recompute", post(trigger))
@@ -42,22 +47,20 @@ async fn trigger(
     State(state): State<Arc<TriggerState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if state.token.is_empty() || !bool::from(presented.as_bytes().ct_eq(state.token.as_bytes())) {
-        return text(StatusCode::UNAUTHORIZED, "a bearer token is required");
+        return Err(ApiError::Unauthenticated("a bearer token is required"));
     }
     let body: Body = if body.is_empty() {
         Body::default()
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
-        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("bad request body: {e}")))?
     };
     let request = RecomputeRequest {
         trigger: Trigger::Manual,
@@ -67,11 +70,16 @@ async fn trigger(
         paths: Vec::new(),
         allow_deletions: body.allow_deletions,
     };
-    match state.handoff.submit(&request).await {
-        Ok(()) => text(
-            StatusCode::ACCEPTED,
-            &format!("accepted: {:?} recompute", request.mode),
-        ),
-        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    }
+    state
+        .handoff
+        .submit(&request)
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            answer: e.to_string(),
+            cause: e.into(),
+        })?;
+    Ok(text(
+        StatusCode::ACCEPTED,
+        &format!("accepted: {:?} recompute", request.mode),
+    ))
 }

@@ -12,45 +12,50 @@ use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
 use dispatcher_app::AssignmentStore;
-use dispatcher_app::push::{self, PushDecision, PushEvent};
-use dispatcher_app::recompute::{RecomputeRequest, Trigger};
+use dispatcher_app::push::PushEvent;
+use dispatcher_app::webhook::{Intake, Received};
 use dispatcher_app::{Handoff, RepoSource};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::error::ApiError;
 use crate::text;
 
 /// API Gateway rejects larger bodies anyway.
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
-/// How long a delivery id is remembered: GitHub redelivers by hand, within days.
-pub const DELIVERY_TTL: i64 = 7 * 24 * 60 * 60;
-/// What a delivery id is remembered under, before the id (the webhook role may write only
-/// these).
-pub const DELIVERY: &str = "delivery#";
 /// How long deciding and handing off may take: inside the function's 8 s, so that a slow
 /// GitHub or Lambda API cannot get the function killed with the delivery recorded (a
 /// redelivery would then be taken for a duplicate), and inside GitHub's 10 s.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(6);
 
+/// What the webhook route needs.
 pub struct WebhookState {
     /// The webhook secret, read once at cold start.
     pub secret: Vec<u8>,
     /// `owner/name` of the release repository.
     pub repo: String,
+    /// The repository, for the inventory's blob at the pushed commit.
     pub source: Arc<dyn RepoSource>,
+    /// Where deliveries are remembered.
     pub table: Arc<dyn AssignmentStore>,
+    /// Where recomputes go.
     pub handoff: Arc<dyn Handoff>,
+    /// The clock (seconds since the epoch).
     pub now: fn() -> i64,
     /// [`DEADLINE`], shorter in tests.
     pub deadline: std::time::Duration,
 }
 
+/// Why a delivery's signature does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// No signature header.
     #[error("no X-Hub-Signature-256 header")]
     Missing,
+    /// A header that is not `sha256=` and 64 hex digits.
     #[error("X-Hub-Signature-256 is not sha256=<64 hex digits>")]
     Malformed,
+    /// A well-formed signature of other bytes or another secret.
     #[error("the signature does not match")]
     Mismatch,
 }
@@ -75,6 +80,7 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// `POST /github`: GitHub's push and ping deliveries.
 pub fn webhook_router(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/github", post(deliver))
@@ -103,119 +109,53 @@ async fn deliver(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     // Nothing is parsed, logged or stored before the signature holds.
-    match verify_signature(
+    verify_signature(
         &state.secret,
         &body,
         header(&headers, "x-hub-signature-256"),
-    ) {
-        Ok(()) => {}
-        Err(e @ (SignatureError::Missing | SignatureError::Malformed)) => {
-            tracing::warn!(reason = %e, "webhook delivery rejected");
-            return text(StatusCode::UNAUTHORIZED, "");
+    )
+    .map_err(|e| {
+        tracing::warn!(reason = %e, "webhook delivery rejected");
+        match e {
+            SignatureError::Missing | SignatureError::Malformed => ApiError::Unauthenticated(""),
+            SignatureError::Mismatch => ApiError::Forbidden,
         }
-        Err(e) => {
-            tracing::warn!(reason = %e, "webhook delivery rejected");
-            return text(StatusCode::FORBIDDEN, "");
-        }
-    }
-    let event = header(&headers, "x-github-event")
-        .unwrap_or_default()
-        .to_owned();
-    let delivery = header(&headers, "x-github-delivery")
-        .unwrap_or_default()
-        .to_owned();
-    match event.as_str() {
-        "ping" => return text(StatusCode::OK, "pong"),
+    })?;
+    let event = header(&headers, "x-github-event").unwrap_or_default();
+    match event {
+        "ping" => return Ok(text(StatusCode::OK, "pong")),
         "push" => {}
-        other => return text(StatusCode::ACCEPTED, &format!("ignored: event {other}")),
+        other => {
+            return Ok(text(
+                StatusCode::ACCEPTED,
+                &format!("ignored: event {other}"),
+            ));
+        }
     }
-    if delivery.is_empty() {
-        return text(StatusCode::BAD_REQUEST, "no X-GitHub-Delivery header");
-    }
-    let push: PushEvent = match payload(&headers, &body)
+    let delivery = header(&headers, "x-github-delivery")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("no X-GitHub-Delivery header".to_owned()))?;
+    let push: PushEvent = payload(&headers, &body)
         .and_then(|p| serde_json::from_slice(&p).map_err(|e| e.to_string()))
-    {
-        Ok(p) => p,
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("not a push payload: {e}")),
+        .map_err(|e| ApiError::BadRequest(format!("not a push payload: {e}")))?;
+    let intake = Intake {
+        repo: &state.repo,
+        source: state.source.as_ref(),
+        table: state.table.as_ref(),
+        handoff: state.handoff.as_ref(),
+        deadline: state.deadline,
     };
-    let now = (state.now)();
-    let key = format!("{DELIVERY}{delivery}");
-    match state
-        .table
-        .remember(&key, &push.after, now + DELIVERY_TTL, now)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(delivery = %delivery, "duplicate delivery ignored");
-            return text(StatusCode::OK, "duplicate delivery");
-        }
-        Err(e) => {
-            tracing::error!(delivery = %delivery, error = %e, "cannot record the delivery");
-            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later");
-        }
-    }
-    // From here on a failure must forget the delivery, so that a redelivery is not
-    // mistaken for a duplicate.
-    let handled = async {
-        match push::decide(
-            &push,
-            &state.repo,
-            state.source.as_ref(),
-            state.table.as_ref(),
-        )
-        .await?
-        {
-            PushDecision::Ignore(reason) => {
-                Ok((StatusCode::ACCEPTED, format!("ignored: {reason}")))
-            }
-            PushDecision::Recompute {
-                mode,
-                reason,
-                paths,
-            } => {
-                let request = RecomputeRequest {
-                    trigger: Trigger::Push,
-                    mode,
-                    delivery_id: Some(delivery.clone()),
-                    after: Some(push.after.clone()),
-                    paths,
-                    allow_deletions: false,
-                };
-                state.handoff.submit(&request).await?;
-                tracing::info!(delivery = %delivery, after = %push.after, mode = ?mode, reason = %reason, "recompute handed off");
-                Ok((
-                    StatusCode::ACCEPTED,
-                    format!("accepted: {mode:?} recompute ({reason})"),
-                ))
-            }
-        }
+    let (status, answer) = match intake.push(delivery, &push, (state.now)()).await? {
+        Received::Duplicate => (StatusCode::OK, "duplicate delivery".to_owned()),
+        Received::Ignored(reason) => (StatusCode::ACCEPTED, format!("ignored: {reason}")),
+        Received::HandedOff { mode, reason } => (
+            StatusCode::ACCEPTED,
+            format!("accepted: {mode:?} recompute ({reason})"),
+        ),
     };
-    let outcome = match tokio::time::timeout(state.deadline, handled).await {
-        Ok(r) => r,
-        Err(_) => Err(dispatcher_app::SourceError::retryable(
-            "webhook",
-            format!(
-                "deciding and handing off took longer than {:?}",
-                state.deadline
-            ),
-        )),
-    };
-    match outcome {
-        Ok((status, message)) => text(status, &message),
-        Err::<_, dispatcher_app::SourceError>(e) => {
-            tracing::error!(delivery = %delivery, error = %e, retryable = e.retryable, "push not handled");
-            if let Err(f) = state.table.forget(&key).await {
-                tracing::error!(delivery = %delivery, error = %f, "cannot forget the delivery");
-            }
-            text(
-                StatusCode::BAD_GATEWAY,
-                "the push could not be handled; redeliver it",
-            )
-        }
-    }
+    Ok(text(status, &answer))
 }
 
 #[cfg(test)]

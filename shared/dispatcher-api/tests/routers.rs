@@ -275,7 +275,7 @@ async fn webhook_with(
     );
     stores
         .table
-        .set_marker(dispatcher_app::push::INVENTORY_BLOB, &blob)
+        .set_marker(dispatcher_app::records::INVENTORY_BLOB, &blob)
         .await
         .expect("marker");
     let app = webhook_router(Arc::new(WebhookState {

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod codec;
 pub mod keys;
@@ -9,7 +10,10 @@ pub mod ports;
 pub mod publish;
 pub mod push;
 pub mod recompute;
+pub mod records;
 pub mod store;
+pub mod webhook;
+pub mod writeback;
 
 #[cfg(feature = "contract")]
 pub mod contract;

@@ -21,6 +21,7 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// The cause as stored and printed.
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Weekly => "weekly",
@@ -38,16 +39,22 @@ pub struct Pointer {
     /// 0 before the first publish (only `pending` is set then).
     #[serde(default)]
     pub generation: u64,
+    /// The snapshot prefix the generation's objects live under.
     #[serde(default)]
     pub snapshot: String,
+    /// The digest of the generation's plan.
     #[serde(default)]
     pub plan_digest: String,
+    /// When it was published (seconds since the epoch).
     #[serde(default)]
     pub published_at: i64,
+    /// Why it was made.
     #[serde(default = "manual")]
     pub cause: Cause,
+    /// The digests of the inputs the plan was made from.
     #[serde(default)]
     pub inputs: InputDigests,
+    /// A publish in progress on top of this generation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
 }
@@ -59,7 +66,9 @@ fn manual() -> Cause {
 /// A publish that has claimed the next generation but not committed it yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
+    /// The generation being made.
     pub generation: u64,
+    /// The digest of the plan being published.
     pub plan_digest: String,
     /// Who holds the claim: only the same publisher (a retry of the same request) resumes
     /// it while the lease runs, whatever plan another publisher brings.
@@ -71,6 +80,7 @@ pub struct Pending {
     /// carry this generation too, so they are rewritten as well.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherited: Vec<String>,
+    /// When the claim was made (seconds since the epoch).
     pub started_at: i64,
     /// After this, another publisher may take the generation over.
     pub lease_until: i64,
@@ -118,6 +128,7 @@ impl Pending {
 /// reader never sees a mix of two generations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobItem {
+    /// The job's name.
     pub job: String,
     /// `None`: a tombstone (the job is gone or has no cluster at this generation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,40 +163,62 @@ impl JobItem {
 /// One assignment change.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Change {
+    /// The job.
     pub job: String,
+    /// Its cluster before (`None`: the job was new).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Its cluster after (`None`: the job was deleted or left unplaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// Why the generation was made.
     pub cause: Cause,
+    /// The generation that made the change.
     pub generation: u64,
+    /// When (seconds since the epoch).
     pub at: i64,
 }
 
 /// What `status` shows about a generation without loading its plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationRecord {
+    /// The generation's number.
     pub generation: u64,
+    /// Its snapshot prefix.
     pub snapshot: String,
+    /// The digest of its plan.
     pub plan_digest: String,
+    /// Why it was made.
     pub cause: Cause,
+    /// When it was published (seconds since the epoch).
     pub published_at: i64,
+    /// The generation the plan was computed against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<u64>,
+    /// The digests of the plan's inputs.
     pub inputs: InputDigests,
+    /// Jobs in the plan.
     pub jobs: usize,
+    /// Jobs placed on a cluster.
     pub placed_jobs: usize,
+    /// Jobs no cluster can run.
     pub unschedulable_jobs: usize,
     /// Assignments that changed against the base generation.
     pub changed: usize,
+    /// Jobs deleted against the base.
     pub deleted: usize,
+    /// Per cluster: its demand and shares.
     pub clusters: BTreeMap<String, ClusterShare>,
 }
 
+/// A cluster's part of a generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterShare {
+    /// The demand placed on it.
     pub demand: f64,
+    /// Its share of the placed demand.
     pub share: f64,
+    /// The share it should have, when the config sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_share: Option<f64>,
 }
@@ -193,6 +226,7 @@ pub struct ClusterShare {
 /// The compact per-generation answer table: what a warm lookup loads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignments {
+    /// The digest of the plan the table belongs to.
     pub plan_digest: String,
     /// Job -> cluster, for jobs with a cluster.
     pub jobs: BTreeMap<String, String>,

@@ -8,30 +8,93 @@ use dispatcher_formats::Release;
 use dispatcher_formats::volumes::Vector;
 
 use crate::recompute::RecomputeRequest;
+use crate::store::BoxError;
 
 /// A failure of an outside service, classified so that the caller knows whether to retry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{service}: {message}")]
-pub struct SourceError {
-    pub service: &'static str,
-    pub retryable: bool,
-    pub message: String,
+/// The message says what was attempted; the cause, when there is one, is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The service is down, slow, throttling, or its answer was cut short: the same call
+    /// may work later.
+    #[error("{service}: {what}")]
+    Unavailable {
+        /// Which service (`github`, `prometheus`, `handoff`, ...).
+        service: &'static str,
+        /// What was attempted, or what went wrong.
+        what: String,
+        /// The adapter's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The object asked for does not exist (HTTP 404): an answer, not a fault.
+    #[error("{service}: {what}: not found")]
+    NotFound {
+        /// Which service.
+        service: &'static str,
+        /// What was asked for.
+        what: String,
+    },
+    /// The service answered, and the answer will not change by asking again (bad
+    /// credentials, a missing object, content we must refuse).
+    #[error("{service}: {what}")]
+    Refused {
+        /// Which service.
+        service: &'static str,
+        /// What was attempted, or what went wrong.
+        what: String,
+        /// The adapter's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl SourceError {
-    pub fn retryable(service: &'static str, message: impl Into<String>) -> Self {
-        Self {
+    /// A failure that may pass.
+    pub fn retryable(service: &'static str, what: impl Into<String>) -> Self {
+        Self::Unavailable {
             service,
-            retryable: true,
-            message: message.into(),
+            what: what.into(),
+            source: None,
         }
     }
 
-    pub fn permanent(service: &'static str, message: impl Into<String>) -> Self {
-        Self {
+    /// A failure that will not pass by itself.
+    pub fn permanent(service: &'static str, what: impl Into<String>) -> Self {
+        Self::Refused {
             service,
-            retryable: false,
-            message: message.into(),
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// The same failure, caused by `cause`.
+    pub fn because(self, cause: impl Into<BoxError>) -> Self {
+        match self {
+            Self::Unavailable { service, what, .. } => Self::Unavailable {
+                service,
+                what,
+                source: Some(cause.into()),
+            },
+            Self::Refused { service, what, .. } => Self::Refused {
+                service,
+                what,
+                source: Some(cause.into()),
+            },
+            not_found @ Self::NotFound { .. } => not_found,
+        }
+    }
+
+    /// Whether the same call may work later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// Which service failed.
+    pub fn service(&self) -> &'static str {
+        match self {
+            Self::Unavailable { service, .. }
+            | Self::Refused { service, .. }
+            | Self::NotFound { service, .. } => service,
         }
     }
 }
@@ -52,14 +115,17 @@ pub trait RepoSource: Send + Sync {
 /// Job volumes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Demand {
+    /// Per job: runs, hours and resource use over the window.
     pub volumes: Volumes,
     /// Digests (or descriptions) of the responses, for the plan's provenance.
     pub runs_digest: String,
+    /// Digest of the durations vector, when it was queried.
     pub durations_digest: Option<String>,
     /// Digest of the CPU-seconds vector, when it was queried.
     pub cpu_digest: Option<String>,
     /// Digest of the memory byte-seconds vector, when it was queried.
     pub memory_digest: Option<String>,
+    /// What the vectors held that was skipped (non-job series, odd values).
     pub warnings: Vec<String>,
 }
 
@@ -102,6 +168,7 @@ impl Demand {
     }
 }
 
+/// Where job volumes come from (Prometheus, or saved responses).
 #[async_trait]
 pub trait DemandSource: Send + Sync {
     /// Volumes over the window ending at `now` (seconds since the epoch).
@@ -113,32 +180,42 @@ pub trait DemandSource: Send + Sync {
 pub struct FallbackChange {
     /// The commit the files were read at: the PR's base.
     pub base_commit: String,
+    /// The generation the files match.
     pub generation: u64,
     /// Path -> new content.
     pub files: BTreeMap<String, String>,
+    /// The PR's title.
     pub title: String,
+    /// The PR's body (the run summary).
     pub body: String,
 }
 
+/// What the backup PR publisher did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FallbackReport {
+    /// The PR's number.
     pub pull_request: u64,
+    /// Whether the PR was opened now (rather than updated).
     pub created: bool,
+    /// The commit the branch points at.
     pub commit: String,
     /// Whether the branch moved: `false` when it already held these files on this base,
     /// so that a recompute that changes nothing pushes nothing (no rehearsals re-run).
     pub pushed: bool,
+    /// GitHub API calls made.
     pub api_calls: usize,
 }
 
 /// The PR that keeps the static `cluster:` fields a true backup.
 #[async_trait]
 pub trait FallbackPublisher: Send + Sync {
+    /// Brings the PR up to date with `change`: one commit on its branch, the PR opened if none is.
     async fn publish(&self, change: &FallbackChange) -> Result<FallbackReport, SourceError>;
 }
 
 /// Hands a recompute over to run asynchronously.
 #[async_trait]
 pub trait Handoff: Send + Sync {
+    /// Queues `request`; returns once it is accepted, not run.
     async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError>;
 }

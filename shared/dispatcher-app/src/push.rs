@@ -12,9 +12,7 @@ use dispatcher_formats::{CLUSTERS_PATH, CONFIG_PATH};
 use serde::Deserialize;
 
 use crate::ports::{RepoSource, SourceError};
-
-/// The marker holding the blob SHA of the last processed `_clusters.yaml`.
-pub const INVENTORY_BLOB: &str = "inventory-blob";
+use crate::records::Markers;
 
 const JOBS_PREFIX: &str = "ci-operator/jobs/";
 /// GitHub puts at most this many commits in a push payload.
@@ -26,44 +24,64 @@ pub const MAX_HANDOFF_PATHS: usize = 100;
 /// The fields of a push payload that matter.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PushEvent {
+    /// `refs/heads/<branch>`.
     #[serde(rename = "ref", default)]
     pub git_ref: String,
+    /// The commit before the push (all zeros for a new branch).
     #[serde(default)]
     pub before: String,
+    /// The commit the push brought.
     #[serde(default)]
     pub after: String,
+    /// The push deleted the branch.
     #[serde(default)]
     pub deleted: bool,
+    /// The push rewrote history.
     #[serde(default)]
     pub forced: bool,
+    /// The commits, as GitHub lists them (at most 2,048; `commits` may be cut short).
     #[serde(default)]
     pub commits: Vec<PushCommit>,
+    /// The repository pushed to.
     pub repository: PushRepository,
 }
 
+/// The files one commit touched.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PushCommit {
+    /// Files added.
     #[serde(default)]
     pub added: Vec<String>,
+    /// Files removed.
     #[serde(default)]
     pub removed: Vec<String>,
+    /// Files modified.
     #[serde(default)]
     pub modified: Vec<String>,
 }
 
+/// The repository of a push.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PushRepository {
+    /// `owner/name`.
     pub full_name: String,
+    /// Its default branch.
     #[serde(default)]
     pub default_branch: String,
 }
 
+/// What a push needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushDecision {
+    /// Nothing, and why.
     Ignore(String),
+    /// A recompute.
     Recompute {
+        /// Full, or delta (new jobs only).
         mode: Mode,
+        /// Why, for the logs.
         reason: String,
+        /// The watched paths the push touched (at most [`MAX_HANDOFF_PATHS`]).
         paths: Vec<String>,
     },
 }
@@ -110,10 +128,9 @@ pub async fn decide(
         reason = format!("{CLUSTERS_PATH} changed");
     } else {
         // One API call per push, whatever the file lists say.
-        let seen = table
-            .marker(INVENTORY_BLOB)
-            .await
-            .map_err(|e| SourceError::retryable("store", e.to_string()))?;
+        let seen = Markers(table).inventory_blob().await.map_err(|e| {
+            SourceError::retryable("store", "the last processed inventory").because(e)
+        })?;
         match source.blob_sha(&event.after, CLUSTERS_PATH).await {
             Ok(blob) if blob == seen => {}
             Ok(blob) => {
@@ -128,11 +145,12 @@ pub async fn decide(
             // Not knowing is no reason to drop the push: a full recompute reads
             // everything and moves only what pays (hysteresis, budget).
             Err(e) => {
-                tracing::warn!(error = %e, after = %event.after, "cannot read the inventory's blob; asking for a full recompute");
+                tracing::warn!(error = %dispatcher_core::chain(&e), after = %event.after, "cannot read the inventory's blob; asking for a full recompute");
                 inventory = true;
                 reason = format!(
-                    "{CLUSTERS_PATH} at {} could not be checked ({e})",
-                    event.after
+                    "{CLUSTERS_PATH} at {} could not be checked ({})",
+                    event.after,
+                    dispatcher_core::chain(&e)
                 );
             }
         }

@@ -5,36 +5,30 @@
 //! processed ("last inventory", "fallback pending") advance only after success (F3, F11,
 //! F15).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::publish::{self, PublishError, PublishOptions, Published};
 use crate::{Cause, Stores};
 use dispatcher_core::model::Volumes;
 use dispatcher_core::{Mode, Plan, Settings};
-use dispatcher_formats::writeback::{config_for_plan, job_file_for_plan, needs_rewrite};
 use dispatcher_formats::{CLUSTERS_PATH, assemble};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::{
     DemandSource, FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
 };
-use crate::push::INVENTORY_BLOB;
+use crate::records::Markers;
+use crate::writeback;
 
-/// The marker holding the generation whose backup PR is not done yet.
-pub const FALLBACK_PENDING: &str = "fallback-pending";
-/// The marker holding the inventory digest of the last published generation.
-pub const INVENTORY_DIGEST: &str = "inventory-digest";
-/// The marker holding when (Unix seconds) a recompute last succeeded, published or not: a
-/// run whose plan is already current adds no generation, yet proves the pipeline works.
-pub const LAST_SUCCESS: &str = "last-success";
-
+/// What started a recompute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// The weekly schedule.
     Cron,
+    /// A push to the release repository (the webhook's hand-off).
     Push,
+    /// An operator's invoke or `POST /recompute`.
     Manual,
 }
 
@@ -42,8 +36,11 @@ pub enum Trigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecomputeRequest {
+    /// What started it.
     pub trigger: Trigger,
+    /// Full, or delta (new jobs only).
     pub mode: Mode,
+    /// The GitHub delivery that asked for it, for the logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
     /// The commit the push brought. A recompute reads the default branch's head, which is
@@ -51,6 +48,7 @@ pub struct RecomputeRequest {
     /// is what the next lookups must reflect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// The watched paths the push touched, for the logs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// An operator's explicit leave to delete more than [`publish::MAX_DELETED`] of the
@@ -60,6 +58,7 @@ pub struct RecomputeRequest {
 }
 
 impl RecomputeRequest {
+    /// The weekly full recompute.
     pub fn weekly() -> Self {
         Self {
             trigger: Trigger::Cron,
@@ -83,6 +82,7 @@ impl RecomputeRequest {
 /// What the recompute function was invoked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
+    /// A recompute.
     Recompute(RecomputeRequest),
     /// `{"action": "check"}` (a schedule, every 30 minutes): report how long ago a recompute last
     /// succeeded, for the "no successful recompute for 8 days" alarm, which a plain metric
@@ -93,7 +93,7 @@ pub enum Invocation {
 /// Reads any JSON a recompute can be invoked with: an EventBridge schedule envelope (or a
 /// bare `{}`) is the weekly full run; `{"action": "check"}` the freshness check; otherwise a
 /// [`RecomputeRequest`].
-pub fn parse_invocation(input: &serde_json::Value) -> Result<Invocation, String> {
+pub fn parse_invocation(input: &serde_json::Value) -> Result<Invocation, InvocationError> {
     let scheduled = input.get("source").and_then(|v| v.as_str()) == Some("aws.events")
         && input.get("detail-type").and_then(|v| v.as_str()) == Some("Scheduled Event");
     if scheduled || input.as_object().is_some_and(serde_json::Map::is_empty) || input.is_null() {
@@ -101,49 +101,75 @@ pub fn parse_invocation(input: &serde_json::Value) -> Result<Invocation, String>
     }
     match input.get("action").and_then(|v| v.as_str()) {
         Some("check") => return Ok(Invocation::FreshnessCheck),
-        Some(other) => return Err(format!("unknown action {other:?} (expected \"check\")")),
+        Some(other) => return Err(InvocationError::UnknownAction(other.to_owned())),
         None => {}
     }
     serde_json::from_value(input.clone())
         .map(Invocation::Recompute)
-        .map_err(|e| format!("not a recompute request: {e}"))
+        .map_err(InvocationError::NotARequest)
 }
 
-/// Why a recompute failed, and whether running it again may help.
+/// Why the recompute function cannot tell what it was invoked for.
 #[derive(Debug, thiserror::Error)]
-#[error("{stage}: {message}")]
-pub struct RecomputeError {
-    pub stage: &'static str,
-    pub retryable: bool,
-    pub message: String,
+pub enum InvocationError {
+    /// `{"action": ...}` with another action than `check`.
+    #[error("unknown action {0:?} (expected \"check\")")]
+    UnknownAction(String),
+    /// Neither a schedule, nor an action, nor a recompute request.
+    #[error("not a recompute request")]
+    NotARequest(#[source] serde_json::Error),
 }
 
-impl From<SourceError> for RecomputeError {
-    fn from(e: SourceError) -> Self {
-        Self {
-            stage: e.service,
-            retryable: e.retryable,
-            message: e.message,
+/// Why a recompute failed. Every failure leaves the last good generation serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RecomputeError {
+    /// GitHub, Prometheus or the release failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The release's inputs are unusable: only a new push can fix them.
+    #[error("the inputs are unusable: {}", join(&.0.0))]
+    Inputs(dispatcher_core::FatalInputs),
+    /// The serving generation's snapshot cannot be read.
+    #[error(transparent)]
+    Snapshot(#[from] publish::SnapshotError),
+    /// The plan was not published.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The table failed.
+    #[error("the store")]
+    Store(#[from] crate::StoreError),
+}
+
+fn join(diagnostics: &[dispatcher_core::Diagnostic]) -> String {
+    let all: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    all.join("; ")
+}
+
+impl RecomputeError {
+    /// Where it failed, for logs and alarms: the service, or `inputs`, `snapshot`,
+    /// `publish`, `store`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            RecomputeError::Source(e) => e.service(),
+            RecomputeError::Inputs(_) => "inputs",
+            RecomputeError::Snapshot(_) => "snapshot",
+            RecomputeError::Publish(_) => "publish",
+            RecomputeError::Store(_) => "store",
         }
     }
-}
 
-impl From<PublishError> for RecomputeError {
-    fn from(e: PublishError) -> Self {
-        let retryable = e.is_retryable() || matches!(e, PublishError::Lost { .. });
-        Self {
-            stage: "publish",
-            retryable,
-            message: e.to_string(),
+    /// Whether running the recompute again may succeed. A publish lost to another
+    /// publisher is: the next run plans against the generation that won.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RecomputeError::Source(e) => e.is_retryable(),
+            RecomputeError::Inputs(_) => false,
+            RecomputeError::Snapshot(e) => e.is_retryable(),
+            RecomputeError::Publish(e) => {
+                e.is_retryable() || matches!(e, PublishError::Lost { .. })
+            }
+            RecomputeError::Store(e) => e.is_retryable(),
         }
-    }
-}
-
-fn store_error(e: crate::StoreError) -> RecomputeError {
-    RecomputeError {
-        stage: "store",
-        retryable: e.is_retryable(),
-        message: e.to_string(),
     }
 }
 
@@ -154,26 +180,37 @@ pub enum FallbackStatus {
     Disabled,
     /// The static fields already match the plan.
     UpToDate,
+    /// The PR was opened or updated.
     Published(FallbackReport),
     /// Left pending; the next recompute retries it.
     Failed(String),
 }
 
+/// What a recompute did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The commit the release was read at.
     pub commit: String,
+    /// The mode it ran in (a delta without a generation runs full).
     pub mode: Mode,
+    /// The generation published (or already serving).
     pub published: Published,
+    /// What became of the backup PR.
     pub fallback: FallbackStatus,
 }
 
 /// Everything a recompute needs, built once.
 #[derive(Clone)]
 pub struct Recomputer {
+    /// Where generations are published.
     pub stores: Stores,
+    /// The release repository.
     pub repo: Arc<dyn RepoSource>,
+    /// Where job volumes come from.
     pub demand: Arc<dyn DemandSource>,
+    /// The backup PR's publisher (`None`: no PR, as in local mode).
     pub fallback: Option<Arc<dyn FallbackPublisher>>,
+    /// The engine's settings.
     pub settings: Settings,
     /// The share of the serving generation's jobs a plan may delete ([`publish::MAX_DELETED`]
     /// by default); a request's `allowDeletions` lifts it for that run.
@@ -197,7 +234,7 @@ impl Recomputer {
         let release = self.repo.release(&commit).await?;
         let mut loaded = assemble(release, None, &commit);
 
-        let pointer = self.stores.table.pointer().await.map_err(store_error)?;
+        let pointer = self.stores.table.pointer().await?;
         let previous = match pointer.as_ref().filter(|p| p.generation > 0) {
             Some(p) => Some(publish::load_plan(&self.stores, &p.snapshot).await?),
             None => None,
@@ -219,7 +256,7 @@ impl Recomputer {
             }
             // A delta run only places new jobs: the demands of the current generation serve.
             Err(e) if mode == Mode::Delta && previous.is_some() => {
-                tracing::warn!(error = %e, "volumes unavailable; the delta run uses the current generation's demands");
+                tracing::warn!(error = %dispatcher_core::chain(&e), "volumes unavailable; the delta run uses the current generation's demands");
                 loaded.volumes = previous.as_ref().map(demands_of);
                 loaded.digests.volumes = Some("previous-generation".to_owned());
             }
@@ -233,17 +270,7 @@ impl Recomputer {
             ..self.settings.clone()
         };
         let plan =
-            dispatcher_core::run(&loaded.inputs(), &settings).map_err(|fatal| RecomputeError {
-                stage: "inputs",
-                // The inputs are wrong: only a new push can fix them.
-                retryable: false,
-                message: fatal
-                    .0
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })?;
+            dispatcher_core::run(&loaded.inputs(), &settings).map_err(RecomputeError::Inputs)?;
         // On the generation the plan was computed against: a concurrent run that published
         // first makes this one lose instead of undoing its moves.
         let mut options = PublishOptions::new(request.cause(), now)
@@ -258,19 +285,9 @@ impl Recomputer {
 
         // What was processed advances only now (F3).
         let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
-        let table = &self.stores.table;
-        table
-            .set_marker(INVENTORY_BLOB, blob.as_deref().unwrap_or(""))
-            .await
-            .map_err(store_error)?;
-        table
-            .set_marker(INVENTORY_DIGEST, &plan.inputs.inventory)
-            .await
-            .map_err(store_error)?;
-        table
-            .set_marker(LAST_SUCCESS, &now.to_string())
-            .await
-            .map_err(store_error)?;
+        Markers(self.stores.table.as_ref())
+            .processed(blob.as_deref(), &plan.inputs.inventory, now)
+            .await?;
 
         let fallback = self
             .fallback(&plan, &loaded, &commit, published.generation)
@@ -294,19 +311,17 @@ impl Recomputer {
     /// Retries a backup PR that failed after its generation was published (F15): the
     /// release at the head, and the current generation's plan. `None` when none is pending.
     pub async fn retry_fallback(&self) -> Result<Option<FallbackStatus>, RecomputeError> {
-        let table = &self.stores.table;
-        let pending = table
-            .marker(FALLBACK_PENDING)
-            .await
-            .map_err(store_error)?
-            .is_some_and(|g| !g.is_empty());
+        let pending = Markers(self.stores.table.as_ref())
+            .fallback_pending()
+            .await?;
         if !pending {
             return Ok(None);
         }
-        let Some(pointer) = table
+        let Some(pointer) = self
+            .stores
+            .table
             .pointer()
-            .await
-            .map_err(store_error)?
+            .await?
             .filter(|p| p.generation > 0)
         else {
             return Ok(None);
@@ -325,15 +340,8 @@ impl Recomputer {
 
     /// Seconds since a recompute last succeeded; `None` before the first success.
     pub async fn since_last_success(&self, now: i64) -> Result<Option<i64>, RecomputeError> {
-        let marker = self
-            .stores
-            .table
-            .marker(LAST_SUCCESS)
-            .await
-            .map_err(store_error)?;
-        Ok(marker
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(|at| (now - at).max(0)))
+        let at = Markers(self.stores.table.as_ref()).last_success().await?;
+        Ok(at.map(|at| (now - at).max(0)))
     }
 
     /// Brings the backup PR up to date; its failure does not fail the recompute (the
@@ -348,31 +356,29 @@ impl Recomputer {
         let Some(publisher) = &self.fallback else {
             return FallbackStatus::Disabled;
         };
-        let table = &self.stores.table;
-        if let Err(e) = table
-            .set_marker(FALLBACK_PENDING, &generation.to_string())
-            .await
-        {
-            return FallbackStatus::Failed(e.to_string());
+        let markers = Markers(self.stores.table.as_ref());
+        if let Err(e) = markers.set_fallback_pending(generation).await {
+            return FallbackStatus::Failed(dispatcher_core::chain(&e));
         }
         let change = match fallback_change(plan, loaded, commit, generation) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                let _ = table.set_marker(FALLBACK_PENDING, "").await;
+                let _ = markers.clear_fallback_pending().await;
                 return FallbackStatus::UpToDate;
             }
-            Err(e) => return FallbackStatus::Failed(e),
+            Err(e) => return FallbackStatus::Failed(e.to_string()),
         };
         match publisher.publish(&change).await {
             Ok(report) => {
-                if let Err(e) = table.set_marker(FALLBACK_PENDING, "").await {
-                    tracing::warn!(error = %e, "the fallback PR is done but its marker was not cleared");
+                if let Err(e) = markers.clear_fallback_pending().await {
+                    tracing::warn!(error = %dispatcher_core::chain(&e), "the fallback PR is done but its marker was not cleared");
                 }
                 FallbackStatus::Published(report)
             }
             Err(e) => {
-                tracing::error!(error = %e, retryable = e.retryable, generation, "the fallback PR failed; it is retried by the next recompute");
-                FallbackStatus::Failed(e.to_string())
+                let error = dispatcher_core::chain(&e);
+                tracing::error!(error = %error, retryable = e.is_retryable(), generation, "the fallback PR failed; it is retried by the next recompute");
+                FallbackStatus::Failed(error)
             }
         }
     }
@@ -390,6 +396,11 @@ fn demands_of(plan: &Plan) -> Volumes {
     }
 }
 
+/// A job file the release was read without the text of (a reader without `keep_text`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: the release was read without its text")]
+pub struct NoText(pub String);
+
 /// The files of the release that must change for the static fields and `buildFarm` to
 /// match the plan; `None` when none must.
 pub fn fallback_change(
@@ -397,32 +408,16 @@ pub fn fallback_change(
     loaded: &dispatcher_formats::Loaded,
     commit: &str,
     generation: u64,
-) -> Result<Option<FallbackChange>, String> {
-    let mut files = BTreeMap::new();
-    for f in &loaded.files {
-        if !needs_rewrite(f, plan) {
-            continue;
-        }
-        let Some(bytes) = loaded.texts.get(&f.path) else {
-            return Err(format!("{}: the release was read without its text", f.path));
-        };
-        let text = String::from_utf8_lossy(bytes);
-        match job_file_for_plan(&text, plan) {
-            Ok(Some((new, _))) => {
-                files.insert(f.path.clone(), new);
-            }
-            Ok(None) => {}
-            // One odd file must not hold the others back; it is reported and skipped.
-            Err(e) => {
-                tracing::warn!(file = %f.path, error = %e, "cannot rewrite the file for the backup PR")
-            }
-        }
-    }
+) -> Result<Option<FallbackChange>, NoText> {
     let config_text = String::from_utf8_lossy(&loaded.config_text);
-    if let Some(new) = config_for_plan(&config_text, plan) {
-        files.insert(dispatcher_formats::CONFIG_PATH.to_owned(), new);
-    }
-    if files.is_empty() {
+    let rewrite = writeback::rewrite(plan, &loaded.files, &config_text, |path| {
+        loaded
+            .texts
+            .get(path)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .ok_or_else(|| NoText(path.to_owned()))
+    })?;
+    if rewrite.files.is_empty() {
         return Ok(None);
     }
     Ok(Some(FallbackChange {
@@ -430,7 +425,7 @@ pub fn fallback_change(
         generation,
         title: format!("Automate prow job dispatcher: generation {generation}"),
         body: dispatcher_core::report::markdown(plan),
-        files,
+        files: rewrite.files,
     }))
 }
 
@@ -445,9 +440,9 @@ mod tests {
             "account": "1", "time": "2026-11-22T07:00:00Z", "region": "us-east-1",
             "resources": ["arn:aws:events:us-east-1:1:rule/weekly"], "detail": {}
         });
-        let weekly = Ok(Invocation::Recompute(RecomputeRequest::weekly()));
-        assert_eq!(parse_invocation(&envelope), weekly);
-        assert_eq!(parse_invocation(&serde_json::json!({})), weekly);
+        let weekly = Invocation::Recompute(RecomputeRequest::weekly());
+        assert_eq!(parse_invocation(&envelope).unwrap(), weekly);
+        assert_eq!(parse_invocation(&serde_json::json!({})).unwrap(), weekly);
         let push = serde_json::json!({"trigger": "push", "mode": "delta", "deliveryId": "d-1", "after": "abc"});
         let Ok(Invocation::Recompute(r)) = parse_invocation(&push) else {
             panic!("a push hand-off is a recompute");
@@ -467,10 +462,10 @@ mod tests {
     #[test]
     fn the_freshness_check_is_not_a_recompute() {
         assert_eq!(
-            parse_invocation(&serde_json::json!({"action": "check"})),
-            Ok(Invocation::FreshnessCheck)
+            parse_invocation(&serde_json::json!({"action": "check"})).unwrap(),
+            Invocation::FreshnessCheck
         );
         let e = parse_invocation(&serde_json::json!({"action": "dance"})).unwrap_err();
-        assert!(e.contains("dance"), "{e}");
+        assert!(e.to_string().contains("dance"), "{e}");
     }
 }

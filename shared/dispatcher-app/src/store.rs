@@ -5,6 +5,9 @@ use async_trait::async_trait;
 
 use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
 
+/// Any error an adapter gives as the cause of its failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A storage failure, classified so that callers know whether a retry can help.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -12,19 +15,62 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// The backend did not answer or throttled; retrying may succeed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("{operation}: the store is unavailable")]
+    Unavailable {
+        /// What was attempted.
+        operation: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
     /// Stored data that does not decode: retrying will not help.
-    #[error("corrupt item {key}: {message}")]
-    Corrupt { key: String, message: String },
+    #[error("corrupt item {key}")]
+    Corrupt {
+        /// The item's or object's key.
+        key: String,
+        /// What is wrong with it.
+        #[source]
+        source: BoxError,
+    },
     /// Anything else the backend refused.
-    #[error("store error: {0}")]
-    Other(String),
+    #[error("{operation}: the store refused")]
+    Refused {
+        /// What was attempted.
+        operation: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl StoreError {
+    /// The backend did not answer `operation`, or throttled it, because of `cause`.
+    pub fn unavailable(operation: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            operation: operation.into(),
+            source: cause.into(),
+        }
+    }
+
+    /// The backend refused `operation` because of `cause`.
+    pub fn refused(operation: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self::Refused {
+            operation: operation.into(),
+            source: cause.into(),
+        }
+    }
+
+    /// The item `key` does not decode, because of `cause`.
+    pub fn corrupt(key: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self::Corrupt {
+            key: key.into(),
+            source: cause.into(),
+        }
+    }
+
+    /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable { .. })
     }
 }
 
@@ -34,6 +80,7 @@ pub struct WriteStats {
     /// Requests sent (a `BatchWriteItem` of 25 items is one; retries of unprocessed items
     /// count again).
     pub requests: usize,
+    /// Items written.
     pub items: usize,
     /// Retries of unprocessed items.
     pub retries: usize,
@@ -52,7 +99,10 @@ impl std::ops::AddAssign for WriteStats {
 pub enum Claim {
     /// The generation is ours: the claim as stored, whose `inherited` change lists name
     /// jobs that earlier claims (taken over, or our own earlier attempt) may have written.
-    Won { stored: Pending },
+    Won {
+        /// The claim as the store holds it.
+        stored: Pending,
+    },
     /// Someone else holds it, or the pointer moved: the current pointer.
     Lost(Option<Box<Pointer>>),
 }
@@ -60,8 +110,10 @@ pub enum Claim {
 /// The table role (DynamoDB): job items, the pointer, generation records, markers.
 #[async_trait]
 pub trait AssignmentStore: Send + Sync {
+    /// The pointer: the serving generation, and a publish in progress.
     async fn pointer(&self) -> Result<Option<Pointer>, StoreError>;
 
+    /// A job's item, as written (resolve it against the pointer).
     async fn job(&self, name: &str) -> Result<Option<JobItem>, StoreError>;
 
     /// Items of these jobs that exist, in no particular order.
@@ -86,6 +138,7 @@ pub trait AssignmentStore: Send + Sync {
         record: &GenerationRecord,
     ) -> Result<(), StoreError>;
 
+    /// The record of generation `n`.
     async fn generation(&self, n: u64) -> Result<Option<GenerationRecord>, StoreError>;
 
     /// Records `key` until `expires_at` unless it is already recorded and unexpired at
@@ -110,20 +163,25 @@ pub trait AssignmentStore: Send + Sync {
     /// A durable marker ("last processed inventory", "fallback pending"), or `None`.
     async fn marker(&self, name: &str) -> Result<Option<String>, StoreError>;
 
+    /// Sets a durable marker.
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError>;
 }
 
 /// The snapshot role (S3, versioned): immutable objects per generation.
 #[async_trait]
 pub trait SnapshotStore: Send + Sync {
+    /// Puts an object (content-addressed keys: the same key always gets the same bytes).
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
 
+    /// An object, `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Both roles, as the functions and the CLI hold them.
 #[derive(Clone)]
 pub struct Stores {
+    /// The table role.
     pub table: std::sync::Arc<dyn AssignmentStore>,
+    /// The snapshot role.
     pub snapshots: std::sync::Arc<dyn SnapshotStore>,
 }

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dispatcher_app::StoreError;
 use serde_json::{Map, Number, Value};
 
+/// A JSON value as the attribute value of the same shape.
 pub fn to_attr(v: &Value) -> AttributeValue {
     match v {
         Value::Null => AttributeValue::Null(true),
@@ -20,6 +21,8 @@ pub fn to_attr(v: &Value) -> AttributeValue {
     }
 }
 
+/// An attribute value back to JSON; sets and binary values, which the items never hold,
+/// are refused.
 pub fn from_attr(a: &AttributeValue) -> Result<Value, String> {
     Ok(match a {
         AttributeValue::Null(_) => Value::Null,
@@ -46,14 +49,17 @@ pub fn from_attr(a: &AttributeValue) -> Result<Value, String> {
 }
 
 /// A typed item as an attribute map under key `pk`.
-pub fn item<T: serde::Serialize>(pk: &str, value: &T) -> HashMap<String, AttributeValue> {
+pub fn item<T: serde::Serialize>(
+    pk: &str,
+    value: &T,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let mut map = match serde_json::to_value(value) {
         Ok(Value::Object(o)) => o,
         Ok(other) => Map::from_iter([("value".to_owned(), other)]),
-        Err(_) => Map::new(),
+        Err(e) => return Err(StoreError::refused(format!("encoding {pk}"), e)),
     };
     map.insert("pk".to_owned(), Value::String(pk.to_owned()));
-    map.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect()
+    Ok(map.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect())
 }
 
 /// An attribute map back to its typed item.
@@ -61,10 +67,7 @@ pub fn typed<T: serde::de::DeserializeOwned>(
     pk: &str,
     attrs: &HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
-    let corrupt = |message: String| StoreError::Corrupt {
-        key: pk.to_owned(),
-        message,
-    };
+    let corrupt = |cause: String| StoreError::corrupt(pk, cause);
     let mut map = Map::new();
     for (k, v) in attrs {
         if k != "pk" {

@@ -38,22 +38,22 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = format!("{op}: {}", DisplayErrorContext(&e));
+    let text = DisplayErrorContext(&e).to_string();
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(text)
+            StoreError::unavailable(op, text)
         }
         SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
-            "ConditionalCheckFailedException" => StoreError::Conflict(text),
+            "ConditionalCheckFailedException" => StoreError::Conflict(format!("{op}: {text}")),
             "ThrottlingException"
             | "ProvisionedThroughputExceededException"
             | "RequestLimitExceeded"
             | "InternalServerError"
             | "InternalFailure"
-            | "ServiceUnavailable" => StoreError::Unavailable(text),
-            _ => StoreError::Other(text),
+            | "ServiceUnavailable" => StoreError::unavailable(op, text),
+            _ => StoreError::refused(op, text),
         },
-        _ => StoreError::Other(text),
+        _ => StoreError::refused(op, text),
     }
 }
 
@@ -69,6 +69,7 @@ pub struct DynamoTable {
 }
 
 impl DynamoTable {
+    /// The store over `table`, which must already exist with the template's key schema.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -94,7 +95,7 @@ impl DynamoTable {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(pk, value)))
+            .set_item(Some(item(pk, value)?))
             .send()
             .await
             .map_err(|e| classify("PutItem", e))?;
@@ -126,10 +127,13 @@ impl DynamoTable {
                 }
                 attempt += 1;
                 if attempt > RETRIES {
-                    return Err(StoreError::Unavailable(format!(
-                        "BatchWriteItem: {} items still unprocessed after {RETRIES} retries",
-                        pending.len()
-                    )));
+                    return Err(StoreError::unavailable(
+                        "BatchWriteItem",
+                        format!(
+                            "{} items still unprocessed after {RETRIES} retries",
+                            pending.len()
+                        ),
+                    ));
                 }
                 stats.retries += 1;
                 tokio::time::sleep(backoff(attempt)).await;
@@ -148,7 +152,7 @@ impl DynamoTable {
 }
 
 fn build_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("request: {e}"))
+    StoreError::refused("building the request", e.to_string())
 }
 
 #[async_trait]
@@ -199,8 +203,9 @@ impl AssignmentStore for DynamoTable {
                 if !keys.is_empty() {
                     attempt += 1;
                     if attempt > RETRIES {
-                        return Err(StoreError::Unavailable(
-                            "BatchGetItem: keys still unprocessed".to_owned(),
+                        return Err(StoreError::unavailable(
+                            "BatchGetItem",
+                            "keys still unprocessed",
                         ));
                     }
                     tokio::time::sleep(backoff(attempt)).await;
@@ -217,7 +222,7 @@ impl AssignmentStore for DynamoTable {
                 Ok(WriteRequest::builder()
                     .put_request(
                         PutRequest::builder()
-                            .set_item(Some(item(&keys::job(&i.job), i)))
+                            .set_item(Some(item(&keys::job(&i.job), i)?))
                             .build()
                             .map_err(build_error)?,
                     )
@@ -237,7 +242,10 @@ impl AssignmentStore for DynamoTable {
         let held = current.as_ref().and_then(|p| p.pending.as_ref());
         let mut values = HashMap::from([(
             ":pending".to_owned(),
-            to_attr(&serde_json::to_value(&stored).unwrap_or_default()),
+            to_attr(
+                &serde_json::to_value(&stored)
+                    .map_err(|e| StoreError::refused("encoding the claim", e))?,
+            ),
         )]);
         let unchanged = match &held {
             None => "attribute_not_exists(pending)".to_owned(),
@@ -290,7 +298,7 @@ impl AssignmentStore for DynamoTable {
         }
         let move_pointer = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item(keys::POINTER, pointer)))
+            .set_item(Some(item(keys::POINTER, pointer)?))
             .condition_expression(format!(
                 "{} AND pending.#owner = :owner AND pending.generation = :gen",
                 Self::pointer_condition(base)
@@ -302,7 +310,7 @@ impl AssignmentStore for DynamoTable {
             .map_err(build_error)?;
         let write_record = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item(&keys::generation(record.generation), record)))
+            .set_item(Some(item(&keys::generation(record.generation), record)?))
             .build()
             .map_err(build_error)?;
         let result = self
@@ -334,10 +342,10 @@ impl AssignmentStore for DynamoTable {
                 ) =>
             {
                 // Cancelled by a concurrent transaction, not by our condition: retryable.
-                Err(StoreError::Unavailable(format!(
-                    "TransactWriteItems(commit): {}",
-                    DisplayErrorContext(&se.into_err())
-                )))
+                Err(StoreError::unavailable(
+                    "TransactWriteItems(commit)",
+                    DisplayErrorContext(&se.into_err()).to_string(),
+                ))
             }
             Err(e) => Err(classify("TransactWriteItems(commit)", e)),
         }
@@ -357,7 +365,7 @@ impl AssignmentStore for DynamoTable {
         let mut attrs = item(
             &keys::remembered(key_),
             &serde_json::json!({ "value": value }),
-        );
+        )?;
         attrs.insert("expires_at".to_owned(), n(expires_at));
         let result = self
             .client
@@ -413,12 +421,12 @@ impl AssignmentStore for DynamoTable {
             .await
             .map_err(|e| classify("UpdateItem(increment)", e))?;
         match out.attributes.as_ref().and_then(|a| a.get("value")) {
-            Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt {
-                key: keys::counter(name),
-                message: format!("not a counter: {v}"),
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| {
+                StoreError::corrupt(keys::counter(name), format!("not a counter: {v}"))
             }),
-            _ => Err(StoreError::Other(
-                "UpdateItem(increment) returned no value".to_owned(),
+            _ => Err(StoreError::refused(
+                "UpdateItem(increment)",
+                "no value returned",
             )),
         }
     }

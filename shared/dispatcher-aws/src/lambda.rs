@@ -16,6 +16,7 @@ pub struct LambdaHandoff {
 }
 
 impl LambdaHandoff {
+    /// The hand-off to `function` (a name or ARN the client's role may invoke).
     pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
         Self {
             client,
@@ -28,7 +29,7 @@ impl LambdaHandoff {
 impl Handoff for LambdaHandoff {
     async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
         let payload = serde_json::to_vec(request)
-            .map_err(|e| SourceError::permanent("handoff", e.to_string()))?;
+            .map_err(|e| SourceError::permanent("handoff", "the request as JSON").because(e))?;
         self.client
             .invoke()
             .function_name(&self.function)
@@ -37,14 +38,8 @@ impl Handoff for LambdaHandoff {
             .send()
             .await
             .map_err(|e| {
-                SourceError::retryable(
-                    "handoff",
-                    format!(
-                        "invoke {}: {}",
-                        self.function,
-                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                    ),
-                )
+                SourceError::retryable("handoff", format!("invoke {}", self.function))
+                    .because(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string())
             })?;
         Ok(())
     }
@@ -61,13 +56,8 @@ pub async fn secret(
         .send()
         .await
         .map_err(|e| {
-            SourceError::retryable(
-                "secrets",
-                format!(
-                    "{arn}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ),
-            )
+            SourceError::retryable("secrets", arn.to_owned())
+                .because(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())
         })?;
     out.secret_string()
         .map(str::to_owned)

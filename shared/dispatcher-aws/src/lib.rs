@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod convert;
 pub mod dynamo;
@@ -28,7 +29,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// The store's AWS clients, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    /// The table's client.
     pub dynamo: aws_sdk_dynamodb::Client,
+    /// The snapshot bucket's client.
     pub s3: aws_sdk_s3::Client,
 }
 
@@ -38,6 +41,8 @@ impl Clients {
         Self::from_config(&sdk_config().await, path_style)
     }
 
+    /// Clients from an already loaded configuration; `path_style` addresses S3 buckets in
+    /// the path, as emulators need.
     pub fn from_config(config: &aws_config::SdkConfig, path_style: bool) -> Self {
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(path_style)
@@ -48,6 +53,7 @@ impl Clients {
         }
     }
 
+    /// The stores over `table` and `bucket`, sharing these clients.
     pub fn stores(&self, table: &str, bucket: &str) -> Stores {
         Stores {
             table: Arc::new(DynamoTable::new(self.dynamo.clone(), table)),

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+/// The CloudWatch namespace of every metric here; the alarms name it too.
 pub const NAMESPACE: &str = "ProwDispatcher";
 /// A successful recompute (1 per success).
 pub const RECOMPUTE_SUCCEEDED: &str = "RecomputeSucceeded";

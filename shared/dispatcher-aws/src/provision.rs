@@ -11,26 +11,35 @@ use yaml_serde::Value;
 /// The DynamoDB table as the template defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
+    /// `AttributeDefinitions`: each attribute's name and type (`S`, `N`, `B`).
     pub attributes: Vec<(String, String)>,
+    /// `KeySchema`: each key attribute's name and role (`HASH`, `RANGE`).
     pub keys: Vec<(String, String)>,
+    /// `BillingMode`; `PROVISIONED` when the template leaves it out, as CloudFormation does.
     pub billing_mode: String,
+    /// The TTL attribute, when the template enables TTL.
     pub ttl_attribute: Option<String>,
 }
 
 /// The S3 bucket as the template defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSpec {
+    /// Whether versioning is enabled.
     pub versioned: bool,
 }
 
+/// Why provisioning failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
+    /// The template does not define the table or bucket as expected.
     #[error("template.yaml: {0}")]
     Template(String),
+    /// An AWS call (or building its request) failed.
     #[error("{0}")]
     Aws(String),
 }
 
+/// The `Properties` of the one resource of type `kind`.
 fn resource<'a>(root: &'a Value, kind: &str) -> Result<&'a Value, ProvisionError> {
     let resources = root
         .get("Resources")
@@ -50,6 +59,7 @@ fn resource<'a>(root: &'a Value, kind: &str) -> Result<&'a Value, ProvisionError
     }
 }
 
+/// A list of maps as `(a, b)` pairs, e.g. `AttributeName`/`KeyType` entries.
 fn pairs(v: Option<&Value>, a: &str, b: &str) -> Result<Vec<(String, String)>, ProvisionError> {
     let list = v
         .and_then(Value::as_sequence)
@@ -97,6 +107,7 @@ pub fn specs_from_template(text: &str) -> Result<(TableSpec, BucketSpec), Provis
     Ok((spec, BucketSpec { versioned }))
 }
 
+/// A failed AWS call `op`, with the SDK's whole error.
 fn aws(op: &str, e: impl std::fmt::Debug) -> ProvisionError {
     ProvisionError::Aws(format!("{op}: {e:?}"))
 }

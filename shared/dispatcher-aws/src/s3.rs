@@ -6,26 +6,30 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use dispatcher_app::store::{SnapshotStore, StoreError};
 
+/// Maps SDK failures onto the store's classification: connection trouble, throttling and
+/// S3's own failures are retryable, anything else is refused.
 fn classify<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = format!("{op}: {}", DisplayErrorContext(&e));
+    let text = DisplayErrorContext(&e).to_string();
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(text)
+            StoreError::unavailable(op, text)
         }
         SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
             "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout" => {
-                StoreError::Unavailable(text)
+                StoreError::unavailable(op, text)
             }
-            _ => StoreError::Other(text),
+            _ => StoreError::refused(op, text),
         },
-        _ => StoreError::Other(text),
+        _ => StoreError::refused(op, text),
     }
 }
 
+/// The snapshot role on one S3 bucket: an object per key; the bucket's versioning keeps
+/// what an overwrite replaces.
 #[derive(Debug, Clone)]
 pub struct S3Snapshots {
     client: Client,
@@ -33,6 +37,7 @@ pub struct S3Snapshots {
 }
 
 impl S3Snapshots {
+    /// The store over `bucket`, which must already exist.
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         Self {
             client,
@@ -73,7 +78,7 @@ impl SnapshotStore for S3Snapshots {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("GetObject body: {e}")))?;
+            .map_err(|e| StoreError::unavailable("GetObject body", e))?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 }

@@ -71,7 +71,7 @@ impl Faulty {
 
     fn injected(&self) -> StoreError {
         (self.on_fail)();
-        StoreError::Unavailable(format!("injected failure at {:?}", self.step))
+        StoreError::unavailable("injected", format!("failure at {:?}", self.step))
     }
 
     fn stores(self: &Arc<Self>) -> Stores {

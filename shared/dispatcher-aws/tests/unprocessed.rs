@@ -121,7 +121,7 @@ async fn a_batch_that_is_never_accepted_fails_retryably_after_the_retries() {
     let table = DynamoTable::new(client, TABLE);
     let started = tokio::time::Instant::now();
     let err = table.write_jobs(&items(2)).await.expect_err("gives up");
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("still unprocessed"), "{err}");
     // The first call and 8 retries, with backoff between them (on the paused clock).

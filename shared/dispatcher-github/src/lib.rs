@@ -1,35 +1,43 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod pull_request;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dispatcher_app::ports::{
-    FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
-};
+use dispatcher_app::ports::{RepoSource, SourceError};
 use dispatcher_config::GitHubSettings;
 use dispatcher_formats::release::ReleaseError;
 use dispatcher_formats::{Parse, ReadOptions, Release, Source};
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+/// The release repository and how the adapter treats it.
 #[derive(Debug, Clone)]
 pub struct GitHubConfig {
+    /// The repository's owner (user or organisation).
     pub owner: String,
+    /// The repository's name.
     pub repo: String,
     /// The branch the backup PR is pushed to, in the repository itself.
     pub branch: String,
+    /// Labels added to the backup PR.
     pub labels: Vec<String>,
     /// Inline file contents per tree request (GitHub limits request sizes).
     pub tree_batch_bytes: usize,
+    /// How failed calls are retried.
     pub retry: Retry,
     /// What a release tarball may hold.
     pub limits: dispatcher_formats::Limits,
 }
 
 impl GitHubConfig {
+    /// The repository `owner/repo` with the dispatcher's branch and labels, and the
+    /// default limits and retries.
     pub fn new(owner: impl Into<String>, repo: impl Into<String>) -> Self {
         Self {
             owner: owner.into(),
@@ -49,6 +57,7 @@ impl GitHubConfig {
 /// Retries of rate-limited and failed (5xx) calls.
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
+    /// Attempts in all, the first included: 1 never retries.
     pub attempts: u32,
     /// The first wait; it doubles each time.
     pub base: Duration,
@@ -63,6 +72,8 @@ impl Default for Retry {
     }
 }
 
+/// The release repository on GitHub: the source of releases and blob SHAs, and the
+/// publisher of the backup PR.
 pub struct GitHub {
     crab: Octocrab,
     config: GitHubConfig,
@@ -97,6 +108,19 @@ fn classify(e: &CallError) -> (bool, String) {
 enum CallError {
     Crab(octocrab::Error),
     Status(http::StatusCode, String),
+}
+
+impl CallError {
+    /// The HTTP status GitHub answered with, if it answered.
+    fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Status(status, _) => Some(status.as_u16()),
+            CallError::Crab(octocrab::Error::GitHub { source, .. }) => {
+                Some(source.status_code.as_u16())
+            }
+            CallError::Crab(_) => None,
+        }
+    }
 }
 
 impl From<octocrab::Error> for CallError {
@@ -140,12 +164,14 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+/// The one field of the repository the adapter reads.
 #[derive(Deserialize)]
 struct Repository {
     default_branch: String,
 }
 
 impl GitHub {
+    /// The adapter over a client already built (tests point one at a mock server).
     pub fn new(crab: Octocrab, config: GitHubConfig) -> Self {
         Self {
             crab,
@@ -184,17 +210,18 @@ impl GitHub {
             .set_connect_timeout(Some(timeout))
             .set_read_timeout(Some(timeout));
         if let Some(base) = base {
-            b = b
-                .base_uri(base)
-                .map_err(|e| SourceError::permanent("github", format!("base URL {base}: {e}")))?;
+            b = b.base_uri(base).map_err(|e| {
+                SourceError::permanent("github", format!("base URL {base}")).because(e)
+            })?;
         }
         if let Some(t) = token {
             b = b.personal_token(t);
         }
         b.build()
-            .map_err(|e| SourceError::permanent("github", format!("client: {e}")))
+            .map_err(|e| SourceError::permanent("github", "client").because(e))
     }
 
+    /// The API path of `tail` in the configured repository.
     fn route(&self, tail: &str) -> String {
         format!("/repos/{}/{}/{tail}", self.config.owner, self.config.repo)
     }
@@ -213,13 +240,21 @@ impl GitHub {
             match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let (retryable, message) = classify(&e.into());
-                    if !retryable || attempt >= self.config.retry.attempts {
-                        return Err(SourceError {
+                    let e = e.into();
+                    if e.status() == Some(404) {
+                        return Err(SourceError::NotFound {
                             service: "github",
-                            retryable,
-                            message: format!("{what}: {message}"),
+                            what: what.to_owned(),
                         });
+                    }
+                    let (retryable, message) = classify(&e);
+                    if !retryable || attempt >= self.config.retry.attempts {
+                        let failure = if retryable {
+                            SourceError::retryable("github", format!("{what}: {message}"))
+                        } else {
+                            SourceError::permanent("github", format!("{what}: {message}"))
+                        };
+                        return Err(failure);
                     }
                     tracing::warn!(call = what, attempt, error = %message, "GitHub call failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -230,11 +265,13 @@ impl GitHub {
         }
     }
 
+    /// A GET of `route`, retried, as JSON.
     async fn get(&self, what: &str, route: String) -> Result<Value, SourceError> {
         self.with_retry(what, || self.crab.get::<Value, _, ()>(route.clone(), None))
             .await
     }
 
+    /// A POST of `body` to `route`, retried, as JSON.
     async fn post(&self, what: &str, route: String, body: Value) -> Result<Value, SourceError> {
         self.with_retry(what, || {
             self.crab.post::<_, Value>(route.clone(), Some(&body))
@@ -242,6 +279,7 @@ impl GitHub {
         .await
     }
 
+    /// A PATCH of `body` to `route`, retried, as JSON.
     async fn patch(&self, what: &str, route: String, body: Value) -> Result<Value, SourceError> {
         self.with_retry(what, || {
             self.crab.patch::<Value, _, _>(route.clone(), Some(&body))
@@ -249,10 +287,12 @@ impl GitHub {
         .await
     }
 
+    /// API calls made so far, retries included.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// The repository's default branch: the one `head` reads, and the backup PR's base.
     async fn default_branch(&self) -> Result<String, SourceError> {
         let repo: Repository = serde_json::from_value(
             self.get(
@@ -261,10 +301,11 @@ impl GitHub {
             )
             .await?,
         )
-        .map_err(|e| SourceError::permanent("github", format!("repository: {e}")))?;
+        .map_err(|e| SourceError::permanent("github", "repository").because(e))?;
         Ok(repo.default_branch)
     }
 
+    /// The string at `pointer` in an answer (a SHA); an answer without it is refused.
     fn sha(v: &Value, pointer: &str, what: &str) -> Result<String, SourceError> {
         v.pointer(pointer)
             .and_then(Value::as_str)
@@ -346,21 +387,21 @@ impl RepoSource for GitHub {
             dispatcher_formats::release::read(Source::Stream(reader), opts, &|| {})
         })
         .await
-        .map_err(|e| SourceError::permanent("release", e.to_string()))?;
+        .map_err(|e| SourceError::permanent("release", "the reader stopped").because(e))?;
         let total = download.await.unwrap_or(0);
         tracing::info!(commit, bytes = total, "release tarball streamed");
         // A download cut short (an incomplete archive, a broken stream) is retryable: the
         // next attempt downloads it again. A member the release must not hold is not.
         read.map_err(|e| {
-            let message = format!("release tarball: {}", dispatcher_core::chain(&e));
-            match e {
+            let failure = match e {
                 ReleaseError::Io { .. } | ReleaseError::Incomplete { .. } => {
-                    SourceError::retryable("github", message)
+                    SourceError::retryable("github", "release tarball")
                 }
                 ReleaseError::Member { .. } | ReleaseError::NoJobs(_) => {
-                    SourceError::permanent("github", message)
+                    SourceError::permanent("github", "release tarball")
                 }
-            }
+            };
+            failure.because(e)
         })
     }
 
@@ -368,166 +409,8 @@ impl RepoSource for GitHub {
         let route = self.route(&format!("contents/{path}?ref={commit}"));
         match self.get("get file", route).await {
             Ok(v) => Ok(v.get("sha").and_then(Value::as_str).map(str::to_owned)),
-            Err(e) if e.message.contains("HTTP 404") => Ok(None),
+            Err(SourceError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-}
-
-#[async_trait]
-impl FallbackPublisher for GitHub {
-    async fn publish(&self, change: &FallbackChange) -> Result<FallbackReport, SourceError> {
-        let start = self.calls();
-        let base_branch = self.default_branch().await?;
-        let base = self
-            .get(
-                "get base commit",
-                self.route(&format!("git/commits/{}", change.base_commit)),
-            )
-            .await?;
-        let mut tree = Self::sha(&base, "/tree/sha", "base commit")?;
-
-        // Inline contents in trees of bounded size, each on top of the last: a handful of
-        // calls for thousands of files, and no call per blob.
-        let mut batch: Vec<Value> = Vec::new();
-        let mut size = 0;
-        let files: Vec<(&String, &String)> = change.files.iter().collect();
-        for (i, (path, content)) in files.iter().enumerate() {
-            size += content.len();
-            batch.push(json!({"path": path, "mode": "100644", "type": "blob", "content": content}));
-            if size >= self.config.tree_batch_bytes || i + 1 == files.len() {
-                let t = self
-                    .post(
-                        "create tree",
-                        self.route("git/trees"),
-                        json!({"base_tree": tree, "tree": batch}),
-                    )
-                    .await?;
-                tree = Self::sha(&t, "/sha", "tree")?;
-                batch = Vec::new();
-                size = 0;
-            }
-        }
-        let branch = &self.config.branch;
-        // The branch already holding this tree on this base: nothing to push. Every push
-        // re-runs the PR's rehearsals, and most delta recomputes change no file.
-        let current = match self
-            .get(
-                "get backup branch",
-                self.route(&format!("git/ref/heads/{branch}")),
-            )
-            .await
-        {
-            Ok(r) => Some(Self::sha(&r, "/object/sha", "backup branch")?),
-            Err(e) if e.message.contains("HTTP 404") => None,
-            Err(e) => return Err(e),
-        };
-        let unchanged = match &current {
-            Some(head) => {
-                let c = self
-                    .get(
-                        "get backup commit",
-                        self.route(&format!("git/commits/{head}")),
-                    )
-                    .await?;
-                c.pointer("/tree/sha").and_then(Value::as_str) == Some(tree.as_str())
-                    && c.pointer("/parents/0/sha").and_then(Value::as_str)
-                        == Some(change.base_commit.as_str())
-            }
-            None => false,
-        };
-        let commit = match (&current, unchanged) {
-            (Some(head), true) => head.clone(),
-            _ => {
-                let message = format!("{}\n\n{}", change.title, change.body);
-                let commit = self
-                    .post(
-                        "create commit",
-                        self.route("git/commits"),
-                        json!({"message": message, "tree": tree, "parents": [change.base_commit]}),
-                    )
-                    .await?;
-                let commit = Self::sha(&commit, "/sha", "commit")?;
-                if current.is_some() {
-                    self.patch(
-                        "update branch",
-                        self.route(&format!("git/refs/heads/{branch}")),
-                        json!({"sha": commit, "force": true}),
-                    )
-                    .await?;
-                } else {
-                    self.post(
-                        "create branch",
-                        self.route("git/refs"),
-                        json!({"ref": format!("refs/heads/{branch}"), "sha": commit}),
-                    )
-                    .await?;
-                }
-                commit
-            }
-        };
-
-        let open = self
-            .get(
-                "find pull request",
-                self.route(&format!(
-                    "pulls?state=open&head={}:{branch}",
-                    self.config.owner
-                )),
-            )
-            .await?;
-        let existing = open
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|p| p.get("number"))
-            .and_then(Value::as_u64);
-        let (number, created) = match existing {
-            Some(n) => {
-                self.patch(
-                    "update pull request",
-                    self.route(&format!("pulls/{n}")),
-                    json!({"title": change.title, "body": change.body}),
-                )
-                .await?;
-                (n, false)
-            }
-            None => {
-                let pr = self
-                    .post(
-                        "create pull request",
-                        self.route("pulls"),
-                        json!({"title": change.title, "head": branch, "base": base_branch, "body": change.body, "maintainer_can_modify": true}),
-                    )
-                    .await?;
-                let n = pr.get("number").and_then(Value::as_u64).ok_or_else(|| {
-                    SourceError::permanent("github", "create pull request: no number")
-                })?;
-                (n, true)
-            }
-        };
-        if !self.config.labels.is_empty() {
-            self.post(
-                "add labels",
-                self.route(&format!("issues/{number}/labels")),
-                json!({"labels": self.config.labels}),
-            )
-            .await?;
-        }
-        let report = FallbackReport {
-            pull_request: number,
-            created,
-            commit,
-            pushed: !unchanged,
-            api_calls: self.calls() - start,
-        };
-        tracing::info!(
-            pull_request = number,
-            created,
-            pushed = !unchanged,
-            files = change.files.len(),
-            api_calls = report.api_calls,
-            "backup PR updated"
-        );
-        Ok(report)
     }
 }

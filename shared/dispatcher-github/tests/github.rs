@@ -377,7 +377,7 @@ async fn persistent_server_errors_are_reported_retryable_and_client_errors_are_n
     )
     .await;
     let e = github(&server).publish(&change()).await.unwrap_err();
-    assert!(e.retryable, "{e}");
+    assert!(e.is_retryable(), "{e}");
     assert_eq!(
         server.received_requests().await.unwrap().len(),
         1 + 4,
@@ -387,7 +387,7 @@ async fn persistent_server_errors_are_reported_retryable_and_client_errors_are_n
     let server = MockServer::start().await;
     json_mock(&server, "GET", "", 404, json!({"message": "Not Found"})).await;
     let e = github(&server).publish(&change()).await.unwrap_err();
-    assert!(!e.retryable, "{e}");
+    assert!(!e.is_retryable(), "{e}");
 }
 
 #[tokio::test]
@@ -402,7 +402,10 @@ async fn a_tarball_is_retried_on_server_errors_but_not_on_a_missing_commit() {
     )
     .await;
     let e = github(&server).release("gone").await.unwrap_err();
-    assert!(!e.retryable && e.message.contains("404"), "{e}");
+    assert!(
+        !e.is_retryable() && matches!(e, dispatcher_app::SourceError::NotFound { .. }),
+        "{e}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let server = MockServer::start().await;
     once(

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 use std::time::Duration;
 
@@ -10,9 +11,17 @@ use dispatcher_formats::volumes::Vector;
 /// How the query is authenticated.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
+    /// No credentials, for a Prometheus that asks for none.
     None,
+    /// A bearer token, sent as `Authorization: Bearer`.
     Bearer(String),
-    Basic { user: String, password: String },
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password (the configured secret).
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -26,11 +35,15 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// Where the volumes are queried and what is asked.
 #[derive(Debug, Clone)]
 pub struct PrometheusConfig {
     /// Base URL, e.g. `https://thanos-querier.example.com`.
     pub url: String,
+    /// The credentials sent with every query.
     pub auth: Auth,
+    /// The limit on a whole query, connection to last byte: a stuck Prometheus must not
+    /// hold up the recompute.
     pub timeout: Duration,
     /// The range of `increase()`, e.g. `7d`.
     pub window: String,
@@ -50,6 +63,8 @@ pub struct PrometheusConfig {
 }
 
 impl PrometheusConfig {
+    /// The run-count query: the override when set, otherwise the dispatcher's count of
+    /// `pending` transitions per `job_name` over the window.
     pub fn runs_query(&self) -> String {
         self.runs_query.clone().unwrap_or_else(|| {
             format!(
@@ -60,6 +75,8 @@ impl PrometheusConfig {
     }
 }
 
+/// The demand source on Prometheus: the run counts and the optional duration, CPU and
+/// memory vectors, each an instant query.
 pub struct PrometheusDemand {
     client: reqwest::Client,
     config: PrometheusConfig,
@@ -93,11 +110,13 @@ impl PrometheusDemand {
         })
     }
 
+    /// The source over `config`, with its own HTTP client; fails only if the client
+    /// cannot be built.
     pub fn new(config: PrometheusConfig) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
-            .map_err(|e| SourceError::permanent("prometheus", format!("client: {e}")))?;
+            .map_err(|e| SourceError::permanent("prometheus", "client").because(e))?;
         Ok(Self { client, config })
     }
 
@@ -138,12 +157,13 @@ impl PrometheusDemand {
         }
         // A 4xx (bad query, bad credentials) or a malformed answer will not fix itself.
         let vector = dispatcher_formats::parse_vector(&body).map_err(|e| {
-            SourceError::permanent("prometheus", format!("{url}: HTTP {status}: {e}"))
+            SourceError::permanent("prometheus", format!("{url}: HTTP {status}")).because(e)
         })?;
         Ok((vector, dispatcher_formats::digest::sha256(&body)))
     }
 }
 
+/// A transport failure with its kind first, so that the log says why the query failed.
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("timed out: {e}")

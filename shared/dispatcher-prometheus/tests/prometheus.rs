@@ -155,9 +155,10 @@ async fn an_error_response_is_not_retryable() {
         .demand(time)
         .await
         .unwrap_err();
-    assert!(!e.retryable, "{e}");
+    assert!(!e.is_retryable(), "{e}");
     assert!(
-        e.message.contains("bad_data") || e.message.contains("parse"),
+        dispatcher_core::chain(&e).contains("bad_data")
+            || dispatcher_core::chain(&e).contains("parse"),
         "{e}"
     );
     // Nothing in the window: an empty vector is suspicious, not "every job weighs zero".
@@ -170,7 +171,7 @@ async fn an_error_response_is_not_retryable() {
         .demand(time)
         .await
         .unwrap_err();
-    assert!(e.message.contains("empty"), "{e}");
+    assert!(dispatcher_core::chain(&e).contains("empty"), "{e}");
 }
 
 /// A Prometheus of the test's own (the binary the test command installed), so that it
@@ -296,7 +297,10 @@ async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable(
     own.wait_stopped(true);
     let started = std::time::Instant::now();
     let e = demand.demand(1000).await.unwrap_err();
-    assert!(e.retryable && e.message.contains("timed out"), "{e}");
+    assert!(
+        e.is_retryable() && dispatcher_core::chain(&e).contains("timed out"),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     own.signal("CONT");
     own.wait_stopped(false);
@@ -312,8 +316,8 @@ async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable(
         .demand(1000)
         .await
         .unwrap_err();
-    assert!(e.retryable, "{e}");
-    assert!(e.message.contains("cannot connect"), "{e}");
+    assert!(e.is_retryable(), "{e}");
+    assert!(dispatcher_core::chain(&e).contains("cannot connect"), "{e}");
 }
 
 #[tokio::test]
@@ -342,8 +346,8 @@ async fn basic_auth_is_what_prometheus_checks() {
         .demand(1000)
         .await
         .unwrap_err();
-    assert!(!e.retryable, "a wrong password does not heal: {e}");
-    assert!(e.message.contains("401"), "{e}");
+    assert!(!e.is_retryable(), "a wrong password does not heal: {e}");
+    assert!(dispatcher_core::chain(&e).contains("401"), "{e}");
     let e = PrometheusDemand::new(PrometheusConfig {
         runs_query: constant(),
         ..config(&own.url)
@@ -352,7 +356,10 @@ async fn basic_auth_is_what_prometheus_checks() {
     .demand(1000)
     .await
     .unwrap_err();
-    assert!(e.message.contains("401"), "no credentials: {e}");
+    assert!(
+        dispatcher_core::chain(&e).contains("401"),
+        "no credentials: {e}"
+    );
 }
 
 /// Prometheus has no bearer authentication of its own (a Thanos querier behind a proxy,
@@ -396,7 +403,10 @@ async fn credentials_are_sent_and_server_errors_are_retryable() {
         .demand(1000)
         .await
         .unwrap_err();
-    assert!(e.retryable && e.message.contains("503"), "{e}");
+    assert!(
+        e.is_retryable() && dispatcher_core::chain(&e).contains("503"),
+        "{e}"
+    );
     // The offset moves the evaluation time back.
     let offset = PrometheusConfig {
         auth: Auth::Bearer("t0ken".to_owned()),

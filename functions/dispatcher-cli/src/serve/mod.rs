@@ -31,6 +31,7 @@ fn token(config: &RuntimeConfig) -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// `dispatcher serve`: the lookup, the webhook and the manual trigger on one local port, until interrupted.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut config = RuntimeConfig::from_env()?;
     // The flag over the environment over the default, as for the functions.

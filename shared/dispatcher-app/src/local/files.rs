@@ -15,6 +15,7 @@ use crate::recompute::{Outcome, RecomputeRequest, Recomputer};
 /// A release checkout or tarball on disk. Its "commit" is the digest of its job files.
 #[derive(Debug, Clone)]
 pub struct LocalRepo {
+    /// The checkout directory, or the tarball.
     pub path: PathBuf,
     /// An inventory overriding the release's own.
     pub clusters: Option<PathBuf>,
@@ -31,12 +32,11 @@ impl LocalRepo {
         };
         let mut release =
             dispatcher_formats::release::read(Source::Path(self.path.clone()), opts, &|| {})
-                .map_err(|e| SourceError::permanent("release", dispatcher_core::chain(&e)))?;
+                .map_err(|e| SourceError::permanent("release", "the release").because(e))?;
         if let Some(c) = &self.clusters {
-            release.clusters =
-                Some(std::fs::read(c).map_err(|e| {
-                    SourceError::permanent("release", format!("{}: {e}", c.display()))
-                })?);
+            release.clusters = Some(std::fs::read(c).map_err(|e| {
+                SourceError::permanent("release", c.display().to_string()).because(e)
+            })?);
         }
         Ok(release)
     }
@@ -53,7 +53,7 @@ impl RepoSource for LocalRepo {
         let repo = self.clone();
         tokio::task::spawn_blocking(move || repo.read())
             .await
-            .map_err(|e| SourceError::permanent("release", e.to_string()))?
+            .map_err(|e| SourceError::permanent("release", "the reader stopped").because(e))?
     }
 
     async fn blob_sha(&self, _commit: &str, path: &str) -> Result<Option<String>, SourceError> {
@@ -69,7 +69,7 @@ impl RepoSource for LocalRepo {
                 Some(Ok(b)) => Some(b),
                 Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Some(Err(e)) => {
-                    return Err(SourceError::permanent("release", format!("{path}: {e}")));
+                    return Err(SourceError::permanent("release", path.to_owned()).because(e));
                 }
                 // A tarball: read it whole (local mode only).
                 None => {
@@ -84,14 +84,16 @@ impl RepoSource for LocalRepo {
             Ok(bytes.map(|b| dispatcher_formats::digest::sha256(&b)))
         })
         .await
-        .map_err(|e| SourceError::permanent("release", e.to_string()))?
+        .map_err(|e| SourceError::permanent("release", "the reader stopped").because(e))?
     }
 }
 
 /// Prometheus vector responses saved as files.
 #[derive(Debug, Clone)]
 pub struct FileDemand {
+    /// Run counts per job (the one vector a plan needs).
     pub runs: PathBuf,
+    /// Job seconds per job.
     pub durations: Option<PathBuf>,
     /// CPU seconds per job.
     pub cpu: Option<PathBuf>,
@@ -103,10 +105,12 @@ pub struct FileDemand {
 impl DemandSource for FileDemand {
     async fn demand(&self, _now: i64) -> Result<Demand, SourceError> {
         let read = |p: &PathBuf| -> Result<(Vector, String), SourceError> {
-            let bytes = std::fs::read(p)
-                .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
-            let v = dispatcher_formats::parse_vector(&bytes)
-                .map_err(|e| SourceError::permanent("volumes", format!("{}: {e}", p.display())))?;
+            let bytes = std::fs::read(p).map_err(|e| {
+                SourceError::permanent("volumes", p.display().to_string()).because(e)
+            })?;
+            let v = dispatcher_formats::parse_vector(&bytes).map_err(|e| {
+                SourceError::permanent("volumes", p.display().to_string()).because(e)
+            })?;
             Ok((v, dispatcher_formats::digest::sha256(&bytes)))
         };
         let optional = |p: &Option<PathBuf>| p.as_ref().map(read).transpose();
@@ -130,6 +134,7 @@ impl DemandSource for FileDemand {
 pub struct Completed {
     /// How many recomputes finished (successfully or not).
     pub count: u64,
+    /// The last recompute: what it did, or why it failed.
     pub last: Result<Outcome, String>,
 }
 
@@ -155,7 +160,7 @@ impl LocalHandoff {
                 let last = recomputer
                     .run(&request, &attempt, at)
                     .await
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| dispatcher_core::chain(&e));
                 if let Err(e) = &last {
                     tracing::error!(error = %e, trigger = ?request.trigger, "recompute failed; the last good generation keeps serving");
                 }

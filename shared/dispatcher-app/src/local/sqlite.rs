@@ -16,21 +16,18 @@ const BATCH: usize = 25;
 fn sql(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
-            StoreError::Unavailable(format!("sqlite busy: {e}"))
+            StoreError::unavailable("sqlite", e)
         }
-        other => StoreError::Other(format!("sqlite: {other}")),
+        other => StoreError::refused("sqlite", other),
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, doc: &str) -> Result<T, StoreError> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
-        key: key.to_owned(),
-        message: e.to_string(),
-    })
+    serde_json::from_str(doc).map_err(|e| StoreError::corrupt(key, e))
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::refused("encoding a document", e))
 }
 
 /// The table role on SQLite.
@@ -40,6 +37,7 @@ pub struct SqliteTable {
 }
 
 impl SqliteTable {
+    /// Opens (or creates) the table in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -68,11 +66,11 @@ impl SqliteTable {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
-                .map_err(|_| StoreError::Other("the sqlite connection is poisoned".to_owned()))?;
+                .map_err(|_| StoreError::refused("sqlite", "the connection is poisoned"))?;
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Other(format!("sqlite task: {e}")))?
+        .map_err(|e| StoreError::refused("sqlite task", e))?
     }
 }
 
@@ -143,8 +141,8 @@ impl AssignmentStore for SqliteTable {
     async fn write_jobs(&self, items: &[JobItem]) -> Result<WriteStats, StoreError> {
         let docs: Vec<(String, String)> = items
             .iter()
-            .map(|i| (keys::job(&i.job), encode(i)))
-            .collect();
+            .map(|i| Ok((keys::job(&i.job), encode(i)?)))
+            .collect::<Result<_, StoreError>>()?;
         self.with(move |c| {
             let mut stats = WriteStats::default();
             for chunk in docs.chunks(BATCH) {
@@ -181,7 +179,7 @@ impl AssignmentStore for SqliteTable {
                 pending: None,
             });
             next.pending = Some(stored.clone());
-            put_doc(&tx, keys::POINTER, &encode(&next), None)?;
+            put_doc(&tx, keys::POINTER, &encode(&next)?, None)?;
             tx.commit().map_err(sql)?;
             Ok(Claim::Won { stored })
         })
@@ -196,7 +194,7 @@ impl AssignmentStore for SqliteTable {
         record: &GenerationRecord,
     ) -> Result<(), StoreError> {
         let (pointer, owner) = (pointer.clone(), owner.to_owned());
-        let (record_key, record_doc) = (keys::generation(record.generation), encode(record));
+        let (record_key, record_doc) = (keys::generation(record.generation), encode(record)?);
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -214,7 +212,7 @@ impl AssignmentStore for SqliteTable {
                     pointer.generation
                 )));
             }
-            put_doc(&tx, keys::POINTER, &encode(&pointer), None)?;
+            put_doc(&tx, keys::POINTER, &encode(&pointer)?, None)?;
             put_doc(&tx, &record_key, &record_doc, None)?;
             tx.commit().map_err(sql)?;
             Ok(())
@@ -245,7 +243,7 @@ impl AssignmentStore for SqliteTable {
             {
                 return Ok(false);
             }
-            put_doc(&tx, &key, &encode(&value), Some(expires_at))?;
+            put_doc(&tx, &key, &encode(&value)?, Some(expires_at))?;
             tx.commit().map_err(sql)?;
             Ok(true)
         })
@@ -281,7 +279,7 @@ impl AssignmentStore for SqliteTable {
                 Some((d, _)) => decode(&key, &d)?,
                 None => 0,
             };
-            put_doc(&tx, &key, &encode(&(current + 1)), None)?;
+            put_doc(&tx, &key, &encode(&(current + 1))?, None)?;
             tx.commit().map_err(sql)?;
             Ok(current + 1)
         })
@@ -296,7 +294,7 @@ impl AssignmentStore for SqliteTable {
 
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (keys::marker(name), value.to_owned());
-        self.with(move |c| put_doc(c, &key, &encode(&value), None))
+        self.with(move |c| put_doc(c, &key, &encode(&value)?, None))
             .await
     }
 }
@@ -308,6 +306,7 @@ pub struct DirSnapshots {
 }
 
 impl DirSnapshots {
+    /// Snapshots as files under `root`.
     pub fn new(root: PathBuf) -> Self {
         Self { root }
     }
@@ -317,14 +316,17 @@ impl DirSnapshots {
             .split('/')
             .any(|p| p.is_empty() || p == "." || p == "..")
         {
-            return Err(StoreError::Other(format!("invalid object key {key:?}")));
+            return Err(StoreError::refused(
+                "local snapshot store",
+                format!("invalid object key {key:?}"),
+            ));
         }
         Ok(self.root.join(key))
     }
 }
 
 fn io(e: std::io::Error) -> StoreError {
-    StoreError::Other(format!("local snapshot store: {e}"))
+    StoreError::refused("local snapshot store", e)
 }
 
 #[async_trait]
@@ -332,9 +334,9 @@ impl SnapshotStore for DirSnapshots {
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         tokio::task::spawn_blocking(move || {
-            let dir = path
-                .parent()
-                .ok_or_else(|| StoreError::Other("no parent".to_owned()))?;
+            let dir = path.parent().ok_or_else(|| {
+                StoreError::refused("local snapshot store", "no parent directory")
+            })?;
             std::fs::create_dir_all(dir).map_err(io)?;
             // Unique per writer, so that racing publishers never share a temporary file.
             let tmp = dir.join(format!(
@@ -349,7 +351,7 @@ impl SnapshotStore for DirSnapshots {
             std::fs::rename(&tmp, &path).map_err(io)
         })
         .await
-        .map_err(|e| StoreError::Other(format!("snapshot task: {e}")))?
+        .map_err(|e| StoreError::refused("snapshot task", e))?
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -360,7 +362,7 @@ impl SnapshotStore for DirSnapshots {
             Err(e) => Err(io(e)),
         })
         .await
-        .map_err(|e| StoreError::Other(format!("snapshot task: {e}")))?
+        .map_err(|e| StoreError::refused("snapshot task", e))?
     }
 }
 

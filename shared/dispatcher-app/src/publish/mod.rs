@@ -18,18 +18,27 @@
 //! same publisher (the same owner) running it again; another publisher takes the claim
 //! over after its lease, and rewrites every job the claims it replaces may have written.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod claim;
+mod commit;
+mod guard;
+mod items;
+mod read;
+mod snapshot;
+
+use std::collections::BTreeMap;
 
 use dispatcher_core::Plan;
-use dispatcher_core::plan::ClusterState;
-use sha2::{Digest, Sha256};
 
-use crate::codec::{gunzip_json, gzip_json};
-use crate::model::{
-    Assignments, Cause, Change, ClusterShare, GenerationRecord, JobItem, Pending, Pointer,
+use crate::model::{Cause, Pointer};
+use crate::records::Markers;
+use crate::store::{StoreError, Stores, WriteStats};
+
+pub use guard::{DELETIONS_ALWAYS_ALLOWED, MAX_DELETED};
+pub use read::{history, lookup};
+pub use snapshot::{
+    SnapshotError, assignments_key, assignments_of, load_assignments, load_plan, plan_digest,
+    plan_key, snapshot_prefix,
 };
-use crate::store::{Claim, StoreError, Stores, WriteStats};
-use dispatcher_core::report;
 
 /// How long a claim holds before another publisher may take it over: longer than any
 /// publisher runs (a Lambda is stopped at 15 minutes).
@@ -39,8 +48,10 @@ pub const LEASE_SECONDS: i64 = 20 * 60;
 /// list.
 pub const HISTORY_LIMIT: usize = 200;
 
+/// How a publish is made: by whom, when, against what, and the operator's overrides.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
+    /// Why the generation is made.
     pub cause: Cause,
     /// Seconds since the epoch; the store never reads a clock.
     pub now: i64,
@@ -61,14 +72,6 @@ pub struct PublishOptions {
     /// places: a release cut short looks like one whose jobs were deleted.
     pub max_deleted: f64,
 }
-
-/// The share of the serving generation's jobs a plan may delete unless an operator allows
-/// more: real pushes delete a handful of jobs, a truncated release thousands.
-pub const MAX_DELETED: f64 = 0.10;
-
-/// Deletions this few are always allowed, whatever the share: in a small installation one
-/// pull request may well remove a tenth of the jobs.
-pub const DELETIONS_ALWAYS_ALLOWED: usize = 20;
 
 impl PublishOptions {
     /// Options with a fresh owner, no expected base, the F4b limit of 25% and the deletion
@@ -98,12 +101,6 @@ impl PublishOptions {
     }
 }
 
-/// Seconds since the epoch as an RFC 3339 date and time, for people reading a message.
-fn utc(at: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// A token that no other publisher shares: the process's random hasher seed over the time,
 /// the process id and a counter.
 pub fn fresh_owner(now: i64) -> String {
@@ -115,15 +112,20 @@ pub fn fresh_owner(now: i64) -> String {
     format!("{:016x}", seed.hash_one((now, std::process::id(), n)))
 }
 
+/// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// The generation serving the plan.
     pub generation: u64,
+    /// Its snapshot prefix.
     pub snapshot: String,
+    /// The plan's digest.
     pub plan_digest: String,
     /// The plan was already the current generation: nothing was written.
     pub unchanged: bool,
     /// Assignments that changed against the previous generation.
     pub changed: usize,
+    /// Jobs deleted against the previous generation.
     pub deleted: usize,
     /// Table writes: the claim, the item batches, the commit transaction.
     pub writes: WriteStats,
@@ -131,6 +133,23 @@ pub struct Published {
     pub snapshot_puts: usize,
 }
 
+impl Published {
+    /// The plan `digest` already serves as `current`.
+    fn already(current: &Pointer, digest: String) -> Self {
+        Self {
+            generation: current.generation,
+            snapshot: current.snapshot.clone(),
+            plan_digest: digest,
+            unchanged: true,
+            changed: 0,
+            deleted: 0,
+            writes: WriteStats::default(),
+            snapshot_puts: 0,
+        }
+    }
+}
+
+/// Why a plan was not published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The plan must not replace the current generation (F4b).
@@ -138,9 +157,16 @@ pub enum PublishError {
     Refused(String),
     /// Another publisher holds or took the generation: nothing of ours is visible.
     #[error("lost generation {generation}: {reason}")]
-    Lost { generation: u64, reason: String },
-    #[error("snapshot {key}: {message}")]
-    Snapshot { key: String, message: String },
+    Lost {
+        /// The generation we tried to make.
+        generation: u64,
+        /// Who holds it, and what an operator may do.
+        reason: String,
+    },
+    /// A snapshot object could not be written or read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The table failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -150,123 +176,10 @@ impl PublishError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PublishError::Store(e) => e.is_retryable(),
-            PublishError::Snapshot { .. } => true,
+            PublishError::Snapshot(e) => e.is_retryable(),
             PublishError::Refused(_) | PublishError::Lost { .. } => false,
         }
     }
-}
-
-/// `sha256:` of the plan document: the identity of a snapshot.
-pub fn plan_digest(json: &str) -> String {
-    let d = Sha256::digest(json.as_bytes());
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// The snapshot prefix of a plan.
-pub fn snapshot_prefix(digest: &str) -> String {
-    format!("snapshots/{}", digest.trim_start_matches("sha256:"))
-}
-
-pub fn plan_key(snapshot: &str) -> String {
-    format!("{snapshot}/plan.json.gz")
-}
-
-pub fn assignments_key(snapshot: &str) -> String {
-    format!("{snapshot}/assignments.json.gz")
-}
-
-fn changes_key(generation: u64, digest: &str) -> String {
-    let short = &digest.trim_start_matches("sha256:")[..16];
-    format!("generations/{generation:010}/{short}/changes.json.gz")
-}
-
-/// The answer table of a plan.
-pub fn assignments_of(plan: &Plan, digest: &str) -> Assignments {
-    Assignments {
-        plan_digest: digest.to_owned(),
-        jobs: plan
-            .jobs
-            .iter()
-            .filter_map(|(n, e)| e.cluster.clone().map(|c| (n.clone(), c)))
-            .collect(),
-        usable: plan
-            .clusters
-            .iter()
-            .filter(|(_, c)| c.state == ClusterState::Active)
-            .map(|(n, _)| n.clone())
-            .collect(),
-    }
-}
-
-fn refuse_unusable(
-    plan: &Plan,
-    base: &BTreeMap<String, String>,
-    opts: &PublishOptions,
-) -> Result<(), PublishError> {
-    if plan.summary.placed_jobs == 0 {
-        return Err(PublishError::Refused("the plan places no job".to_owned()));
-    }
-    if !plan
-        .clusters
-        .values()
-        .any(|c| c.state == ClusterState::Active)
-    {
-        return Err(PublishError::Refused(
-            "the plan has no usable cluster".to_owned(),
-        ));
-    }
-    let deleted = base.keys().filter(|j| !plan.jobs.contains_key(*j)).count();
-    if deleted > DELETIONS_ALWAYS_ALLOWED && deleted as f64 > opts.max_deleted * base.len() as f64 {
-        return Err(PublishError::Refused(format!(
-            "the plan deletes {deleted} of the {} jobs the current generation places ({:.1}%, more than the {:.1}% allowed): a release cut short looks like this; if the jobs really are gone, allow it explicitly (dispatcher publish --max-deleted-percent, or a manual recompute with \"allowDeletions\": true)",
-            base.len(),
-            100.0 * deleted as f64 / base.len() as f64,
-            100.0 * opts.max_deleted
-        )));
-    }
-    let lost = base
-        .keys()
-        .filter(|j| plan.jobs.get(*j).is_none_or(|e| e.cluster.is_none()))
-        .count();
-    if !base.is_empty() && lost as f64 > opts.max_unassigned * base.len() as f64 {
-        return Err(PublishError::Refused(format!(
-            "the plan would take the cluster away from {lost} of the {} jobs the current generation places",
-            base.len()
-        )));
-    }
-    Ok(())
-}
-
-async fn load_assignments(stores: &Stores, snapshot: &str) -> Result<Assignments, PublishError> {
-    let key = assignments_key(snapshot);
-    let bytes = stores
-        .snapshots
-        .get(&key)
-        .await?
-        .ok_or_else(|| PublishError::Snapshot {
-            key: key.clone(),
-            message: "missing".to_owned(),
-        })?;
-    gunzip_json(&bytes).map_err(|message| PublishError::Snapshot { key, message })
-}
-
-/// Loads the plan of a snapshot.
-pub async fn load_plan(stores: &Stores, snapshot: &str) -> Result<Plan, PublishError> {
-    let key = plan_key(snapshot);
-    let bytes = stores
-        .snapshots
-        .get(&key)
-        .await?
-        .ok_or_else(|| PublishError::Snapshot {
-            key: key.clone(),
-            message: "missing".to_owned(),
-        })?;
-    gunzip_json(&bytes).map_err(|message| PublishError::Snapshot { key, message })
 }
 
 /// Publishes `plan` as the next generation.
@@ -275,28 +188,15 @@ pub async fn publish(
     plan: &Plan,
     opts: &PublishOptions,
 ) -> Result<Published, PublishError> {
-    let json = plan.to_json();
-    let digest = plan_digest(&json);
-    let snapshot = snapshot_prefix(&digest);
+    let digest = plan_digest(&plan.to_json());
     let pointer = stores.table.pointer().await?;
+    let serving = pointer.as_ref().filter(|p| p.generation > 0);
+    if let Some(p) = serving.filter(|p| p.plan_digest == digest) {
+        // Already current (a retried trigger, or a rollback to where we are).
+        return Ok(Published::already(p, digest));
+    }
     let base = pointer.as_ref().map_or(0, |p| p.generation);
     let generation = base + 1;
-    if let Some(p) = pointer
-        .as_ref()
-        .filter(|p| p.generation > 0 && p.plan_digest == digest)
-    {
-        // Already current (a retried trigger, or a rollback to where we are).
-        return Ok(Published {
-            generation: p.generation,
-            snapshot: p.snapshot.clone(),
-            plan_digest: digest,
-            unchanged: true,
-            changed: 0,
-            deleted: 0,
-            writes: WriteStats::default(),
-            snapshot_puts: 0,
-        });
-    }
     if let Some(expected) = opts.expected_base.filter(|e| *e != base) {
         return Err(PublishError::Lost {
             generation,
@@ -305,203 +205,52 @@ pub async fn publish(
             ),
         });
     }
-    let base_table = match pointer.as_ref().filter(|p| p.generation > 0) {
+    let base_table = match serving {
         Some(p) => load_assignments(stores, &p.snapshot).await?.jobs,
         None => BTreeMap::new(),
     };
-    refuse_unusable(plan, &base_table, opts)?;
-
+    guard::check(plan, &base_table, opts)?;
     let assignments = assignments_of(plan, &digest);
-    let mut changes: Vec<Change> = Vec::new();
-    let names: BTreeSet<&String> = base_table.keys().chain(assignments.jobs.keys()).collect();
-    for job in names {
-        let (from, to) = (base_table.get(job), assignments.jobs.get(job));
-        if from != to {
-            changes.push(Change {
-                job: job.clone(),
-                from: from.cloned(),
-                to: to.cloned(),
-                cause: opts.cause,
-                generation,
-                at: opts.now,
-            });
-        }
-    }
+    let changes = items::changes_between(&base_table, &assignments.jobs, generation, opts);
+    let snapshot = snapshot_prefix(&digest);
 
     // 1. The snapshot, and the list of jobs we are about to write.
-    let changes_key = changes_key(generation, &digest);
-    let put = |key: String, body: Vec<u8>, content_type: &'static str| async move {
-        stores.snapshots.put(&key, body, content_type).await
+    let changes_key = snapshot::changes_key(generation, &digest);
+    let contents = snapshot::Contents {
+        plan,
+        snapshot: &snapshot,
+        assignments: &assignments,
+        changes_key: &changes_key,
+        changes: &changes,
     };
-    put(plan_key(&snapshot), gzip_json(plan), "application/gzip").await?;
-    put(
-        assignments_key(&snapshot),
-        gzip_json(&assignments),
-        "application/gzip",
-    )
-    .await?;
-    put(
-        format!("{snapshot}/summary.md"),
-        report::markdown(plan).into_bytes(),
-        "text/markdown",
-    )
-    .await?;
-    put(
-        format!("{snapshot}/summary.svg"),
-        report::svg(plan).into_bytes(),
-        "image/svg+xml",
-    )
-    .await?;
-    put(
-        format!("{snapshot}/inputs.json"),
-        serde_json::to_vec_pretty(&plan.inputs).unwrap_or_default(),
-        "application/json",
-    )
-    .await?;
-    put(changes_key.clone(), gzip_json(&changes), "application/gzip").await?;
-    let puts = 6;
-
+    let snapshot_puts = contents.write(stores).await?;
     // 2. The claim.
-    let pending = Pending {
+    let stored = claim::claim(stores, base, &digest, changes_key, opts).await?;
+    let mut writes = WriteStats {
+        requests: 1,
+        items: 1,
+        retries: 0,
+    };
+    // 3. The items.
+    let items = items::Items {
+        plan,
         generation,
-        plan_digest: digest.clone(),
-        owner: opts.owner.clone(),
-        changes: changes_key,
-        inherited: Vec::new(),
-        started_at: opts.now,
-        lease_until: opts.now + LEASE_SECONDS,
+        base: &base_table,
+        next: &assignments.jobs,
+        changes: &changes,
+        inherited: &stored.inherited,
     };
-    let mut writes = WriteStats::default();
-    // Taking over regardless of the lease: as if every lease had run out.
-    let at = if opts.take_over { i64::MAX } else { opts.now };
-    let stored = match stores.table.claim(base, &pending, at).await? {
-        Claim::Won { stored } => stored,
-        Claim::Lost(now) => {
-            let reason = match now.map(|p| *p) {
-                Some(p) if p.generation != base => {
-                    format!("the pointer moved to generation {}", p.generation)
-                }
-                Some(Pointer {
-                    pending: Some(other),
-                    ..
-                }) => format!(
-                    "the publish of {} started at {} holds it until {} (UTC); if its publisher is dead, take it over now with --take-over",
-                    other.plan_digest,
-                    utc(other.started_at),
-                    utc(other.lease_until)
-                ),
-                _ => "the claim failed".to_owned(),
-            };
-            return Err(PublishError::Lost { generation, reason });
-        }
-    };
-    writes.requests += 1;
-    writes.items += 1;
-
-    // 3. Changed items, and whatever the claims we replaced may have written: those items
-    // may carry this generation with their plan's answers.
-    let mut write_set: BTreeSet<String> = changes.iter().map(|c| c.job.clone()).collect();
-    for key in &stored.inherited {
-        let bytes = stores
-            .snapshots
-            .get(key)
-            .await?
-            .ok_or_else(|| PublishError::Snapshot {
-                key: key.clone(),
-                message: "the change list of a replaced claim is missing".to_owned(),
-            })?;
-        let theirs: Vec<Change> =
-            gunzip_json(&bytes).map_err(|message| PublishError::Snapshot {
-                key: key.clone(),
-                message,
-            })?;
-        write_set.extend(theirs.into_iter().map(|c| c.job));
-    }
-    // Histories are appended to, so the items being replaced are read first; before the
-    // first generation there is nothing to read.
-    let mut existing: BTreeMap<String, JobItem> = BTreeMap::new();
-    if base > 0 || !stored.inherited.is_empty() {
-        let names: Vec<String> = write_set.iter().cloned().collect();
-        for item in stores.table.jobs(&names).await? {
-            existing.insert(item.job.clone(), item);
-        }
-    }
-    let by_job: BTreeMap<&str, &Change> = changes.iter().map(|c| (c.job.as_str(), c)).collect();
-    let items: Vec<JobItem> = write_set
-        .iter()
-        .map(|job| {
-            let mut history: Vec<Change> = existing
-                .remove(job)
-                .map(|i| i.history)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|c| c.generation < generation)
-                .collect();
-            if let Some(c) = by_job.get(job.as_str()) {
-                history.push((*c).clone());
-            }
-            if history.len() > HISTORY_LIMIT {
-                history.drain(..history.len() - HISTORY_LIMIT);
-            }
-            JobItem {
-                job: job.clone(),
-                cluster: assignments.jobs.get(job).cloned(),
-                generation,
-                rule: plan
-                    .jobs
-                    .get(job)
-                    .map(|e| e.rule.as_str().to_owned())
-                    .unwrap_or_default(),
-                previous: base_table.get(job).cloned(),
-                history,
-            }
-        })
-        .collect();
-    writes += stores.table.write_jobs(&items).await?;
-
+    writes += items.write(stores).await?;
     // 4. The pointer.
-    let record = GenerationRecord {
-        generation,
-        snapshot: snapshot.clone(),
-        plan_digest: digest.clone(),
-        cause: opts.cause,
-        published_at: opts.now,
-        base: (base > 0).then_some(base),
-        inputs: plan.inputs.clone(),
-        jobs: plan.summary.jobs,
-        placed_jobs: plan.summary.placed_jobs,
-        unschedulable_jobs: plan.summary.unschedulable_jobs,
-        changed: changes.len(),
-        deleted: changes.iter().filter(|c| c.to.is_none()).count(),
-        clusters: plan
-            .clusters
-            .iter()
-            .map(|(n, c)| {
-                (
-                    n.clone(),
-                    ClusterShare {
-                        demand: c.demand,
-                        share: c.share,
-                        target_share: c.target_share,
-                    },
-                )
-            })
-            .collect(),
+    let commit = commit::Commit {
+        plan,
+        base,
+        snapshot: &snapshot,
+        digest: &digest,
+        changes: &changes,
     };
-    let next = Pointer {
-        generation,
-        snapshot: snapshot.clone(),
-        plan_digest: digest.clone(),
-        published_at: opts.now,
-        cause: opts.cause,
-        inputs: plan.inputs.clone(),
-        pending: None,
-    };
-    match stores.table.commit(base, &opts.owner, &next, &record).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(reason)) => return Err(PublishError::Lost { generation, reason }),
-        Err(e) => return Err(e.into()),
-    }
+    let record = commit.record(opts);
+    commit.commit(stores, &record, opts).await?;
     writes.requests += 1;
     writes.items += 2;
     tracing::info!(
@@ -519,12 +268,30 @@ pub async fn publish(
         changed: changes.len(),
         deleted: record.deleted,
         writes,
-        snapshot_puts: puts,
+        snapshot_puts,
     })
 }
 
+/// Publishes a plan an operator made or edited. The job files' static cluster fields do
+/// not say it yet, so the backup PR is marked pending until the next recompute brings it
+/// (F18).
+pub async fn publish_by_hand(
+    stores: &Stores,
+    plan: &Plan,
+    opts: &PublishOptions,
+) -> Result<Published, PublishError> {
+    let published = publish(stores, plan, opts).await?;
+    if !published.unchanged {
+        Markers(stores.table.as_ref())
+            .set_fallback_pending(published.generation)
+            .await?;
+    }
+    Ok(published)
+}
+
 /// Republishes generation `to`'s snapshot as a new generation, cause `rollback`; `opts`
-/// carries the time, the owner and the operator's overrides.
+/// carries the time, the owner and the operator's overrides. Like every generation made
+/// by hand, it leaves the backup PR pending.
 pub async fn rollback(
     stores: &Stores,
     to: u64,
@@ -546,32 +313,5 @@ pub async fn rollback(
         cause: Cause::Rollback,
         ..opts.clone()
     };
-    publish(stores, &plan, &opts).await
-}
-
-/// A job's answer now: the cluster and the generation it is served from.
-pub async fn lookup(stores: &Stores, job: &str) -> Result<Option<(String, u64)>, StoreError> {
-    let Some(pointer) = stores.table.pointer().await?.filter(|p| p.generation > 0) else {
-        return Ok(None);
-    };
-    Ok(stores.table.job(job).await?.and_then(|i| {
-        i.resolve(pointer.generation)
-            .map(|c| (c.to_owned(), pointer.generation))
-    }))
-}
-
-/// A job's changes up to the current generation.
-pub async fn history(stores: &Stores, job: &str) -> Result<Vec<Change>, StoreError> {
-    let current = stores.table.pointer().await?.map_or(0, |p| p.generation);
-    Ok(stores
-        .table
-        .job(job)
-        .await?
-        .map(|i| {
-            i.history
-                .into_iter()
-                .filter(|c| c.generation <= current)
-                .collect()
-        })
-        .unwrap_or_default())
+    publish_by_hand(stores, &plan, &opts).await
 }

@@ -1,118 +1,15 @@
-//! The contract every store adapter passes: the same checks run against the local store
-//! and against DynamoDB + S3 in the emulator. Each check takes a fresh, empty store.
-//!
-//! ```ignore
-//! crate::contract_tests!(|| async { Some(my_fresh_stores().await) });
-//! ```
+//! The checks of the publish protocol: generations, claims, commits, rollbacks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use dispatcher_core::model::{
-    Cluster, DispatcherConfig, Inventory, Job, JobFile, JobKind, Labels, labels,
-};
-use dispatcher_core::{Inputs, Plan, Settings};
+use std::collections::BTreeMap;
 
 use crate::model::{Cause, Pending};
 use crate::publish::{self, PublishError, PublishOptions};
 use crate::store::{Claim, StoreError, Stores};
 
-/// Generates one `#[tokio::test]` per contract check; `$make` is a closure returning a
-/// future of fresh [`Stores`], or `None` when the backend is absent (the check then says
-/// it is skipped).
-#[macro_export]
-macro_rules! contract_tests {
-    ($make:expr) => {
-        $crate::contract_tests!(@each $make;
-            an_empty_store_answers_nothing,
-            publishing_serves_the_plan,
-            a_second_generation_writes_only_changed_items,
-            a_job_that_disappears_answers_not_found,
-            half_published_generations_are_invisible,
-            claims_follow_the_pointer_and_the_lease,
-            a_stale_claim_of_another_plan_is_taken_over,
-            a_chain_of_dead_claims_is_rewritten_whole,
-            commit_requires_the_claim,
-            racing_publishers_have_exactly_one_winner,
-            a_plan_computed_against_an_older_generation_is_lost,
-            rollback_restores_an_older_generation,
-            an_empty_plan_never_replaces_a_good_one,
-            a_plan_that_deletes_many_jobs_is_refused_unless_allowed,
-            remembered_keys_expire,
-            markers_are_durable,
-            counters_count_under_concurrency
-        );
-    };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(stores) = ($make)().await else { return };
-                $crate::contract::$name(&stores).await;
-            }
-        )*
-    };
-}
+use super::{CLUSTERS, answer, opts, plan_of};
 
-const CLUSTERS: [&str; 3] = ["build01", "build02", "build03"];
-
-/// A plan in which every job is pinned (by label) to the given cluster.
-pub fn plan_of(assignments: &[(&str, &str)]) -> Plan {
-    let mut inventory = Inventory::default();
-    for c in CLUSTERS {
-        inventory.clusters.insert(
-            c.to_owned(),
-            Cluster {
-                name: c.to_owned(),
-                provider: "aws".to_owned(),
-                capacity: 100,
-                capabilities: BTreeSet::new(),
-                blocked: false,
-                reserved: false,
-                cordoned: false,
-            },
-        );
-    }
-    let config = DispatcherConfig {
-        default: "build01".to_owned(),
-        ..DispatcherConfig::default()
-    };
-    let files = vec![JobFile {
-        path: "ci-operator/jobs/o/r/o-r-main-presubmits.yaml".to_owned(),
-        size: 1,
-        jobs: assignments
-            .iter()
-            .map(|(job, cluster)| Job {
-                name: (*job).to_owned(),
-                kind: JobKind::Presubmit,
-                agent: "kubernetes".to_owned(),
-                cluster: None,
-                labels: Labels::from([(labels::CLUSTER.to_owned(), (*cluster).to_owned())]),
-                containers: vec![],
-            })
-            .collect(),
-    }];
-    let inputs = Inputs {
-        config: &config,
-        inventory: &inventory,
-        files: &files,
-        volumes: None,
-        previous: None,
-        digests: Default::default(),
-        sources: Default::default(),
-        diagnostics: vec![],
-    };
-    dispatcher_core::run(&inputs, &Settings::default()).expect("contract plan")
-}
-
-fn opts(now: i64) -> PublishOptions {
-    PublishOptions::new(Cause::Manual, now)
-}
-
-async fn answer(stores: &Stores, job: &str) -> Option<String> {
-    publish::lookup(stores, job).await.unwrap().map(|(c, _)| c)
-}
-
+/// Checks that an empty store answers nothing.
 pub async fn an_empty_store_answers_nothing(stores: &Stores) {
     assert_eq!(stores.table.pointer().await.unwrap(), None);
     assert_eq!(answer(stores, "any").await, None);
@@ -127,6 +24,7 @@ pub async fn an_empty_store_answers_nothing(stores: &Stores) {
     );
 }
 
+/// Checks that publishing serves the plan.
 pub async fn publishing_serves_the_plan(stores: &Stores) {
     let plan = plan_of(&[("a", "build01"), ("b", "build02")]);
     let p = publish::publish(stores, &plan, &opts(1_000)).await.unwrap();
@@ -163,6 +61,7 @@ pub async fn publishing_serves_the_plan(stores: &Stores) {
     assert_eq!(again.generation, 1);
 }
 
+/// Checks that a second generation writes only changed items.
 pub async fn a_second_generation_writes_only_changed_items(stores: &Stores) {
     let first = plan_of(&[("a", "build01"), ("b", "build02"), ("c", "build03")]);
     publish::publish(stores, &first, &opts(1)).await.unwrap();
@@ -193,6 +92,7 @@ pub async fn a_second_generation_writes_only_changed_items(stores: &Stores) {
     assert_eq!(stores.table.job("a").await.unwrap().unwrap().generation, 1);
 }
 
+/// Checks that a job that disappears answers not found.
 pub async fn a_job_that_disappears_answers_not_found(stores: &Stores) {
     publish::publish(
         stores,
@@ -233,6 +133,7 @@ pub async fn a_job_that_disappears_answers_not_found(stores: &Stores) {
     );
 }
 
+/// Checks that half published generations are invisible.
 pub async fn half_published_generations_are_invisible(stores: &Stores) {
     publish::publish(
         stores,
@@ -275,6 +176,7 @@ fn stored(claim: Claim) -> Pending {
     }
 }
 
+/// Checks that claims follow the pointer and the lease.
 pub async fn claims_follow_the_pointer_and_the_lease(stores: &Stores) {
     let mine = claim_of("mine", 1, "c1", 10);
     assert_eq!(
@@ -316,6 +218,7 @@ pub async fn claims_follow_the_pointer_and_the_lease(stores: &Stores) {
     );
 }
 
+/// Checks that a stale claim of another plan is taken over.
 pub async fn a_stale_claim_of_another_plan_is_taken_over(stores: &Stores) {
     publish::publish(
         stores,
@@ -375,7 +278,7 @@ async fn die_after_claiming(
         .snapshots
         .put(
             &claim.changes,
-            crate::codec::gzip_json(&changes),
+            crate::codec::gzip_json(&changes).unwrap(),
             "application/gzip",
         )
         .await
@@ -390,6 +293,7 @@ async fn die_after_claiming(
     won
 }
 
+/// Checks that a chain of dead claims is rewritten whole.
 pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
     publish::publish(
         stores,
@@ -415,6 +319,7 @@ pub async fn a_chain_of_dead_claims_is_rewritten_whole(stores: &Stores) {
     takes_generation_2_over(stores, 20).await;
 }
 
+/// Checks that commit requires the claim.
 pub async fn commit_requires_the_claim(stores: &Stores) {
     let plan = plan_of(&[("a", "build01")]);
     let digest = publish::plan_digest(&plan.to_json());
@@ -468,6 +373,7 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
     assert_eq!(stores.table.generation(1).await.unwrap(), None);
 }
 
+/// Checks that racing publishers have exactly one winner.
 pub async fn racing_publishers_have_exactly_one_winner(stores: &Stores) {
     publish::publish(
         stores,
@@ -519,6 +425,7 @@ pub async fn racing_publishers_have_exactly_one_winner(stores: &Stores) {
     assert_eq!(stores.table.pointer().await.unwrap().unwrap().generation, 2);
 }
 
+/// Checks that a plan computed against an older generation is lost.
 pub async fn a_plan_computed_against_an_older_generation_is_lost(stores: &Stores) {
     let first = plan_of(&[("a", "build01"), ("b", "build01")]);
     publish::publish(stores, &first, &opts(1).expecting(0))
@@ -540,6 +447,7 @@ pub async fn a_plan_computed_against_an_older_generation_is_lost(stores: &Stores
     assert_eq!(p.generation, 3);
 }
 
+/// Checks that rollback restores an older generation.
 pub async fn rollback_restores_an_older_generation(stores: &Stores) {
     let first = plan_of(&[("a", "build01"), ("b", "build02")]);
     publish::publish(stores, &first, &opts(1)).await.unwrap();
@@ -564,6 +472,7 @@ pub async fn rollback_restores_an_older_generation(stores: &Stores) {
     assert!(publish::rollback(stores, 9, &opts(4)).await.is_err());
 }
 
+/// Checks that an empty plan never replaces a good one.
 pub async fn an_empty_plan_never_replaces_a_good_one(stores: &Stores) {
     publish::publish(
         stores,
@@ -629,85 +538,4 @@ pub async fn a_plan_that_deletes_many_jobs_is_refused_unless_allowed(stores: &St
         .await
         .unwrap();
     assert_eq!(answer(stores, "job-250").await, None);
-}
-
-pub async fn remembered_keys_expire(stores: &Stores) {
-    assert!(
-        stores
-            .table
-            .remember("delivery#1", "x", 100, 10)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !stores
-            .table
-            .remember("delivery#1", "y", 200, 20)
-            .await
-            .unwrap(),
-        "a replay"
-    );
-    assert_eq!(
-        stores
-            .table
-            .recall("delivery#1", 50)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("x")
-    );
-    assert_eq!(
-        stores.table.recall("delivery#1", 150).await.unwrap(),
-        None,
-        "expired"
-    );
-    assert!(
-        stores
-            .table
-            .remember("delivery#1", "z", 300, 150)
-            .await
-            .unwrap(),
-        "an expired key is new again"
-    );
-    stores.table.forget("delivery#1").await.unwrap();
-    assert_eq!(stores.table.recall("delivery#1", 160).await.unwrap(), None);
-}
-
-pub async fn markers_are_durable(stores: &Stores) {
-    assert_eq!(stores.table.marker("inventory").await.unwrap(), None);
-    stores
-        .table
-        .set_marker("inventory", "sha256:1")
-        .await
-        .unwrap();
-    stores
-        .table
-        .set_marker("inventory", "sha256:2")
-        .await
-        .unwrap();
-    assert_eq!(
-        stores.table.marker("inventory").await.unwrap().as_deref(),
-        Some("sha256:2")
-    );
-}
-
-pub async fn counters_count_under_concurrency(stores: &Stores) {
-    assert_eq!(stores.table.increment("rr").await.unwrap(), 1);
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let stores = stores.clone();
-        tasks.push(tokio::spawn(async move {
-            stores.table.increment("rr").await.unwrap()
-        }));
-    }
-    let mut seen = BTreeSet::new();
-    for t in tasks {
-        seen.insert(t.await.unwrap());
-    }
-    assert_eq!(
-        seen,
-        (2..=9).collect::<BTreeSet<u64>>(),
-        "every increment gets its own value"
-    );
-    assert_eq!(stores.table.increment("other").await.unwrap(), 1);
 }

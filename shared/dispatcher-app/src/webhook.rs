@@ -1,0 +1,111 @@
+//! The webhook's use case, once a delivery is known to come from GitHub: take it once,
+//! decide what the push needs, hand the recompute off, and forget the delivery if any of
+//! that fails, so that GitHub's redelivery is not mistaken for a duplicate.
+
+use std::time::Duration;
+
+use dispatcher_core::Mode;
+
+use crate::ports::{Handoff, RepoSource, SourceError};
+use crate::push::{self, PushDecision, PushEvent};
+use crate::recompute::{RecomputeRequest, Trigger};
+use crate::records::Deliveries;
+use crate::store::{AssignmentStore, StoreError};
+
+/// What the intake needs.
+pub struct Intake<'a> {
+    /// `owner/name` of the release repository.
+    pub repo: &'a str,
+    /// The repository, for the inventory's blob at the pushed commit.
+    pub source: &'a dyn RepoSource,
+    /// Where deliveries are remembered and the last processed inventory is read.
+    pub table: &'a dyn AssignmentStore,
+    /// Where recomputes go.
+    pub handoff: &'a dyn Handoff,
+    /// How long deciding and handing off may take (GitHub gives up after 10 s).
+    pub deadline: Duration,
+}
+
+/// What became of a push delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// The delivery was taken before: nothing done.
+    Duplicate,
+    /// Nothing to recompute, and why.
+    Ignored(String),
+    /// A recompute was handed off.
+    HandedOff {
+        /// Full or delta.
+        mode: Mode,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a push delivery was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The delivery could not be recorded: nothing was done.
+    #[error("cannot record the delivery")]
+    Record(#[source] StoreError),
+    /// Deciding or handing off failed: the delivery is forgotten, GitHub may redeliver.
+    #[error("the push could not be handled")]
+    Failed(#[source] SourceError),
+    /// Deciding and handing off took too long: the delivery is forgotten.
+    #[error("deciding and handing off took longer than {0:?}")]
+    TimedOut(Duration),
+}
+
+impl Intake<'_> {
+    /// Handles the push `event`, delivered as `delivery`, at `now`.
+    pub async fn push(
+        &self,
+        delivery: &str,
+        event: &PushEvent,
+        now: i64,
+    ) -> Result<Received, IntakeError> {
+        let deliveries = Deliveries(self.table);
+        if !deliveries
+            .take(delivery, &event.after, now)
+            .await
+            .map_err(IntakeError::Record)?
+        {
+            tracing::info!(delivery = %delivery, "duplicate delivery ignored");
+            return Ok(Received::Duplicate);
+        }
+        let outcome = match tokio::time::timeout(self.deadline, self.handle(delivery, event)).await
+        {
+            Ok(Ok(received)) => return Ok(received),
+            Ok(Err(e)) => IntakeError::Failed(e),
+            Err(_) => IntakeError::TimedOut(self.deadline),
+        };
+        tracing::error!(delivery = %delivery, error = %dispatcher_core::chain(&outcome), "push not handled");
+        if let Err(f) = deliveries.forget(delivery).await {
+            tracing::error!(delivery = %delivery, error = %dispatcher_core::chain(&f), "cannot forget the delivery");
+        }
+        Err(outcome)
+    }
+
+    async fn handle(&self, delivery: &str, event: &PushEvent) -> Result<Received, SourceError> {
+        match push::decide(event, self.repo, self.source, self.table).await? {
+            PushDecision::Ignore(reason) => Ok(Received::Ignored(reason)),
+            PushDecision::Recompute {
+                mode,
+                reason,
+                paths,
+            } => {
+                let request = RecomputeRequest {
+                    trigger: Trigger::Push,
+                    mode,
+                    delivery_id: Some(delivery.to_owned()),
+                    after: Some(event.after.clone()),
+                    paths,
+                    allow_deletions: false,
+                };
+                self.handoff.submit(&request).await?;
+                tracing::info!(delivery = %delivery, after = %event.after, mode = ?mode, reason = %reason, "recompute handed off");
+                Ok(Received::HandedOff { mode, reason })
+            }
+        }
+    }
+}
