@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use dispatcher_core::model::Volumes;
 use dispatcher_formats::Release;
-use dispatcher_formats::volumes::Vector;
+pub use dispatcher_formats::volumes::Demand;
 
 use crate::recompute::RecomputeRequest;
 use crate::store::BoxError;
@@ -110,62 +109,6 @@ pub trait RepoSource: Send + Sync {
 
     /// The blob SHA of a file at `commit`, `None` when the file does not exist there.
     async fn blob_sha(&self, commit: &str, path: &str) -> Result<Option<String>, SourceError>;
-}
-
-/// Job volumes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Demand {
-    /// Per job: runs, hours and resource use over the window.
-    pub volumes: Volumes,
-    /// Digests (or descriptions) of the responses, for the plan's provenance.
-    pub runs_digest: String,
-    /// Digest of the durations vector, when it was queried.
-    pub durations_digest: Option<String>,
-    /// Digest of the CPU-seconds vector, when it was queried.
-    pub cpu_digest: Option<String>,
-    /// Digest of the memory byte-seconds vector, when it was queried.
-    pub memory_digest: Option<String>,
-    /// What the vectors held that was skipped (non-job series, odd values).
-    pub warnings: Vec<String>,
-}
-
-impl Demand {
-    /// The demand of the vectors measured, each with the digest of its response: runs
-    /// always, durations, CPU and memory when they were queried.
-    pub fn from_vectors(
-        runs: (Vector, String),
-        durations: Option<(Vector, String)>,
-        cpu: Option<(Vector, String)>,
-        memory: Option<(Vector, String)>,
-    ) -> Self {
-        let (mut runs, runs_digest) = runs;
-        let mut warnings = std::mem::take(&mut runs.warnings);
-        let mut take = |v: Option<(Vector, String)>| {
-            v.map(|(mut v, d)| {
-                warnings.append(&mut v.warnings);
-                (v, d)
-            })
-        };
-        let (durations, cpu, memory) = (take(durations), take(cpu), take(memory));
-        let (durations_digest, cpu_digest, memory_digest) = (
-            durations.as_ref().map(|v| v.1.clone()),
-            cpu.as_ref().map(|v| v.1.clone()),
-            memory.as_ref().map(|v| v.1.clone()),
-        );
-        Self {
-            volumes: dispatcher_formats::volumes::volumes_of(
-                runs,
-                durations.map(|v| v.0),
-                cpu.map(|v| v.0),
-                memory.map(|v| v.0),
-            ),
-            runs_digest,
-            durations_digest,
-            cpu_digest,
-            memory_digest,
-            warnings,
-        }
-    }
 }
 
 /// Where job volumes come from (Prometheus, or saved responses).

@@ -11,11 +11,12 @@ use crate::publish::{self, PublishError, PublishOptions, Published};
 use crate::{Cause, Stores};
 use dispatcher_core::model::Volumes;
 use dispatcher_core::{Mode, Plan, Settings};
-use dispatcher_formats::{CLUSTERS_PATH, assemble};
+use dispatcher_formats::{CLUSTERS_PATH, Loaded, assemble};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::{
-    DemandSource, FallbackChange, FallbackPublisher, FallbackReport, RepoSource, SourceError,
+    Demand, DemandSource, FallbackChange, FallbackPublisher, FallbackReport, RepoSource,
+    SourceError,
 };
 use crate::records::Markers;
 use crate::writeback;
@@ -231,57 +232,22 @@ impl Recomputer {
         if let Some(after) = request.after.as_deref().filter(|a| *a != commit) {
             tracing::info!(push = %after, head = %commit, "the branch moved on since the push: reading its head");
         }
-        let release = self.repo.release(&commit).await?;
-        let mut loaded = assemble(release, None, &commit);
-
-        let pointer = self.stores.table.pointer().await?;
-        let previous = match pointer.as_ref().filter(|p| p.generation > 0) {
-            Some(p) => Some(publish::load_plan(&self.stores, &p.snapshot).await?),
-            None => None,
-        };
+        let serving = self.serving().await?;
+        let base = serving.as_ref().map_or(0, |s| s.generation);
         // Delta needs something to add to; without a generation, everything is placed (F10).
-        let mode = if previous.is_none() {
+        let mode = if serving.is_none() {
             Mode::Full
         } else {
             request.mode
         };
-
-        match self.demand.demand(now).await {
-            Ok(d) => {
-                loaded.volumes = Some(d.volumes);
-                loaded.digests.volumes = Some(d.runs_digest);
-                loaded.digests.durations = d.durations_digest;
-                loaded.digests.cpu = d.cpu_digest;
-                loaded.digests.memory = d.memory_digest;
-            }
-            // A delta run only places new jobs: the demands of the current generation serve.
-            Err(e) if mode == Mode::Delta && previous.is_some() => {
-                tracing::warn!(error = %dispatcher_core::chain(&e), "volumes unavailable; the delta run uses the current generation's demands");
-                loaded.volumes = previous.as_ref().map(demands_of);
-                loaded.digests.volumes = Some("previous-generation".to_owned());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        loaded.previous = previous;
-        let base = pointer.as_ref().map_or(0, |p| p.generation);
-        loaded.digests.previous = pointer.filter(|p| p.generation > 0).map(|p| p.plan_digest);
+        let loaded = self.inputs(&commit, serving, mode, now).await?;
         let settings = Settings {
             mode,
             ..self.settings.clone()
         };
         let plan =
             dispatcher_core::run(&loaded.inputs(), &settings).map_err(RecomputeError::Inputs)?;
-        // On the generation the plan was computed against: a concurrent run that published
-        // first makes this one lose instead of undoing its moves.
-        let mut options = PublishOptions::new(request.cause(), now)
-            .owned_by(attempt)
-            .expecting(base);
-        options.max_deleted = if request.allow_deletions {
-            1.0
-        } else {
-            self.max_deleted
-        };
-        let published = publish::publish(&self.stores, &plan, &options).await?;
+        let published = self.publish(&plan, request, attempt, base, now).await?;
 
         // What was processed advances only now (F3).
         let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
@@ -306,6 +272,70 @@ impl Recomputer {
             published,
             fallback,
         })
+    }
+
+    /// The generation serving now, with its plan; `None` before the first.
+    async fn serving(&self) -> Result<Option<Serving>, RecomputeError> {
+        let Some(pointer) = self.stores.table.pointer().await? else {
+            return Ok(None);
+        };
+        if pointer.generation == 0 {
+            return Ok(None);
+        }
+        let plan = publish::load_plan(&self.stores, &pointer.snapshot).await?;
+        Ok(Some(Serving {
+            generation: pointer.generation,
+            digest: pointer.plan_digest,
+            plan,
+        }))
+    }
+
+    /// The release at `commit` and the demand, following the serving generation: the one
+    /// input builder `dispatcher plan` uses too ([`dispatcher_formats::load`]).
+    async fn inputs(
+        &self,
+        commit: &str,
+        serving: Option<Serving>,
+        mode: Mode,
+        now: i64,
+    ) -> Result<Loaded, RecomputeError> {
+        let loaded = assemble(self.repo.release(commit).await?, None, commit);
+        let demand = match (self.demand.demand(now).await, &serving) {
+            (Ok(d), _) => d,
+            // A delta run only places new jobs: the demands of the current generation serve.
+            (Err(e), Some(s)) if mode == Mode::Delta => {
+                tracing::warn!(error = %dispatcher_core::chain(&e), "volumes unavailable; the delta run uses the current generation's demands");
+                demand_of(&s.plan)
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
+        let loaded = loaded.with_demand(demand);
+        Ok(match serving {
+            Some(s) => loaded.following(s.plan, s.digest),
+            None => loaded,
+        })
+    }
+
+    /// Publishes `plan` on top of generation `base`, the one it was computed against: a
+    /// concurrent run that published first makes this one lose instead of undoing its
+    /// moves.
+    async fn publish(
+        &self,
+        plan: &Plan,
+        request: &RecomputeRequest,
+        attempt: &str,
+        base: u64,
+        now: i64,
+    ) -> Result<Published, RecomputeError> {
+        let mut options = PublishOptions::new(request.cause(), now)
+            .owned_by(attempt)
+            .expecting(base);
+        options.max_deleted = if request.allow_deletions {
+            1.0
+        } else {
+            self.max_deleted
+        };
+        Ok(publish::publish(&self.stores, plan, &options).await?)
     }
 
     /// Retries a backup PR that failed after its generation was published (F15): the
@@ -349,7 +379,7 @@ impl Recomputer {
     async fn fallback(
         &self,
         plan: &Plan,
-        loaded: &dispatcher_formats::Loaded,
+        loaded: &Loaded,
         commit: &str,
         generation: u64,
     ) -> FallbackStatus {
@@ -384,15 +414,31 @@ impl Recomputer {
     }
 }
 
-/// The demands recorded in a plan, as volumes: a delta run's stand-in for Prometheus.
-fn demands_of(plan: &Plan) -> Volumes {
-    Volumes {
-        runs: plan
-            .jobs
-            .iter()
-            .map(|(k, e)| (k.clone(), e.demand))
-            .collect(),
-        ..Volumes::default()
+/// The generation serving when a recompute starts.
+struct Serving {
+    generation: u64,
+    /// The digest of its plan.
+    digest: String,
+    plan: Plan,
+}
+
+/// The demands recorded in a plan, as measured volumes: a delta run's stand-in for
+/// Prometheus.
+fn demand_of(plan: &Plan) -> Demand {
+    Demand {
+        volumes: Volumes {
+            runs: plan
+                .jobs
+                .iter()
+                .map(|(k, e)| (k.clone(), e.demand))
+                .collect(),
+            ..Volumes::default()
+        },
+        runs_digest: "previous-generation".to_owned(),
+        durations_digest: None,
+        cpu_digest: None,
+        memory_digest: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -405,7 +451,7 @@ pub struct NoText(pub String);
 /// match the plan; `None` when none must.
 pub fn fallback_change(
     plan: &Plan,
-    loaded: &dispatcher_formats::Loaded,
+    loaded: &Loaded,
     commit: &str,
     generation: u64,
 ) -> Result<Option<FallbackChange>, NoText> {

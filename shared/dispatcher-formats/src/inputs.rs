@@ -101,15 +101,16 @@ fn read_vector(
     diags: &mut Vec<Diagnostic>,
 ) -> Result<(volumes::Vector, String), LoadError> {
     let bytes = read(path)?;
-    let v = parse_vector(&bytes).map_err(|source| LoadError::Volumes {
+    let mut v = parse_vector(&bytes).map_err(|source| LoadError::Volumes {
         path: path.to_owned(),
         source,
     })?;
-    for w in &v.warnings {
+    // Said here, under the file's name, rather than by the demand they end up in.
+    for w in std::mem::take(&mut v.warnings) {
         diags.push(Diagnostic::warning(
             path.display().to_string(),
             "warnings",
-            w.clone(),
+            w,
         ));
     }
     Ok((v, digest::sha256(&bytes)))
@@ -150,22 +151,12 @@ pub fn load(src: &InputPaths, progress: &(dyn Fn() + Sync)) -> Result<Loaded, Lo
     let (release, side) = (release?, side?);
     let mut loaded = assemble(release, side.clusters, &src.release.display().to_string());
     loaded.diagnostics.extend(side.diagnostics);
-    if let Some((runs, d)) = side.volumes {
-        loaded.digests.volumes = Some(d);
-        let (durations, cpu, memory) = (side.durations, side.cpu, side.memory);
-        loaded.digests.durations = durations.as_ref().map(|v| v.1.clone());
-        loaded.digests.cpu = cpu.as_ref().map(|v| v.1.clone());
-        loaded.digests.memory = memory.as_ref().map(|v| v.1.clone());
-        loaded.volumes = Some(volumes::volumes_of(
-            runs,
-            durations.map(|v| v.0),
-            cpu.map(|v| v.0),
-            memory.map(|v| v.0),
-        ));
+    if let Some(runs) = side.volumes {
+        let demand = volumes::Demand::from_vectors(runs, side.durations, side.cpu, side.memory);
+        loaded = loaded.with_demand(demand);
     }
-    if let Some((plan, d)) = side.previous {
-        loaded.digests.previous = Some(d);
-        loaded.previous = Some(plan);
+    if let Some((plan, digest)) = side.previous {
+        loaded = loaded.following(plan, digest);
     }
     Ok(loaded)
 }
@@ -288,6 +279,31 @@ pub fn inventory_digest(inventory: &Inventory) -> String {
 }
 
 impl Loaded {
+    /// The same inputs with the demand measured; what the vectors held that was skipped
+    /// becomes warnings.
+    pub fn with_demand(mut self, demand: volumes::Demand) -> Self {
+        self.digests.volumes = Some(demand.runs_digest);
+        self.digests.durations = demand.durations_digest;
+        self.digests.cpu = demand.cpu_digest;
+        self.digests.memory = demand.memory_digest;
+        self.volumes = Some(demand.volumes);
+        self.diagnostics.extend(
+            demand
+                .warnings
+                .into_iter()
+                .map(|w| Diagnostic::warning("volumes", "warnings", w)),
+        );
+        self
+    }
+
+    /// The same inputs following `previous`, the plan serving now, whose document has
+    /// `digest` (minimal churn, delta).
+    pub fn following(mut self, previous: Plan, digest: String) -> Self {
+        self.digests.previous = Some(digest);
+        self.previous = Some(previous);
+        self
+    }
+
     /// The inputs as the core takes them, borrowed.
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
