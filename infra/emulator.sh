@@ -27,26 +27,17 @@ install() {
   fi
 }
 
-case "${1:-}" in
-  start)
-    install
-    port=$(free_port)
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
-    start_server "$dir" "$DIR_PREFIX" "http://127.0.0.1:$port/moto-api/" \
-      "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
-    pid=$SERVER_PID
-    echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$port"
-    echo "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true"
-    printf 'export MOTO_PID=%q MOTO_DIR=%q DISPATCHER_MOTO_BIN=%q\n' "$pid" "$dir" "$VENV/bin/moto_server"
-    ;;
-  stop)
-    stop_server "${2:-}" "${3:-}" "$DIR_PREFIX"
-    ;;
-  install)
-    install
-    ;;
-  *)
-    echo "usage: $0 start|stop PID [DIR]|install" >&2
-    exit 2
-    ;;
-esac
+# Starts the server and prints the exports that point the tests at it.
+start() {
+  install
+  port=$(free_port)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
+  start_server "$dir" "$DIR_PREFIX" "http://127.0.0.1:$port/moto-api/" \
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+  pid=$SERVER_PID
+  echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$port"
+  echo "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true"
+  printf 'export MOTO_PID=%q MOTO_DIR=%q DISPATCHER_MOTO_BIN=%q\n' "$pid" "$dir" "$VENV/bin/moto_server"
+}
+
+server_command "$@"

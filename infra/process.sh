@@ -49,3 +49,17 @@ start_server() {
   done
   fail_start "$name did not become ready within 10 s: $(cat "$log")" "$SERVER_PID" "$dir" "$prefix"
 }
+
+# The command line every server script shares: start (the script's own `start`), stop PID
+# [DIR], install (the script's own `install`).
+server_command() {
+  case "${1:-}" in
+    start) start ;;
+    stop) stop_server "${2:-}" "${3:-}" "$DIR_PREFIX" ;;
+    install) install ;;
+    *)
+      echo "usage: $0 start|stop PID [DIR]|install" >&2
+      exit 2
+      ;;
+  esac
+}

@@ -20,16 +20,16 @@ install() {
   fi
 }
 
-case "${1:-}" in
-  start)
-    install
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
-    fail() { fail_start "$1" "" "$dir" "$DIR_PREFIX"; }
-    # The evaluation time: a whole hour, more than two hours back (the head block is not
-    # backfilled).
-    now=$(date +%s)
-    end=$(( (now / 3600 - 3) * 3600 ))
-    python3 - "$end" >"$dir/series.om" <<'PY' || fail "cannot write the backfill series"
+# Starts the server and prints the exports that point the tests at it.
+start() {
+  install
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/${DIR_PREFIX}XXXXXX")
+  fail() { fail_start "$1" "" "$dir" "$DIR_PREFIX"; }
+  # The evaluation time: a whole hour, more than two hours back (the head block is not
+  # backfilled).
+  now=$(date +%s)
+  end=$(( (now / 3600 - 3) * 3600 ))
+  python3 - "$end" >"$dir/series.om" <<'PY' || fail "cannot write the backfill series"
 import sys
 end = int(sys.argv[1])
 start = end - 8 * 86400
@@ -43,25 +43,16 @@ for t in range(start, end + 1, step):
         print(f'prowjob_state_transitions{{job_name="{job}",state="pending"}} {value:.6f} {t}')
 print("# EOF")
 PY
-    promtool tsdb create-blocks-from openmetrics --max-block-duration=24h "$dir/series.om" "$dir/data" >"$dir/backfill.log" 2>&1 \
-      || fail "backfill failed: $(cat "$dir/backfill.log")"
-    printf 'global: {}\nscrape_configs: []\n' >"$dir/prometheus.yml"
-    port=$(free_port)
-    start_server "$dir" "$DIR_PREFIX" "http://127.0.0.1:$port/-/ready" \
-      prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
-      --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=30d
-    pid=$SERVER_PID
-    printf 'export DISPATCHER_TEST_PROMETHEUS_URL=%q DISPATCHER_TEST_PROMETHEUS_TIME=%q PROMETHEUS_PID=%q PROMETHEUS_DIR=%q\n' \
-      "http://127.0.0.1:$port" "$end" "$pid" "$dir"
-    ;;
-  stop)
-    stop_server "${2:-}" "${3:-}" "$DIR_PREFIX"
-    ;;
-  install)
-    install
-    ;;
-  *)
-    echo "usage: $0 start|stop PID [DIR]|install" >&2
-    exit 2
-    ;;
-esac
+  promtool tsdb create-blocks-from openmetrics --max-block-duration=24h "$dir/series.om" "$dir/data" >"$dir/backfill.log" 2>&1 \
+    || fail "backfill failed: $(cat "$dir/backfill.log")"
+  printf 'global: {}\nscrape_configs: []\n' >"$dir/prometheus.yml"
+  port=$(free_port)
+  start_server "$dir" "$DIR_PREFIX" "http://127.0.0.1:$port/-/ready" \
+    prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=30d
+  pid=$SERVER_PID
+  printf 'export DISPATCHER_TEST_PROMETHEUS_URL=%q DISPATCHER_TEST_PROMETHEUS_TIME=%q PROMETHEUS_PID=%q PROMETHEUS_DIR=%q\n' \
+    "http://127.0.0.1:$port" "$end" "$pid" "$dir"
+}
+
+server_command "$@"

@@ -18,8 +18,9 @@ use axum::Router;
 use axum::body::Body;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{Handoff, Recomputer, SourceError};
-use dispatcher_cli::serve::local::{LocalInputs, LocalServer};
+use dispatcher_cli::serve::local::LocalServer;
 use dispatcher_config::RuntimeConfig;
+use dispatcher_formats::InputPaths;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -295,13 +296,9 @@ async fn a_signed_push_blocking_a_cluster_moves_its_jobs_through_the_local_serve
     let Some(cfg) = config(&github).await else {
         return;
     };
-    let inputs = LocalInputs {
+    let inputs = InputPaths {
         release: sample(),
-        clusters: None,
-        volumes: None,
-        durations: None,
-        cpu: None,
-        memory: None,
+        ..InputPaths::default()
     };
     let server = LocalServer::build(&cfg, &inputs, "trigger-token".to_owned())
         .await

@@ -144,15 +144,9 @@ pub struct ServeArgs {
     /// An inventory overriding the release's _clusters.yaml.
     #[arg(long)]
     pub clusters: Option<PathBuf>,
-    /// Prometheus vector of job run seconds per job_name.
-    #[arg(long)]
-    pub durations: Option<PathBuf>,
-    /// Prometheus vector of CPU seconds per job_name.
-    #[arg(long)]
-    pub cpu_seconds: Option<PathBuf>,
-    /// Prometheus vector of memory byte-seconds per job_name.
-    #[arg(long)]
-    pub memory_byte_seconds: Option<PathBuf>,
+    /// The other demand vectors.
+    #[command(flatten)]
+    pub demand: DemandArgs,
     /// Target of the name-based vsphere rule [default: DISPATCHER_VSPHERE_CLUSTER, else
     /// vsphere02].
     #[arg(long)]
@@ -180,15 +174,9 @@ pub struct ReleaseArgs {
     pub max_archive_bytes: Option<u64>,
 }
 
-/// What `dispatcher plan` places, and how.
-#[derive(Args)]
-pub struct PlanArgs {
-    /// The release.
-    #[command(flatten)]
-    pub release: ReleaseArgs,
-    /// Prometheus vector of run counts per job_name (JSON, optionally gzipped).
-    #[arg(long)]
-    pub volumes: PathBuf,
+/// The demand vectors beside the run counts, each optional.
+#[derive(Args, Clone)]
+pub struct DemandArgs {
     /// Prometheus vector of job run seconds per job_name, weighed as job-hours.
     #[arg(long)]
     pub durations: Option<PathBuf>,
@@ -198,6 +186,20 @@ pub struct PlanArgs {
     /// Prometheus vector of memory byte-seconds per job_name, weighed as GiB-hours.
     #[arg(long)]
     pub memory_byte_seconds: Option<PathBuf>,
+}
+
+/// What `dispatcher plan` places, and how.
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The release.
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Prometheus vector of run counts per job_name (JSON, optionally gzipped).
+    #[arg(long)]
+    pub volumes: PathBuf,
+    /// The other demand vectors.
+    #[command(flatten)]
+    pub demand: DemandArgs,
     /// The plan currently published; enables hysteresis and the movement budget.
     #[arg(long)]
     pub previous: Option<PathBuf>,

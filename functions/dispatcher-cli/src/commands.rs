@@ -129,9 +129,9 @@ pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
     }
     let loaded = load(&InputPaths {
         volumes: Some(a.volumes.clone()),
-        durations: a.durations.clone(),
-        cpu: a.cpu_seconds.clone(),
-        memory: a.memory_byte_seconds.clone(),
+        durations: a.demand.durations.clone(),
+        cpu: a.demand.cpu_seconds.clone(),
+        memory: a.demand.memory_byte_seconds.clone(),
         previous: a.previous.clone(),
         ..paths(&a.release)
     })?;

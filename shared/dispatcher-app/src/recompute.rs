@@ -276,12 +276,9 @@ impl Recomputer {
 
     /// The generation serving now, with its plan; `None` before the first.
     async fn serving(&self) -> Result<Option<Serving>, RecomputeError> {
-        let Some(pointer) = self.stores.table.pointer().await? else {
+        let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
-        if pointer.generation == 0 {
-            return Ok(None);
-        }
         let plan = publish::load_plan(&self.stores, &pointer.snapshot).await?;
         Ok(Some(Serving {
             generation: pointer.generation,
@@ -347,13 +344,7 @@ impl Recomputer {
         if !pending {
             return Ok(None);
         }
-        let Some(pointer) = self
-            .stores
-            .table
-            .pointer()
-            .await?
-            .filter(|p| p.generation > 0)
-        else {
+        let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
         if self.fallback.is_none() {

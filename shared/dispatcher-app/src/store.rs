@@ -185,3 +185,11 @@ pub struct Stores {
     /// The snapshot role.
     pub snapshots: std::sync::Arc<dyn SnapshotStore>,
 }
+
+impl Stores {
+    /// The pointer while a generation serves; `None` before the first publish (even when
+    /// one is in progress).
+    pub async fn serving(&self) -> Result<Option<Pointer>, StoreError> {
+        Ok(self.table.pointer().await?.filter(|p| p.generation > 0))
+    }
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::sdk_error::{self, Codes};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -31,30 +32,26 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Maps SDK failures onto the store's classification: connection trouble and throttling
-/// are retryable, a failed condition is a conflict.
+/// DynamoDB's codes for failures that may pass, and for a failed condition.
+const CODES: Codes = Codes {
+    retryable: &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    ],
+    conflict: &["ConditionalCheckFailedException"],
+};
+
+/// A DynamoDB failure in the store's terms.
 pub(crate) fn classify<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = DisplayErrorContext(&e).to_string();
-    match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            StoreError::unavailable(op, text)
-        }
-        SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
-            "ConditionalCheckFailedException" => StoreError::Conflict(format!("{op}: {text}")),
-            "ThrottlingException"
-            | "ProvisionedThroughputExceededException"
-            | "RequestLimitExceeded"
-            | "InternalServerError"
-            | "InternalFailure"
-            | "ServiceUnavailable" => StoreError::unavailable(op, text),
-            _ => StoreError::refused(op, text),
-        },
-        _ => StoreError::refused(op, text),
-    }
+    sdk_error::classify(op, e, &CODES)
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -10,6 +10,7 @@ pub mod metrics;
 #[cfg(feature = "test-support")]
 pub mod provision;
 pub mod s3;
+mod sdk_error;
 
 use std::sync::Arc;
 

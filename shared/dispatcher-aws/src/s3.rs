@@ -2,30 +2,30 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use dispatcher_app::store::{SnapshotStore, StoreError};
 
-/// Maps SDK failures onto the store's classification: connection trouble, throttling and
-/// S3's own failures are retryable, anything else is refused.
+use crate::sdk_error::{self, Codes};
+
+/// S3's codes for failures that may pass.
+const CODES: Codes = Codes {
+    retryable: &[
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    ],
+    conflict: &[],
+};
+
+/// An S3 failure in the store's terms.
 fn classify<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = DisplayErrorContext(&e).to_string();
-    match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            StoreError::unavailable(op, text)
-        }
-        SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
-            "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout" => {
-                StoreError::unavailable(op, text)
-            }
-            _ => StoreError::refused(op, text),
-        },
-        _ => StoreError::refused(op, text),
-    }
+    sdk_error::classify(op, e, &CODES)
 }
 
 /// The snapshot role on one S3 bucket: an object per key; the bucket's versioning keeps

@@ -92,6 +92,7 @@ impl RuntimeConfig {
                 durations_query: env.var("DISPATCHER_PROMETHEUS_DURATIONS_QUERY"),
                 cpu_query: env.var("DISPATCHER_PROMETHEUS_CPU_QUERY"),
                 memory_query: env.var("DISPATCHER_PROMETHEUS_MEMORY_QUERY"),
+                runs_query: env.var("DISPATCHER_PROMETHEUS_RUNS_QUERY"),
             }),
         };
         let strategy = match env.var("DISPATCHER_STRATEGY").as_deref() {

@@ -54,6 +54,8 @@ pub struct PrometheusSettings {
     pub cpu_query: Option<String>,
     /// PromQL for memory byte-seconds per job (HEAD's GiB-hours demand), optional.
     pub memory_query: Option<String>,
+    /// PromQL for run counts per job, replacing the dispatcher's own, optional.
+    pub runs_query: Option<String>,
 }
 
 /// The limits of `dispatcher serve`'s own listener (the Lambdas sit behind API Gateway,

@@ -1,8 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use dispatcher_app::ports::{Demand, DemandSource, SourceError};
 use dispatcher_config::PrometheusSettings;
@@ -35,51 +33,23 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Where the volumes are queried and what is asked.
-#[derive(Debug, Clone)]
-pub struct PrometheusConfig {
-    /// Base URL, e.g. `https://thanos-querier.example.com`.
-    pub url: String,
-    /// The credentials sent with every query.
-    pub auth: Auth,
-    /// The limit on a whole query, connection to last byte: a stuck Prometheus must not
-    /// hold up the recompute.
-    pub timeout: Duration,
-    /// The range of `increase()`, e.g. `7d`.
-    pub window: String,
-    /// The query is evaluated at `now - offset` (the existing dispatcher used 14 days; 0
-    /// means the most recent window).
-    pub offset: Duration,
-    /// A query returning job seconds per `job_name` over the window, optional.
-    pub durations_query: Option<String>,
-    /// A query returning CPU seconds per `job_name` over the window, optional (HEAD's
-    /// `--prometheus-job-cpu-query`).
-    pub cpu_query: Option<String>,
-    /// A query returning memory byte-seconds per `job_name` over the window, optional
-    /// (HEAD's `--prometheus-job-memory-query`).
-    pub memory_query: Option<String>,
-    /// Overrides the run-count query (for tests and unusual setups).
-    pub runs_query: Option<String>,
-}
-
-impl PrometheusConfig {
-    /// The run-count query: the override when set, otherwise the dispatcher's count of
-    /// `pending` transitions per `job_name` over the window.
-    pub fn runs_query(&self) -> String {
-        self.runs_query.clone().unwrap_or_else(|| {
-            format!(
-                r#"sum(increase(prowjob_state_transitions{{state="pending"}}[{}])) by (job_name)"#,
-                self.window
-            )
-        })
-    }
+/// The run-count query: the configured one when set, otherwise the dispatcher's count of
+/// `pending` transitions per `job_name` over the window.
+pub fn runs_query(settings: &PrometheusSettings) -> String {
+    settings.runs_query.clone().unwrap_or_else(|| {
+        format!(
+            r#"sum(increase(prowjob_state_transitions{{state="pending"}}[{}])) by (job_name)"#,
+            settings.window
+        )
+    })
 }
 
 /// The demand source on Prometheus: the run counts and the optional duration, CPU and
 /// memory vectors, each an instant query.
 pub struct PrometheusDemand {
     client: reqwest::Client,
-    config: PrometheusConfig,
+    settings: PrometheusSettings,
+    auth: Auth,
 }
 
 impl PrometheusDemand {
@@ -97,37 +67,31 @@ impl PrometheusDemand {
                 password,
             },
         };
-        Self::new(PrometheusConfig {
-            url: settings.url.clone(),
-            auth,
-            timeout: settings.timeout,
-            window: settings.window.clone(),
-            offset: settings.offset,
-            durations_query: settings.durations_query.clone(),
-            cpu_query: settings.cpu_query.clone(),
-            memory_query: settings.memory_query.clone(),
-            runs_query: None,
-        })
+        Self::new(settings.clone(), auth)
     }
 
-    /// The source over `config`, with its own HTTP client; fails only if the client
-    /// cannot be built.
-    pub fn new(config: PrometheusConfig) -> Result<Self, SourceError> {
+    /// The source `settings` describe, sending `auth` with every query, with its own HTTP
+    /// client; fails only if the client cannot be built.
+    pub fn new(settings: PrometheusSettings, auth: Auth) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
-            .timeout(config.timeout)
+            .timeout(settings.timeout)
             .build()
             .map_err(|e| SourceError::permanent("prometheus", "client").because(e))?;
-        Ok(Self { client, config })
+        Ok(Self {
+            client,
+            settings,
+            auth,
+        })
     }
 
     /// One instant query at `time`: the parsed vector and the digest of the response.
     pub async fn query(&self, query: &str, time: i64) -> Result<(Vector, String), SourceError> {
-        let url = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
+        let url = format!("{}/api/v1/query", self.settings.url.trim_end_matches('/'));
         let mut request = self
             .client
             .get(&url)
             .query(&[("query", query), ("time", &time.to_string())]);
-        request = match &self.config.auth {
+        request = match &self.auth {
             Auth::None => request,
             Auth::Bearer(t) => request.bearer_auth(t),
             Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
@@ -177,17 +141,17 @@ fn describe(e: &reqwest::Error) -> String {
 #[async_trait]
 impl DemandSource for PrometheusDemand {
     async fn demand(&self, now: i64) -> Result<Demand, SourceError> {
-        let at = now - i64::try_from(self.config.offset.as_secs()).unwrap_or(0);
-        let query = self.config.runs_query();
+        let at = now - i64::try_from(self.settings.offset.as_secs()).unwrap_or(0);
+        let query = runs_query(&self.settings);
         let (runs, runs_digest) = self.query(&query, at).await?;
         tracing::info!(jobs = runs.values.len(), time = at, query = %query, "volumes queried");
         let optional = async |q: &Option<String>| match q {
             Some(q) => self.query(q, at).await.map(Some),
             None => Ok(None),
         };
-        let durations = optional(&self.config.durations_query).await?;
-        let cpu = optional(&self.config.cpu_query).await?;
-        let memory = optional(&self.config.memory_query).await?;
+        let durations = optional(&self.settings.durations_query).await?;
+        let cpu = optional(&self.settings.cpu_query).await?;
+        let memory = optional(&self.settings.memory_query).await?;
         Ok(Demand::from_vectors(
             (runs, runs_digest),
             durations,

@@ -8,14 +8,16 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use dispatcher_app::ports::DemandSource;
-use dispatcher_prometheus::{Auth, PrometheusConfig, PrometheusDemand};
+use dispatcher_config::PrometheusSettings;
+use dispatcher_prometheus::{Auth, PrometheusDemand};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn config(url: &str) -> PrometheusConfig {
-    PrometheusConfig {
+fn config(url: &str) -> PrometheusSettings {
+    PrometheusSettings {
         url: url.to_owned(),
-        auth: Auth::None,
+        token: None,
+        user: None,
         timeout: Duration::from_secs(5),
         window: "7d".to_owned(),
         offset: Duration::ZERO,
@@ -52,7 +54,7 @@ fn real() -> Option<(String, i64)> {
 #[tokio::test]
 async fn the_dispatchers_query_reads_run_counts() {
     let Some((url, time)) = real() else { return };
-    let demand = PrometheusDemand::new(config(&url))
+    let demand = PrometheusDemand::new(config(&url), Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -70,25 +72,25 @@ async fn the_dispatchers_query_reads_run_counts() {
     }
     assert!(demand.runs_digest.starts_with("sha256:"));
     // A shorter window counts less: the window is really configurable.
-    let day = PrometheusConfig {
+    let day = PrometheusSettings {
         window: "1d".to_owned(),
         ..config(&url)
     };
-    let one_day = PrometheusDemand::new(day)
+    let one_day = PrometheusDemand::new(day, Auth::None)
         .unwrap()
         .demand(time)
         .await
         .unwrap();
     assert!((one_day.volumes.runs["pull-ci-acme-widget-main-unit"] - 288.0).abs() < 12.0);
     // The durations query is weighed as hours.
-    let with_durations = PrometheusConfig {
+    let with_durations = PrometheusSettings {
         durations_query: Some(
             r#"sum(increase(prowjob_state_transitions{state="pending"}[7d])) by (job_name) * 3600"#
                 .to_owned(),
         ),
         ..config(&url)
     };
-    let d = PrometheusDemand::new(with_durations)
+    let d = PrometheusDemand::new(with_durations, Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -98,12 +100,12 @@ async fn the_dispatchers_query_reads_run_counts() {
     // HEAD's CPU and memory queries: CPU seconds as CPU-hours, byte-seconds as GiB-hours.
     const RUNS: &str =
         r#"sum(increase(prowjob_state_transitions{state="pending"}[7d])) by (job_name)"#;
-    let with_resources = PrometheusConfig {
+    let with_resources = PrometheusSettings {
         cpu_query: Some(format!("{RUNS} * 7200")),
         memory_query: Some(format!("{RUNS} * 3600 * 1073741824")),
         ..config(&url)
     };
-    let r = PrometheusDemand::new(with_resources)
+    let r = PrometheusDemand::new(with_resources, Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -122,18 +124,18 @@ async fn the_dispatchers_query_reads_run_counts() {
     );
     assert!(r.cpu_digest.is_some() && r.memory_digest.is_some());
     // Two series of one job (another label set) are summed, as HEAD does.
-    let doubled = PrometheusConfig {
+    let doubled = PrometheusSettings {
         runs_query: Some(format!(
             r#"{RUNS} or label_replace({RUNS}, "copy", "1", "", "")"#
         )),
         ..config(&url)
     };
-    let twice = PrometheusDemand::new(doubled)
+    let twice = PrometheusDemand::new(doubled, Auth::None)
         .unwrap()
         .demand(time)
         .await
         .unwrap();
-    let once = PrometheusDemand::new(config(&url))
+    let once = PrometheusDemand::new(config(&url), Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -146,11 +148,11 @@ async fn the_dispatchers_query_reads_run_counts() {
 #[tokio::test]
 async fn an_error_response_is_not_retryable() {
     let Some((url, time)) = real() else { return };
-    let bad = PrometheusConfig {
+    let bad = PrometheusSettings {
         runs_query: Some("sum(".to_owned()),
         ..config(&url)
     };
-    let e = PrometheusDemand::new(bad)
+    let e = PrometheusDemand::new(bad, Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -162,11 +164,11 @@ async fn an_error_response_is_not_retryable() {
         "{e}"
     );
     // Nothing in the window: an empty vector is suspicious, not "every job weighs zero".
-    let empty = PrometheusConfig {
+    let empty = PrometheusSettings {
         runs_query: Some(r#"prowjob_state_transitions{state="nope"}"#.to_owned()),
         ..config(&url)
     };
-    let e = PrometheusDemand::new(empty)
+    let e = PrometheusDemand::new(empty, Auth::None)
         .unwrap()
         .demand(time)
         .await
@@ -285,12 +287,12 @@ async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable(
     let Some(mut own) = Own::start(None).await else {
         return;
     };
-    let quick = PrometheusConfig {
+    let quick = PrometheusSettings {
         timeout: Duration::from_millis(300),
         runs_query: constant(),
         ..config(&own.url)
     };
-    let demand = PrometheusDemand::new(quick.clone()).unwrap();
+    let demand = PrometheusDemand::new(quick.clone(), Auth::None).unwrap();
     assert_eq!(demand.demand(1000).await.unwrap().volumes.runs["a"], 7.0);
     // Stopped, it accepts connections (the kernel does) and answers nothing: slow.
     own.signal("STOP");
@@ -306,12 +308,12 @@ async fn a_stopped_prometheus_times_out_and_a_killed_one_is_down_both_retryable(
     own.wait_stopped(false);
     // Resumed, it answers again (a new client: the old one's pooled connection went stale
     // while the server was stopped).
-    let resumed = PrometheusDemand::new(quick.clone()).unwrap();
+    let resumed = PrometheusDemand::new(quick.clone(), Auth::None).unwrap();
     assert_eq!(resumed.demand(1000).await.unwrap().volumes.runs["a"], 7.0);
     // Killed, nothing answers on its port: down.
     own.child.kill().unwrap();
     own.child.wait().unwrap();
-    let e = PrometheusDemand::new(quick)
+    let e = PrometheusDemand::new(quick, Auth::None)
         .unwrap()
         .demand(1000)
         .await
@@ -328,30 +330,29 @@ async fn basic_auth_is_what_prometheus_checks() {
     let Some(own) = Own::start(Some(web)).await else {
         return;
     };
-    let with = |password: &str| PrometheusConfig {
-        auth: Auth::Basic {
+    let with = |password: &str| {
+        let settings = PrometheusSettings {
+            runs_query: constant(),
+            ..config(&own.url)
+        };
+        let auth = Auth::Basic {
             user: "user".to_owned(),
             password: password.to_owned(),
-        },
-        runs_query: constant(),
-        ..config(&own.url)
+        };
+        PrometheusDemand::new(settings, auth)
     };
-    let ok = PrometheusDemand::new(with("pass"))
-        .unwrap()
-        .demand(1000)
-        .await;
+    let ok = with("pass").unwrap().demand(1000).await;
     assert_eq!(ok.unwrap().volumes.runs["a"], 7.0);
-    let e = PrometheusDemand::new(with("wrong"))
-        .unwrap()
-        .demand(1000)
-        .await
-        .unwrap_err();
+    let e = with("wrong").unwrap().demand(1000).await.unwrap_err();
     assert!(!e.is_retryable(), "a wrong password does not heal: {e}");
     assert!(dispatcher_core::chain(&e).contains("401"), "{e}");
-    let e = PrometheusDemand::new(PrometheusConfig {
-        runs_query: constant(),
-        ..config(&own.url)
-    })
+    let e = PrometheusDemand::new(
+        PrometheusSettings {
+            runs_query: constant(),
+            ..config(&own.url)
+        },
+        Auth::None,
+    )
     .unwrap()
     .demand(1000)
     .await
@@ -381,24 +382,17 @@ async fn credentials_are_sent_and_server_errors_are_retryable() {
         .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
         .mount(&server)
         .await;
-    let bearer = PrometheusConfig {
-        auth: Auth::Bearer("t0ken".to_owned()),
-        ..config(&server.uri())
-    };
-    let d = PrometheusDemand::new(bearer)
+    let d = PrometheusDemand::new(config(&server.uri()), Auth::Bearer("t0ken".to_owned()))
         .unwrap()
         .demand(1000)
         .await
         .unwrap();
     assert_eq!(d.volumes.runs["a"], 2.0);
-    let basic = PrometheusConfig {
-        auth: Auth::Basic {
-            user: "user".to_owned(),
-            password: "pass".to_owned(),
-        },
-        ..config(&server.uri())
+    let basic = Auth::Basic {
+        user: "user".to_owned(),
+        password: "pass".to_owned(),
     };
-    let e = PrometheusDemand::new(basic)
+    let e = PrometheusDemand::new(config(&server.uri()), basic)
         .unwrap()
         .demand(1000)
         .await
@@ -408,13 +402,12 @@ async fn credentials_are_sent_and_server_errors_are_retryable() {
         "{e}"
     );
     // The offset moves the evaluation time back.
-    let offset = PrometheusConfig {
-        auth: Auth::Bearer("t0ken".to_owned()),
+    let offset = PrometheusSettings {
         offset: Duration::from_secs(400),
         ..config(&server.uri())
     };
     assert!(
-        PrometheusDemand::new(offset)
+        PrometheusDemand::new(offset, Auth::Bearer("t0ken".to_owned()))
             .unwrap()
             .demand(1400)
             .await

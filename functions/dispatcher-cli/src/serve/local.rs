@@ -2,7 +2,6 @@
 //! default), a recompute worker in process, and the manual trigger. GitHub and Prometheus
 //! when they are configured, the release and volume files otherwise.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,24 +11,7 @@ use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
 use dispatcher_app::{DemandSource, FallbackPublisher, Handoff, Recomputer, RepoSource, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
-
-/// Where the local server reads a release and volumes from when GitHub and Prometheus are
-/// not configured.
-#[derive(Debug, Clone)]
-pub struct LocalInputs {
-    /// A release checkout or `.tar.gz`.
-    pub release: PathBuf,
-    /// An inventory overriding the release's.
-    pub clusters: Option<PathBuf>,
-    /// Prometheus run counts.
-    pub volumes: Option<PathBuf>,
-    /// Job seconds.
-    pub durations: Option<PathBuf>,
-    /// CPU seconds per job.
-    pub cpu: Option<PathBuf>,
-    /// Memory byte-seconds per job.
-    pub memory: Option<PathBuf>,
-}
+use dispatcher_formats::InputPaths;
 
 /// What `serve` runs.
 pub struct LocalServer {
@@ -48,8 +30,9 @@ pub struct LocalServer {
 }
 
 impl LocalServer {
-    /// The server over the configured store and sources.
-    pub async fn build(cfg: &RuntimeConfig, inputs: &LocalInputs, token: String) -> Result<Self> {
+    /// The server over the configured store and sources: GitHub and Prometheus when they
+    /// are configured, otherwise the release and volume files of `inputs`.
+    pub async fn build(cfg: &RuntimeConfig, inputs: &InputPaths, token: String) -> Result<Self> {
         let aws = Aws::default();
         let stores = crate::store::open_with(&cfg.store, &aws).await?;
         // GitHub when it is configured (an API URL or a token), the files otherwise.

@@ -17,7 +17,8 @@ use dispatcher_config::{RuntimeConfig, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::args::ServeArgs;
-use local::{LocalInputs, LocalServer};
+use dispatcher_formats::InputPaths;
+use local::LocalServer;
 
 /// A random token for the manual trigger when none is configured.
 fn token(config: &RuntimeConfig) -> Result<String> {
@@ -49,24 +50,22 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         config.store = StoreConfig::Local {
             dir: dir.join("store"),
         };
-        let inputs = LocalInputs {
+        let inputs = InputPaths {
             release: dir.join("release"),
-            clusters: None,
             volumes: Some(dir.join("volumes.json")),
-            durations: None,
-            cpu: None,
-            memory: None,
+            ..InputPaths::default()
         };
         (inputs, Some(dir))
     } else {
         let release: PathBuf = args.release.clone().context("--release is required")?;
-        let inputs = LocalInputs {
+        let inputs = InputPaths {
             release,
             clusters: args.clusters.clone(),
             volumes: args.volumes.clone(),
-            durations: args.durations.clone(),
-            cpu: args.cpu_seconds.clone(),
-            memory: args.memory_byte_seconds.clone(),
+            durations: args.demand.durations.clone(),
+            cpu: args.demand.cpu_seconds.clone(),
+            memory: args.demand.memory_byte_seconds.clone(),
+            ..InputPaths::default()
         };
         (inputs, None)
     };

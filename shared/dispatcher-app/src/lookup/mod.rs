@@ -206,13 +206,7 @@ impl LookupService {
         &self,
         cached: Option<&Served>,
     ) -> Result<Option<Served>, LookupError> {
-        let Some(pointer) = self
-            .stores
-            .table
-            .pointer()
-            .await?
-            .filter(|p| p.generation > 0)
-        else {
+        let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
         if let Some(s) = cached.filter(|s| s.generation == pointer.generation) {

@@ -5,7 +5,7 @@ use crate::store::{StoreError, Stores};
 
 /// A job's answer now: the cluster and the generation it is served from.
 pub async fn lookup(stores: &Stores, job: &str) -> Result<Option<(String, u64)>, StoreError> {
-    let Some(pointer) = stores.table.pointer().await?.filter(|p| p.generation > 0) else {
+    let Some(pointer) = stores.serving().await? else {
         return Ok(None);
     };
     Ok(stores.table.job(job).await?.and_then(|i| {
