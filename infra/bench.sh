@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a benchmark program in release mode: engine | store | lookup.
-# The store benchmark gets its own emulator; the lookup benchmark installs wrk and nginx
-# from Debian and builds the release binaries it runs.
+# The store and lookup benchmarks get their own emulator; the lookup benchmark installs
+# wrk and nginx from Debian and builds the release binaries it runs
+# (DISPATCHER_BASELINE_LOOKUP: another lookup binary to compare cold starts with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -19,6 +20,9 @@ case "${1:-}" in
       apt-get install -y --no-install-recommends wrk nginx >/dev/null \
         || { apt-get update >/dev/null && apt-get install -y --no-install-recommends wrk nginx >/dev/null; }
     fi
+    trap './infra/emulator.sh stop "${MOTO_PID:-}" "${MOTO_DIR:-}"' EXIT
+    out=$(./infra/emulator.sh start)
+    eval "$out"
     cargo build --release --locked -p dispatcher-cli -p lookup
     cargo run --release --locked -p dispatcher-tests --bin bench-lookup
     ;;

@@ -123,7 +123,10 @@ async fn a_batch_that_is_never_accepted_fails_retryably_after_the_retries() {
     let err = table.write_jobs(&items(2)).await.expect_err("gives up");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
     assert!(err.is_retryable());
-    assert!(err.to_string().contains("still unprocessed"), "{err}");
+    assert!(
+        dispatcher_core::chain(&err).contains("still unprocessed"),
+        "{err}"
+    );
     // The first call and 8 retries, with backoff between them (on the paused clock).
     assert_eq!(partial.calls.load(Ordering::SeqCst), 9);
     assert!(started.elapsed() >= std::time::Duration::from_millis(50 * (2 + 4 + 8 + 16)));

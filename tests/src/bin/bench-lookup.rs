@@ -1,10 +1,12 @@
 //! Benchmark of the lookup: the local lookup server under wrk (64 connections, 30 s)
 //! against nginx serving one static JSON file on the same machine; in-process handler
 //! latency; the lookup Lambda binary's cold start to its first answer (behind a local
-//! stand-in for the Lambda runtime API) and its size.
+//! stand-in for the Lambda runtime API, reading DynamoDB and S3 in the emulator) and its
+//! size. With `DISPATCHER_BASELINE_LOOKUP` naming another lookup binary (an earlier
+//! build), both are started in turn against the same generation, for a ratio.
 //!
-//! `./infra/bench.sh lookup` (installs wrk and nginx from Debian, builds the release
-//! binaries, then runs this program).
+//! `./infra/bench.sh lookup` (installs wrk and nginx from Debian, starts the emulator,
+//! builds the release binaries, then runs this program).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -203,7 +205,7 @@ async fn in_process(router: Router, jobs: &[String]) -> Result<(Duration, Durati
 
 /// A stand-in for the Lambda runtime API: hands out one API Gateway v2 event and waits for
 /// its response.
-async fn cold_start(binary: &Path, store: &Path, job: &str) -> Result<Duration> {
+async fn cold_start(binary: &Path, store: &Emulated, job: &str) -> Result<Duration> {
     let answered = Arc::new(Notify::new());
     let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let event = std::fs::read_to_string(
@@ -264,7 +266,19 @@ async fn cold_start(binary: &Path, store: &Path, job: &str) -> Result<Duration> 
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-        .env("DISPATCHER_LOCAL_DIR", store)
+        .env("DISPATCHER_TABLE", &store.table)
+        .env("DISPATCHER_BUCKET", &store.bucket)
+        .envs(
+            [
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_EC2_METADATA_DISABLED",
+            ]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -420,24 +434,75 @@ end
         us(max)
     );
 
-    // The Lambda binary, cold.
+    // The Lambda binary, cold: the functions read DynamoDB and S3, here in the emulator.
+    let emulated = publish_to_emulator(&store).await?;
     let lookup = bin.join("lookup");
-    let mut starts = Vec::new();
+    let baseline = std::env::var_os("DISPATCHER_BASELINE_LOOKUP").map(PathBuf::from);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..7 {
-        starts.push(cold_start(&lookup, &store, &jobs[0]).await?);
+        // In turn, so that both see the same machine.
+        ours.push(cold_start(&lookup, &emulated, &jobs[0]).await?);
+        if let Some(b) = &baseline {
+            theirs.push(cold_start(b, &emulated, &jobs[0]).await?);
+        }
     }
-    starts.sort();
-    let size = std::fs::metadata(&lookup)?.len();
     println!("### The lookup Lambda binary\n");
     println!(
-        "Cold start to first answer (process start, runtime API poll, load the generation's {} answers from the local store, answer), 7 runs: median {:.1} ms, best {:.1} ms, worst {:.1} ms (goal under 50 ms). Release binary: {:.1} MB.",
-        jobs.len(),
-        ms(starts[3]),
-        ms(starts[0]),
-        ms(starts[6]),
-        size as f64 / 1e6
+        "Cold start to first answer (process start, runtime API poll, the pointer and the generation's {} answers from DynamoDB and S3 in the emulator, answer), 7 runs each:\n",
+        jobs.len()
     );
+    println!("| binary | median | best | worst | size |\n|---|---:|---:|---:|---:|");
+    let median = |v: &mut Vec<Duration>| -> Result<(Duration, Duration, Duration)> {
+        v.sort();
+        Ok((v[3], v[0], v[6]))
+    };
+    let row = |name: &str, path: &Path, (m, b, w): (Duration, Duration, Duration)| -> Result<()> {
+        let size = std::fs::metadata(path)?.len();
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MB |",
+            ms(m),
+            ms(b),
+            ms(w),
+            size as f64 / 1e6
+        );
+        Ok(())
+    };
+    let ours_m = median(&mut ours)?;
+    row("this build", &lookup, ours_m)?;
+    if let Some(b) = &baseline {
+        let theirs_m = median(&mut theirs)?;
+        row(&b.display().to_string(), b, theirs_m)?;
+        println!(
+            "\nMedian cold start: {:.2}x the baseline's.",
+            ours_m.0.as_secs_f64() / theirs_m.0.as_secs_f64()
+        );
+    }
     Ok(())
+}
+
+/// A table and bucket in the emulator serving the local store's generation.
+struct Emulated {
+    table: String,
+    bucket: String,
+}
+
+/// Publishes the plan the local `store` serves into a fresh table and bucket in the
+/// emulator the environment points at.
+async fn publish_to_emulator(store: &Path) -> Result<Emulated> {
+    std::env::var("AWS_ENDPOINT_URL").context(
+        "the cold start reads the emulator: run ./infra/bench.sh lookup, which starts one",
+    )?;
+    let local = dispatcher_app::local::open(store)?;
+    let pointer = local
+        .serving()
+        .await?
+        .context("the local store serves nothing")?;
+    let plan = publish::load_plan(&local, &pointer.snapshot).await?;
+    let clients = dispatcher_aws::Clients::from_env(true).await;
+    let (stores, table, bucket) =
+        dispatcher_aws::emulator::fresh(&clients, include_str!("../../../template.yaml")).await?;
+    publish::publish(&stores, &plan, &PublishOptions::new(Cause::Manual, 1)).await?;
+    Ok(Emulated { table, bucket })
 }
 
 fn us(d: Duration) -> f64 {
