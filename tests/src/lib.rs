@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Shared helpers for the corpus tests and the benchmark programs.
 
 use std::io::Write as _;

@@ -51,50 +51,8 @@ impl RuntimeConfig {
     /// From any variable source (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String> + Copy) -> Result<Self, ConfigError> {
         let env = Env(var);
-        let repo = env
-            .var("DISPATCHER_GITHUB_REPO")
-            .unwrap_or_else(|| "openshift/release".to_owned());
-        if !repo.contains('/') {
-            return Err(ConfigError::Invalid {
-                var: "DISPATCHER_GITHUB_REPO",
-                value: repo,
-                message: "expected owner/name".to_owned(),
-            });
-        }
-        let github = GitHubSettings {
-            repo,
-            api: env.var("DISPATCHER_GITHUB_API"),
-            token: env.secret("DISPATCHER_GITHUB_TOKEN_ARN", "DISPATCHER_GITHUB_TOKEN"),
-            timeout: env.duration("DISPATCHER_GITHUB_TIMEOUT", Duration::from_secs(20))?,
-            pull_requests: env.parsed("DISPATCHER_PR_ENABLED", true)?,
-            branch: env
-                .var("DISPATCHER_PR_BRANCH")
-                .unwrap_or_else(|| "automate-prow-job-dispatcher".to_owned()),
-            labels: env.list(
-                "DISPATCHER_PR_LABELS",
-                &["rehearsals-ack", "priority/ci-critical"],
-            ),
-        };
-        let prometheus = match env.var("DISPATCHER_PROMETHEUS_URL") {
-            None => None,
-            Some(url) => Some(PrometheusSettings {
-                url,
-                token: env.secret(
-                    "DISPATCHER_PROMETHEUS_TOKEN_ARN",
-                    "DISPATCHER_PROMETHEUS_TOKEN",
-                ),
-                user: env.var("DISPATCHER_PROMETHEUS_USER"),
-                timeout: env.duration("DISPATCHER_PROMETHEUS_TIMEOUT", Duration::from_secs(30))?,
-                window: env
-                    .var("DISPATCHER_PROMETHEUS_WINDOW")
-                    .unwrap_or_else(|| "7d".to_owned()),
-                offset: env.duration("DISPATCHER_PROMETHEUS_OFFSET", Duration::ZERO)?,
-                durations_query: env.var("DISPATCHER_PROMETHEUS_DURATIONS_QUERY"),
-                cpu_query: env.var("DISPATCHER_PROMETHEUS_CPU_QUERY"),
-                memory_query: env.var("DISPATCHER_PROMETHEUS_MEMORY_QUERY"),
-                runs_query: env.var("DISPATCHER_PROMETHEUS_RUNS_QUERY"),
-            }),
-        };
+        let github = github_settings(&env)?;
+        let prometheus = prometheus_settings(&env)?;
         let strategy = match env.var("DISPATCHER_STRATEGY").as_deref() {
             None | Some("balanced") => Strategy::Balanced,
             Some("classic") => Strategy::Classic,
@@ -136,17 +94,7 @@ impl RuntimeConfig {
                 .secret("DISPATCHER_WEBHOOK_SECRET_ARN", "DISPATCHER_WEBHOOK_SECRET"),
             recompute_function: env.var("DISPATCHER_RECOMPUTE_FUNCTION"),
             engine,
-            lookup_refresh: {
-                let d = env.duration("DISPATCHER_LOOKUP_REFRESH", Duration::from_secs(10))?;
-                if d > Duration::from_secs(30) {
-                    return Err(ConfigError::Invalid {
-                        var: "DISPATCHER_LOOKUP_REFRESH",
-                        value: humantime::format_duration(d).to_string(),
-                        message: "answers may not be more than 30 s stale".to_owned(),
-                    });
-                }
-                d
-            },
+            lookup_refresh: lookup_refresh(&env)?,
             ephemeral: ephemeral_limit(&env)?,
             serve: serve_limits(&env)?,
             release_limits: release_limits(&env)?,
@@ -154,6 +102,75 @@ impl RuntimeConfig {
             trigger_token: env.var("DISPATCHER_TRIGGER_TOKEN"),
         })
     }
+}
+
+/// The release repository and the backup PR: `DISPATCHER_GITHUB_*` and `DISPATCHER_PR_*`.
+fn github_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<GitHubSettings, ConfigError> {
+    let repo = env
+        .var("DISPATCHER_GITHUB_REPO")
+        .unwrap_or_else(|| "openshift/release".to_owned());
+    if !repo.contains('/') {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_GITHUB_REPO",
+            value: repo,
+            message: "expected owner/name".to_owned(),
+        });
+    }
+    Ok(GitHubSettings {
+        repo,
+        api: env.var("DISPATCHER_GITHUB_API"),
+        token: env.secret("DISPATCHER_GITHUB_TOKEN_ARN", "DISPATCHER_GITHUB_TOKEN"),
+        timeout: env.duration("DISPATCHER_GITHUB_TIMEOUT", Duration::from_secs(20))?,
+        pull_requests: env.parsed("DISPATCHER_PR_ENABLED", true)?,
+        branch: env
+            .var("DISPATCHER_PR_BRANCH")
+            .unwrap_or_else(|| "automate-prow-job-dispatcher".to_owned()),
+        labels: env.list(
+            "DISPATCHER_PR_LABELS",
+            &["rehearsals-ack", "priority/ci-critical"],
+        ),
+    })
+}
+
+/// The demand source, when `DISPATCHER_PROMETHEUS_URL` is set: `DISPATCHER_PROMETHEUS_*`.
+fn prometheus_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<PrometheusSettings>, ConfigError> {
+    Ok(match env.var("DISPATCHER_PROMETHEUS_URL") {
+        None => None,
+        Some(url) => Some(PrometheusSettings {
+            url,
+            token: env.secret(
+                "DISPATCHER_PROMETHEUS_TOKEN_ARN",
+                "DISPATCHER_PROMETHEUS_TOKEN",
+            ),
+            user: env.var("DISPATCHER_PROMETHEUS_USER"),
+            timeout: env.duration("DISPATCHER_PROMETHEUS_TIMEOUT", Duration::from_secs(30))?,
+            window: env
+                .var("DISPATCHER_PROMETHEUS_WINDOW")
+                .unwrap_or_else(|| "7d".to_owned()),
+            offset: env.duration("DISPATCHER_PROMETHEUS_OFFSET", Duration::ZERO)?,
+            durations_query: env.var("DISPATCHER_PROMETHEUS_DURATIONS_QUERY"),
+            cpu_query: env.var("DISPATCHER_PROMETHEUS_CPU_QUERY"),
+            memory_query: env.var("DISPATCHER_PROMETHEUS_MEMORY_QUERY"),
+            runs_query: env.var("DISPATCHER_PROMETHEUS_RUNS_QUERY"),
+        }),
+    })
+}
+
+/// `DISPATCHER_LOOKUP_REFRESH`: how often the lookup re-reads the pointer, at most 30 s.
+fn lookup_refresh<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    let d = env.duration("DISPATCHER_LOOKUP_REFRESH", Duration::from_secs(10))?;
+    if d > Duration::from_secs(30) {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_LOOKUP_REFRESH",
+            value: humantime::format_duration(d).to_string(),
+            message: "answers may not be more than 30 s stale".to_owned(),
+        });
+    }
+    Ok(d)
 }
 
 /// `DISPATCHER_MAX_FILE_BYTES` and `DISPATCHER_MAX_ARCHIVE_BYTES`: positive byte counts.
