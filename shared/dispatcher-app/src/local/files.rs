@@ -10,7 +10,7 @@ use dispatcher_formats::{Parse, ReadOptions, Release, Source};
 use tokio::sync::{mpsc, watch};
 
 use crate::ports::{Demand, DemandSource, Handoff, RepoSource, SourceError};
-use crate::recompute::{Outcome, RecomputeRequest, Recomputer};
+use crate::recompute::{Outcome, RecomputeError, RecomputeRequest, Recomputer};
 
 /// A release checkout or tarball on disk. Its "commit" is the digest of its job files.
 #[derive(Debug, Clone)]
@@ -135,7 +135,7 @@ pub struct Completed {
     /// How many recomputes finished (successfully or not).
     pub count: u64,
     /// The last recompute: what it did, or why it failed.
-    pub last: Result<Outcome, String>,
+    pub last: Result<Outcome, Arc<RecomputeError>>,
 }
 
 /// Hands recomputes to an in-process worker that runs them one at a time, the way the
@@ -160,9 +160,9 @@ impl LocalHandoff {
                 let last = recomputer
                     .run(&request, &attempt, at)
                     .await
-                    .map_err(|e| dispatcher_core::chain(&e));
+                    .map_err(Arc::new);
                 if let Err(e) = &last {
-                    tracing::error!(error = %e, trigger = ?request.trigger, "recompute failed; the last good generation keeps serving");
+                    tracing::error!(error = %dispatcher_core::chain(e.as_ref()), trigger = ?request.trigger, "recompute failed; the last good generation keeps serving");
                 }
                 count += 1;
                 let _ = tx.send(Some(Completed { count, last }));
