@@ -124,51 +124,51 @@ fn twelve_corpus_plans_keep_their_bytes() {
     let want: &[(&str, &str)] = &[
         (
             "resolve",
-            "d30b66164e8ee9263f0df65751dd5a94d49e2bbe9aa882c6cc71e512ab6377b0",
+            "98c4113173da9457049135f1fdce1e59117e98e32f2751ab49d6b16e7477c7f7",
         ),
         (
             "resolve-ladder-only",
-            "8fc41c752383fc217b4b8b0eb03579b2dcd4b4e0ef68a1484d8dd042de4fb661",
+            "0a44d808e9732b2871c92731c86b2824da1e70415eacf22f6cee06ae53446a6c",
         ),
         (
             "balanced-week1",
-            "2914800aa7668982f474425c443c26609142ce5e7d89f6fd46cfe1678e9fa08f",
+            "495a4722ed8324c4913769730bd22704d5f4eff771ee48e1dbe526d2cd047884",
         ),
         (
             "classic-week1",
-            "f6b0d5fe23a9c961590948f7d641a75579e504d63c9658cdd6e73ac794171dc0",
+            "2ebebb194f4777e85445f324aa750531f935576d7ed0849b0cc761f374bb7919",
         ),
         (
             "balanced-week2",
-            "dbcb782c8a1d4213c56f9dfcc12bdec63769a0299f1659a6c31d65a048d0b9ee",
+            "65dafef511283a9efb00733a07a1df93d0437786f542a25f3ed4bf0292bd32f1",
         ),
         (
             "balanced-week2-no-hysteresis",
-            "3aab4fe8cd26d9d43593cb864d50b3281c7a3840f21752cdbcc512c5a601b26b",
+            "cdd23facf56761a83cbf3d71bb4d56af184286a022eafb0494acf8a033b7323a",
         ),
         (
             "classic-week2",
-            "7d4ae8fe23c8f25608b909038d792ac1361822756f05c75124fc5c7fd9b9f5b4",
+            "953cdafa3a1348ecf688f905d17c394dfa1604087dd9e4c5a77d3fcd2b1df9ac",
         ),
         (
             "delta-week2",
-            "9d9e1481255c52a678274f7241ca18c65dee331f5b6f7961f50373a5f03161e8",
+            "cfdef63bea8d507fe64ea8ca234da2d22e3de6c792a6e6283d3c69210dda2316",
         ),
         (
             "2025-f1af0c06-week1",
-            "73fe65b83d0fb6f23df266f7845b1012fb28e453cfc472c37245eafb8370bb8c",
+            "abcc53ec6f8b625baf5d63889fb6ae142be55cc33245b87733178d15595a716d",
         ),
         (
             "2025-f1af0c06-week2",
-            "3416bd7f9166aa8f92dabed3b3c6b47a0595e4a5e8fff0d93da58fbbfadc3e2a",
+            "b19e4e289d4395aa1b8e70329e5121de6e189499ea4e8e63d0d863ca9bceff88",
         ),
         (
             "2025-0362eab1-week1",
-            "b9753c5f83295bb3a3084887e5183b7fb9157aced0c43a2f7f8ae3bec4eee1d8",
+            "e2916b3856e834e5c73b0e62f8e508706e8ef36ad4d3739c292c983a06eb9053",
         ),
         (
             "2025-0362eab1-delta",
-            "96e37b36600f121fdb04ae7c597efa4453ea7c62e91b6aa3d395869a1c1985cf",
+            "8bab32618fb7298b67923975e8e01dd4aff1903c903631a0c3e7996c1c558713",
         ),
     ];
     let got_text: Vec<String> = got

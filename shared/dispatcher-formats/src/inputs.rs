@@ -107,13 +107,19 @@ fn read_vector(
     })?;
     // Said here, under the file's name, rather than by the demand they end up in.
     for w in std::mem::take(&mut v.warnings) {
-        diags.push(Diagnostic::warning(
-            path.display().to_string(),
-            "warnings",
-            w,
-        ));
+        diags.push(Diagnostic::warning(input_name(path), "warnings", w));
     }
     Ok((v, digest::sha256(&bytes)))
+}
+
+/// How a plan names a side input: by its file name alone, because a plan's bytes must
+/// depend on what its inputs say, not on the directory they were read from (the same
+/// inventory under two checkouts gives one plan).
+fn input_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Reads a side input (the inventory override, a volumes vector, a previous plan), refusing
@@ -175,7 +181,7 @@ struct Side {
 fn read_side(src: &InputPaths) -> Result<Side, LoadError> {
     let mut diagnostics = Vec::new();
     let clusters = match &src.clusters {
-        Some(p) => Some((p.display().to_string(), read(p)?)),
+        Some(p) => Some((input_name(p), read(p)?)),
         None => None,
     };
     let mut vector = |path: &Option<PathBuf>| match path {
