@@ -3,6 +3,7 @@
 //! files (what ci-operator-prowgen writes) the fast path must answer at all.
 
 use dispatcher_formats::jobs::{parse_job_file_fast_only, parse_job_file_full};
+use dispatcher_formats::parse_job_file;
 use proptest::prelude::*;
 
 /// How a scalar is written.
@@ -337,8 +338,23 @@ fn constructs_it_does_not_read_are_left_to_the_library() {
         // A lone carriage return is a line break to YAML (found by the fuzzer).
         "periodics:\n- name: a\n  agent: kubernetes\r  cluster: build01\n",
         "periodics:\n- name: a\n  labels:\n    x: y\r    capability/gpu: gpu\n",
+        // A byte order mark before a line's indentation, which the library skips (found
+        // by the fuzzer: the fast reader saw no container where the library saw one).
+        "periodics:\n- name: a\n  spec:\n    containers:\n\u{feff}    - image: ci-operator:latest\n",
+        "\u{feff}periodics:\n- name: a\n",
     ];
     for text in cases {
         assert_eq!(parse_job_file_fast_only(text), None, "{text}");
     }
+}
+
+#[test]
+fn a_byte_order_mark_inside_a_file_reads_as_the_library_reads_it() {
+    let text = "periodics:\n- name: a\n  spec:\n    containers:\n\u{feff}    - image: ci-operator:latest\n";
+    let jobs = parse_job_file(text.as_bytes()).expect("the library reads it");
+    assert_eq!(
+        jobs,
+        parse_job_file_full(text.as_bytes()).expect("the library reads it")
+    );
+    assert_eq!(jobs[0].containers.len(), 1, "the container is seen");
 }

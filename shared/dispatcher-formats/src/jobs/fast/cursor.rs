@@ -19,19 +19,17 @@ pub(super) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    /// `None` for inputs the reader leaves to the library outright.
-    pub(super) fn new(src: &'a str) -> Option<Self> {
-        if src.starts_with('\u{feff}') {
-            return None;
-        }
-        Some(Self {
+    /// A cursor at the start of `src` (which `read` has checked for what the reader leaves
+    /// to the library outright: lone carriage returns, byte order marks).
+    pub(super) fn new(src: &'a str) -> Self {
+        Self {
             src,
             pos: 0,
             newlines: memchr::memchr_iter(b'\n', src.as_bytes()),
             peeked: None,
             started: false,
             stop: false,
-        })
+        }
     }
 
     /// The end of the line at `pos` (its newline, or the end of the text), moving `pos` to

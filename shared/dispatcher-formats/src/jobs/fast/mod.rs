@@ -37,7 +37,12 @@ pub(crate) fn read(text: &str) -> Option<Vec<Job>> {
     {
         return None;
     }
-    let mut cur = Cursor::new(text)?;
+    // A byte order mark, at the start or (as fuzzing found) before a line's indentation,
+    // is skipped by the library's scanner and would be content here.
+    if memchr::memmem::find(text.as_bytes(), "\u{feff}".as_bytes()).is_some() {
+        return None;
+    }
+    let mut cur = Cursor::new(text);
     let Some(first) = cur.peek() else {
         return Some(Vec::new());
     };
