@@ -15,6 +15,7 @@ mod sdk_error;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls;
 use dispatcher_app::{SourceError, Stores};
 use dispatcher_config::{ConfigError, Secret, StoreConfig};
 
@@ -24,7 +25,19 @@ pub use s3::S3Snapshots;
 /// The shared AWS configuration, loaded once at cold start from the standard environment
 /// (credentials, region, `AWS_ENDPOINT_URL`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    sdk_loader().load().await
+}
+
+/// The loader of [`sdk_config`], to adjust before loading (a test's endpoint and retries).
+/// It carries the one HTTPS client every SDK client here uses: rustls with ring, since the
+/// SDK's default client (and its aws-lc) is not linked.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// The store's AWS clients, built once at cold start.

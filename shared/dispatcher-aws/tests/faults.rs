@@ -384,7 +384,7 @@ async fn killing_the_emulator_mid_publish_loses_nothing() {
     moto.post("/moto-api/recorder/start-recording");
 
     // Clients of our own, pointed at this moto, with few retries: it is about to die.
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = dispatcher_aws::sdk_loader()
         .endpoint_url(moto.url(""))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         .load()

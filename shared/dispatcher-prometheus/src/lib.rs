@@ -73,6 +73,10 @@ impl PrometheusDemand {
     /// The source `settings` describe, sending `auth` with every query, with its own HTTP
     /// client; fails only if the client cannot be built.
     pub fn new(settings: PrometheusSettings, auth: Auth) -> Result<Self, SourceError> {
+        // reqwest is built without a crypto provider of its own (its default would link
+        // aws-lc beside the ring the AWS SDK uses); the first client of a process installs
+        // ring, a later one finds it installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
