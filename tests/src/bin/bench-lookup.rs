@@ -26,6 +26,9 @@ use tower::{Service, ServiceExt};
 
 const CONNECTIONS: u32 = 64;
 const SECONDS: u32 = 30;
+/// Cold starts of each binary, taken in turn: enough that the median stands still on a
+/// shared machine whose noise moves single runs by 30%.
+const COLD_RUNS: usize = 21;
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -43,10 +46,24 @@ fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on {port}")
 }
 
+/// A child stopped when dropped: asked with SIGTERM first, because a SIGKILL to nginx's
+/// master leaves its worker orphaned and spinning on a core the next measurement needs;
+/// killed if it has not exited within 5 s.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked && Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -316,7 +333,10 @@ async fn main() -> Result<()> {
         jobs.len()
     );
 
-    // The local lookup server.
+    // The local lookup server, on a store of its own: with nothing published, `serve`
+    // plans and publishes before it listens, so the load meets a server at rest. (On a
+    // store that already serves, it would recompute behind the lookups, on the same core,
+    // while wrk measures.)
     let port = free_port()?;
     let dispatcher = bin.join("dispatcher");
     let serve = pinned(&dispatcher.to_string_lossy(), SERVER_CORE)
@@ -334,7 +354,7 @@ async fn main() -> Result<()> {
         .arg(c.join("clusters-2022.yaml"))
         .arg("--volumes")
         .arg(c.join("volumes-7659af06.week1.json.gz"))
-        .env("DISPATCHER_LOCAL_DIR", &store)
+        .env("DISPATCHER_LOCAL_DIR", tmp.path().join("serve-store"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .spawn()
@@ -439,7 +459,7 @@ end
     let lookup = bin.join("lookup");
     let baseline = std::env::var_os("DISPATCHER_BASELINE_LOOKUP").map(PathBuf::from);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    for _ in 0..COLD_RUNS {
         // In turn, so that both see the same machine.
         ours.push(cold_start(&lookup, &emulated, &jobs[0]).await?);
         if let Some(b) = &baseline {
@@ -448,13 +468,13 @@ end
     }
     println!("### The lookup Lambda binary\n");
     println!(
-        "Cold start to first answer (process start, runtime API poll, the pointer and the generation's {} answers from DynamoDB and S3 in the emulator, answer), 7 runs each:\n",
+        "Cold start to first answer (process start, runtime API poll, the pointer and the generation's {} answers from DynamoDB and S3 in the emulator, answer), {COLD_RUNS} runs each:\n",
         jobs.len()
     );
     println!("| binary | median | best | worst | size |\n|---|---:|---:|---:|---:|");
     let median = |v: &mut Vec<Duration>| -> Result<(Duration, Duration, Duration)> {
         v.sort();
-        Ok((v[3], v[0], v[6]))
+        Ok((v[COLD_RUNS / 2], v[0], v[COLD_RUNS - 1]))
     };
     let row = |name: &str, path: &Path, (m, b, w): (Duration, Duration, Duration)| -> Result<()> {
         let size = std::fs::metadata(path)?.len();
