@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a benchmark program in release mode: engine | store | lookup.
 # The store and lookup benchmarks get their own emulator; the lookup benchmark installs
-# wrk and nginx from Debian and builds the release binaries it runs
+# wrk and nginx from Debian and builds the release binaries and the Lambda bootstraps it runs
 # (DISPATCHER_BASELINE_LOOKUP: another lookup binary to compare cold starts with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,10 @@ case "${1:-}" in
     out=$(./infra/emulator.sh start)
     eval "$out"
     cargo build --release --locked -p dispatcher-cli -p lookup
-    cargo run --release --locked -p dispatcher-tests --bin bench-lookup
+    # The cold start is the shipped artifact's: the bootstrap `cargo lambda build` makes.
+    ./infra/lambda-build.sh
+    DISPATCHER_LOOKUP_BIN="${CARGO_TARGET_DIR:-target}/lambda/lookup/bootstrap" \
+      cargo run --release --locked -p dispatcher-tests --bin bench-lookup
     ;;
   *) echo "usage: $0 engine|store|lookup" >&2; exit 2 ;;
 esac

@@ -2,11 +2,14 @@
 //! against nginx serving one static JSON file on the same machine; in-process handler
 //! latency; the lookup Lambda binary's cold start to its first answer (behind a local
 //! stand-in for the Lambda runtime API, reading DynamoDB and S3 in the emulator) and its
-//! size. With `DISPATCHER_BASELINE_LOOKUP` naming another lookup binary (an earlier
-//! build), both are started in turn against the same generation, for a ratio.
+//! size. The binary is `DISPATCHER_LOOKUP_BIN` (what `./infra/bench.sh lookup` sets: the
+//! Lambda bootstrap `cargo lambda build` made, the artifact that ships), else the release
+//! `lookup` beside this program. With `DISPATCHER_BASELINE_LOOKUP` naming another lookup
+//! binary (an earlier build), both are started in turn against the same generation, for a
+//! ratio.
 //!
 //! `./infra/bench.sh lookup` (installs wrk and nginx from Debian, starts the emulator,
-//! builds the release binaries, then runs this program).
+//! builds the release binaries and the bootstraps, then runs this program).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -456,7 +459,8 @@ end
 
     // The Lambda binary, cold: the functions read DynamoDB and S3, here in the emulator.
     let emulated = publish_to_emulator(&store).await?;
-    let lookup = bin.join("lookup");
+    let lookup =
+        std::env::var_os("DISPATCHER_LOOKUP_BIN").map_or_else(|| bin.join("lookup"), PathBuf::from);
     let baseline = std::env::var_os("DISPATCHER_BASELINE_LOOKUP").map(PathBuf::from);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..COLD_RUNS {
