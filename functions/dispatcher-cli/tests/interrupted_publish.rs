@@ -22,18 +22,9 @@ fn sample_release() -> PathBuf {
 fn plan_on(cluster: &str) -> Plan {
     let mut inventory = Inventory::default();
     for name in ["build01", "build02"] {
-        inventory.clusters.insert(
-            name.to_owned(),
-            Cluster {
-                name: name.to_owned(),
-                provider: "aws".to_owned(),
-                capacity: 100,
-                capabilities: Default::default(),
-                blocked: false,
-                reserved: false,
-                cordoned: false,
-            },
-        );
+        inventory
+            .clusters
+            .insert(name.to_owned(), Cluster::new(name, "aws", 100));
     }
     let config = DispatcherConfig {
         default: "build01".to_owned(),

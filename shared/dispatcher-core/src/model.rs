@@ -95,6 +95,21 @@ pub struct Cluster {
     pub cordoned: bool,
 }
 
+impl Cluster {
+    /// A usable cluster: no capabilities, neither blocked, reserved nor cordoned.
+    pub fn new(name: &str, provider: &str, capacity: u32) -> Self {
+        Self {
+            name: name.to_owned(),
+            provider: provider.to_owned(),
+            capacity,
+            capabilities: BTreeSet::new(),
+            blocked: false,
+            reserved: false,
+            cordoned: false,
+        }
+    }
+}
+
 impl Inventory {
     /// Whether the inventory has the cluster and does not block it.
     pub fn usable(&self, name: &str) -> bool {

@@ -3,7 +3,7 @@
 //! build ours.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use dispatcher_core::model::{
     Cluster, Container, DispatcherConfig, Group, Inventory, Job, JobFile, JobKind, Labels, Volumes,
@@ -60,15 +60,7 @@ pub fn file(relative: &str, jobs: Vec<Job>) -> JobFile {
 
 /// A usable cluster of the inventory.
 pub fn cluster(name: &str, provider: &str, capacity: u32) -> Cluster {
-    Cluster {
-        name: name.to_owned(),
-        provider: provider.to_owned(),
-        capacity,
-        capabilities: BTreeSet::new(),
-        blocked: false,
-        reserved: false,
-        cordoned: false,
-    }
+    Cluster::new(name, provider, capacity)
 }
 
 /// `cluster` with these capabilities.

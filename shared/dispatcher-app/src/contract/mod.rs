@@ -6,8 +6,6 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
-
 use dispatcher_core::model::{
     Cluster, DispatcherConfig, Inventory, Job, JobFile, JobKind, Labels, labels,
 };
@@ -66,18 +64,9 @@ const CLUSTERS: [&str; 3] = ["build01", "build02", "build03"];
 pub fn plan_of(assignments: &[(&str, &str)]) -> Plan {
     let mut inventory = Inventory::default();
     for c in CLUSTERS {
-        inventory.clusters.insert(
-            c.to_owned(),
-            Cluster {
-                name: c.to_owned(),
-                provider: "aws".to_owned(),
-                capacity: 100,
-                capabilities: BTreeSet::new(),
-                blocked: false,
-                reserved: false,
-                cordoned: false,
-            },
-        );
+        inventory
+            .clusters
+            .insert(c.to_owned(), Cluster::new(c, "aws", 100));
     }
     let config = DispatcherConfig {
         default: "build01".to_owned(),

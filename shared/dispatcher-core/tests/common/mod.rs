@@ -1,23 +1,13 @@
 //! Builders for small placement worlds.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
-
 use dispatcher_core::model::{
     Cluster, Container, DispatcherConfig, Inventory, Job, JobFile, JobKind, Labels, Volumes,
 };
 use dispatcher_core::{Inputs, Plan, Settings};
 
 pub fn cluster(name: &str, provider: &str, capacity: u32) -> Cluster {
-    Cluster {
-        name: name.to_owned(),
-        provider: provider.to_owned(),
-        capacity,
-        capabilities: BTreeSet::new(),
-        blocked: false,
-        reserved: false,
-        cordoned: false,
-    }
+    Cluster::new(name, provider, capacity)
 }
 
 pub fn caps(mut c: Cluster, list: &[&str]) -> Cluster {
