@@ -14,8 +14,10 @@ fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
     heavy.movable_demand = 9.0;
     let mut stayed = light.clone();
     stayed.previous = stayed.cluster.clone();
-    plan.files.insert("light.yaml".to_owned(), light);
-    plan.files.insert("heavy.yaml".to_owned(), heavy);
+    // Named so that the name order is the reverse of the demand order: only the sort by
+    // demand puts heavy first.
+    plan.files.insert("a-light.yaml".to_owned(), light);
+    plan.files.insert("z-heavy.yaml".to_owned(), heavy);
     plan.files.insert("stayed.yaml".to_owned(), stayed);
     plan.unschedulable
         .push(dispatcher_core::plan::Unschedulable {
@@ -26,10 +28,10 @@ fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
         });
     let md = markdown(&plan);
     let heavy_at = md
-        .find("`heavy.yaml` | build03 | build01")
+        .find("`z-heavy.yaml` | build03 | build01")
         .expect("heavy listed");
     let light_at = md
-        .find("`light.yaml` | build03 | build01")
+        .find("`a-light.yaml` | build03 | build01")
         .expect("light listed");
     assert!(heavy_at < light_at, "{md}");
     assert!(!md.contains("stayed.yaml"), "{md}");
@@ -39,5 +41,11 @@ fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
         ),
         "{md}"
     );
-    assert!(md.contains("| build01 |"), "the per-cluster table: {md}");
+    // The row of the per-cluster table, not the moved-file rows that also name build01.
+    for c in ["build01", "build02", "build03"] {
+        assert!(
+            md.contains(&format!("\n| {c} | active | ")),
+            "{c}'s row: {md}"
+        );
+    }
 }

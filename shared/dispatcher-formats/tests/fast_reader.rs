@@ -351,10 +351,7 @@ fn constructs_it_does_not_read_are_left_to_the_library() {
 #[test]
 fn a_byte_order_mark_inside_a_file_reads_as_the_library_reads_it() {
     let text = "periodics:\n- name: a\n  spec:\n    containers:\n\u{feff}    - image: ci-operator:latest\n";
+    assert_eq!(parse_job_file_fast_only(text), None, "left to the library");
     let jobs = parse_job_file(text.as_bytes()).expect("the library reads it");
-    assert_eq!(
-        jobs,
-        parse_job_file_full(text.as_bytes()).expect("the library reads it")
-    );
     assert_eq!(jobs[0].containers.len(), 1, "the container is seen");
 }
