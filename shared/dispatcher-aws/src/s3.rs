@@ -79,6 +79,6 @@ impl SnapshotStore for S3Snapshots {
             .collect()
             .await
             .map_err(|e| StoreError::unavailable("GetObject body", e))?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        Ok(Some(bytes.to_vec()))
     }
 }

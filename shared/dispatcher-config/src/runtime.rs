@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dispatcher_app::lookup::EphemeralLimit;
+use dispatcher_app::lookup::{self, EphemeralLimit};
 use dispatcher_app::publish::MAX_DELETED;
 use dispatcher_core::model::DemandModel;
 use dispatcher_core::{Settings, Strategy};
@@ -162,7 +162,7 @@ fn prometheus_settings<F: Fn(&str) -> Option<String>>(
 
 /// `DISPATCHER_LOOKUP_REFRESH`: how often the lookup re-reads the pointer, at most 30 s.
 fn lookup_refresh<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
-    let d = env.duration("DISPATCHER_LOOKUP_REFRESH", Duration::from_secs(10))?;
+    let d = env.duration("DISPATCHER_LOOKUP_REFRESH", lookup::REFRESH)?;
     if d > Duration::from_secs(30) {
         return Err(ConfigError::Invalid {
             var: "DISPATCHER_LOOKUP_REFRESH",
