@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use dispatcher_app::recompute::{Invocation, InvocationError, Outcome, parse_invocation};
-use dispatcher_app::{DemandSource, FallbackPublisher, RecomputeError, Recomputer, Stores};
+use dispatcher_app::{
+    DemandSource, FallbackPublisher, RecomputeError, Recomputer, RepoSource, Stores,
+};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_github::{GitHub, Retry};
@@ -49,17 +51,29 @@ pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Resul
     let demand = prometheus(cfg, aws)
         .await?
         .context("DISPATCHER_PROMETHEUS_URL is required by the recompute function")?;
-    Ok(Recomputer {
+    Ok(recomputer_over(cfg, stores, gh.clone(), demand, Some(gh)))
+}
+
+/// The recompute use case over these sources, as the function and `dispatcher serve` both
+/// build it: the one place that says what it takes from the configuration (the backup PR
+/// only with `DISPATCHER_GITHUB_PULL_REQUESTS` and a GitHub client).
+pub fn recomputer_over(
+    cfg: &RuntimeConfig,
+    stores: Stores,
+    repo: Arc<dyn RepoSource>,
+    demand: Arc<dyn DemandSource>,
+    github: Option<Arc<GitHub>>,
+) -> Recomputer {
+    Recomputer {
         stores,
-        repo: gh.clone(),
+        repo,
         demand,
-        fallback: cfg
-            .github
-            .pull_requests
-            .then_some(gh as Arc<dyn FallbackPublisher>),
+        fallback: github
+            .filter(|_| cfg.github.pull_requests)
+            .map(|g| g as Arc<dyn FallbackPublisher>),
         settings: cfg.engine.clone(),
         max_deleted: cfg.max_deleted,
-    })
+    }
 }
 
 /// Why an invocation failed, typed for Lambda's error reports (retryable or not).

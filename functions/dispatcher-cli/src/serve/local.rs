@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use dispatcher_api::{TriggerState, trigger_router};
 use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
-use dispatcher_app::{DemandSource, FallbackPublisher, Handoff, Recomputer, RepoSource, Stores};
+use dispatcher_app::{DemandSource, Handoff, Recomputer, RepoSource, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_formats::InputPaths;
@@ -61,16 +61,13 @@ impl LocalServer {
                 memory: inputs.memory.clone(),
             }),
         };
-        let recomputer = Arc::new(Recomputer {
-            stores: stores.clone(),
-            repo: repo.clone(),
+        let recomputer = Arc::new(recompute::recomputer_over(
+            cfg,
+            stores.clone(),
+            repo.clone(),
             demand,
-            fallback: gh
-                .filter(|_| cfg.github.pull_requests)
-                .map(|g| g as Arc<dyn FallbackPublisher>),
-            settings: cfg.engine.clone(),
-            max_deleted: cfg.max_deleted,
-        });
+            gh,
+        ));
         let handoff = LocalHandoff::start(recomputer.clone(), dispatcher_api::now);
         let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
         let mut router =
