@@ -344,17 +344,20 @@ impl Recomputer {
         if !pending {
             return Ok(None);
         }
-        let Some(pointer) = self.stores.serving().await? else {
+        if self.fallback.is_none() {
+            return Ok(self
+                .stores
+                .serving()
+                .await?
+                .map(|_| FallbackStatus::Disabled));
+        }
+        let Some(serving) = self.serving().await? else {
             return Ok(None);
         };
-        if self.fallback.is_none() {
-            return Ok(Some(FallbackStatus::Disabled));
-        }
         let commit = self.repo.head().await?;
         let loaded = assemble(self.repo.release(&commit).await?, None, &commit);
-        let plan = publish::load_plan(&self.stores, &pointer.snapshot).await?;
         Ok(Some(
-            self.fallback(&plan, &loaded, &commit, pointer.generation)
+            self.fallback(&serving.plan, &loaded, &commit, serving.generation)
                 .await,
         ))
     }
