@@ -5,6 +5,7 @@ pub mod diag;
 pub mod engine;
 pub mod model;
 pub mod optimum;
+pub mod overrides;
 pub mod plan;
 pub mod re2;
 pub mod report;
@@ -16,5 +17,5 @@ mod classic;
 mod fnv;
 
 pub use diag::{Diagnostic, FatalInputs, Severity, chain};
-pub use engine::{Inputs, Settings, Sources, run, validate};
+pub use engine::{Inputs, Settings, Sources, StoredInputs, run, validate};
 pub use plan::{Mode, Plan, Strategy};

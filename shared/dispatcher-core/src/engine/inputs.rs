@@ -1,11 +1,13 @@
 //! What a run reads, and how it is asked to place.
 
+use serde::{Deserialize, Serialize};
+
 use crate::diag::Diagnostic;
 use crate::model::{DemandModel, DispatcherConfig, Inventory, JobFile, Volumes};
 use crate::plan::{InputDigests, Mode, Plan, Strategy};
 
 /// Names of the input files, for diagnostics.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sources {
     /// The dispatcher config (`_config.yaml`).
     pub config: String,
@@ -41,6 +43,44 @@ pub struct Inputs<'a> {
     pub sources: Sources,
     /// Findings of the parsers, carried into the plan.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The inputs of a run without the previous plan, owned: what a generation keeps of its
+/// release so that an override is planned without reading the repository again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredInputs {
+    /// The dispatcher config.
+    pub config: DispatcherConfig,
+    /// The cluster inventory, as the release has it (no override applied).
+    pub inventory: Inventory,
+    /// Every job file of the release.
+    pub files: Vec<JobFile>,
+    /// Job volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Volumes>,
+    /// Digests of the inputs.
+    pub digests: InputDigests,
+    /// Names of the input files.
+    pub sources: Sources,
+    /// Findings of the parsers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl StoredInputs {
+    /// Borrowed inputs of a run that follows `previous`.
+    pub fn inputs<'a>(&'a self, previous: Option<&'a Plan>) -> Inputs<'a> {
+        Inputs {
+            config: &self.config,
+            inventory: &self.inventory,
+            files: &self.files,
+            volumes: self.volumes.as_ref(),
+            previous,
+            digests: self.digests.clone(),
+            sources: self.sources.clone(),
+            diagnostics: self.diagnostics.clone(),
+        }
+    }
 }
 
 /// How a run places.

@@ -22,7 +22,7 @@ mod jobs;
 mod ladder;
 mod summary;
 
-pub use inputs::{Inputs, Settings, Sources};
+pub use inputs::{Inputs, Settings, Sources, StoredInputs};
 
 use crate::balance::Pool;
 use crate::checks;
