@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod error;
 pub mod lambda;
 pub mod lookup;
@@ -10,6 +11,7 @@ pub mod webhook;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+pub use control::{ControlAuth, ControlState, control_router};
 pub use error::ApiError;
 pub use lookup::{LookupState, lookup_router};
 pub use trigger::{TriggerState, trigger_router};

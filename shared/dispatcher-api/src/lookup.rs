@@ -120,6 +120,7 @@ async fn lookup(
     };
     let source = match source {
         Source::Generation => "generation",
+        Source::Override => "override",
         Source::Ephemeral => "ephemeral-cluster",
     };
     let mut body =

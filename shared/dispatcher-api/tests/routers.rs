@@ -708,6 +708,16 @@ impl dispatcher_app::AssignmentStore for Counted {
         self.write();
         self.inner.set_marker(name, value).await
     }
+
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, dispatcher_app::StoreError> {
+        self.write();
+        self.inner.swap_marker(name, expected, value).await
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod control;
 pub mod keys;
 pub mod local;
 pub mod lookup;

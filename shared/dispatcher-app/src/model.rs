@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use dispatcher_core::overrides::OverrideSpec;
 use dispatcher_core::plan::InputDigests;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,8 @@ pub enum Cause {
     Manual,
     /// `dispatcher rollback`.
     Rollback,
+    /// An override started or ended.
+    Override,
 }
 
 impl Cause {
@@ -28,6 +31,7 @@ impl Cause {
             Cause::Push => "push",
             Cause::Manual => "manual",
             Cause::Rollback => "rollback",
+            Cause::Override => "override",
         }
     }
 }
@@ -54,6 +58,10 @@ pub struct Pointer {
     /// The digests of the inputs the plan was made from.
     #[serde(default)]
     pub inputs: InputDigests,
+    /// What the generation applied beyond its release: the overrides, the baseline plan
+    /// and the stored inputs.
+    #[serde(default, flatten)]
+    pub applied: Applied,
     /// A publish in progress on top of this generation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
@@ -197,6 +205,9 @@ pub struct GenerationRecord {
     pub base: Option<u64>,
     /// The digests of the plan's inputs.
     pub inputs: InputDigests,
+    /// The overrides, the baseline plan and the stored inputs.
+    #[serde(default, flatten)]
+    pub applied: Applied,
     /// Jobs in the plan.
     pub jobs: usize,
     /// Jobs placed on a cluster.
@@ -223,6 +234,35 @@ pub struct ClusterShare {
     pub target_share: Option<f64>,
 }
 
+/// What a generation applied beyond the plan of its release.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The overrides the plan applies, each with its end: the lookup answers a moved
+    /// job's baseline cluster once its override ended, whether or not anything ran since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideSpec>,
+    /// The snapshot prefix of the plan without the overrides (none: the plan is its own
+    /// baseline). A recompute follows the baseline, so that an override's moves never
+    /// stick once it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// The key of the release's inputs as the engine read them: an override is planned
+    /// from them without the repository (none: a plan published by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+}
+
+/// A job an override moved: where it runs without the override, and until when the
+/// override holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overridden {
+    /// Its baseline answer (`None`: no cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// When the override that moved it ends (seconds since the epoch).
+    pub until: i64,
+}
+
 /// The compact per-generation answer table: what a warm lookup loads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignments {
@@ -232,4 +272,7 @@ pub struct Assignments {
     pub jobs: BTreeMap<String, String>,
     /// Clusters that take new work (active), for `ephemeralcluster*` jobs.
     pub usable: Vec<String>,
+    /// Jobs an override moved, answered from their baseline once it ends.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overridden: BTreeMap<String, Overridden>,
 }

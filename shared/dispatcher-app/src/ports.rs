@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use dispatcher_formats::Release;
 pub use dispatcher_formats::volumes::Demand;
+use serde::Serialize;
 
 use crate::recompute::RecomputeRequest;
 use crate::store::BoxError;
@@ -161,4 +162,54 @@ pub trait FallbackPublisher: Send + Sync {
 pub trait Handoff: Send + Sync {
     /// Queues `request`; returns once it is accepted, not run.
     async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError>;
+}
+
+/// Something operators should hear about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Note {
+    /// A generation was published.
+    Published {
+        /// Its number.
+        generation: u64,
+        /// Why.
+        cause: crate::Cause,
+        /// Assignments that changed.
+        changed: usize,
+        /// Demand that moved.
+        moved_demand: f64,
+    },
+    /// An override entered a state (active, expired, revoked, rejected, failed).
+    Override {
+        /// Its id.
+        id: String,
+        /// The state it entered.
+        state: crate::control::State,
+        /// Who made it happen.
+        actor: String,
+        /// What it does, in a few words.
+        what: String,
+        /// The generation serving after it.
+        generation: Option<u64>,
+    },
+    /// A recompute failed; the last good generation keeps serving.
+    RecomputeFailed {
+        /// Where it failed.
+        stage: String,
+        /// Why.
+        error: String,
+    },
+    /// The backup PR has been pending for longer than a day.
+    BackupPrPending {
+        /// The generation it waits for.
+        generation: String,
+    },
+}
+
+/// Tells operators (a chat channel's incoming webhook). Best effort: a failure to notify
+/// is logged, never fails the action it reports.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends `note`.
+    async fn notify(&self, note: &Note) -> Result<(), SourceError>;
 }

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::publish::{self, PublishError, PublishOptions, Published};
+use crate::publish::{self, Generation, PublishError, PublishOptions, Published, Release};
 use crate::{Cause, Stores};
 use dispatcher_core::model::Volumes;
+use dispatcher_core::overrides::{self, OverridePlanError, OverrideSpec};
 use dispatcher_core::{Mode, Plan, Settings};
 use dispatcher_formats::{CLUSTERS_PATH, Loaded, assemble};
 use serde::{Deserialize, Serialize};
@@ -133,6 +134,16 @@ pub enum RecomputeError {
     /// The serving generation's snapshot cannot be read.
     #[error(transparent)]
     Snapshot(#[from] publish::SnapshotError),
+    /// An active override does not fit the new release (its cluster is gone or blocked):
+    /// the generation with the override keeps serving until it ends or is cancelled.
+    #[error("override {id} cannot be applied to the new release")]
+    Override {
+        /// The override.
+        id: String,
+        /// Why.
+        #[source]
+        source: OverridePlanError,
+    },
     /// The plan was not published.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -154,6 +165,7 @@ impl RecomputeError {
             RecomputeError::Source(e) => e.service(),
             RecomputeError::Inputs(_) => "inputs",
             RecomputeError::Snapshot(_) => "snapshot",
+            RecomputeError::Override { .. } => "override",
             RecomputeError::Publish(_) => "publish",
             RecomputeError::Store(_) => "store",
         }
@@ -166,6 +178,7 @@ impl RecomputeError {
             RecomputeError::Source(e) => e.is_retryable(),
             RecomputeError::Inputs(_) => false,
             RecomputeError::Snapshot(e) => e.is_retryable(),
+            RecomputeError::Override { .. } => false,
             RecomputeError::Publish(e) => {
                 e.is_retryable() || matches!(e, PublishError::Lost { .. })
             }
@@ -234,6 +247,17 @@ impl Recomputer {
         }
         let serving = self.serving().await?;
         let base = serving.as_ref().map_or(0, |s| s.generation);
+        // The overrides serving now stay applied until they end (`now` is the edge's clock).
+        let active: Vec<OverrideSpec> = serving
+            .as_ref()
+            .map(|s| {
+                s.overrides
+                    .iter()
+                    .filter(|o| o.expires_at > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         // Delta needs something to add to; without a generation, everything is placed (F10).
         let mode = if serving.is_none() {
             Mode::Full
@@ -247,7 +271,24 @@ impl Recomputer {
         };
         let plan =
             dispatcher_core::run(&loaded.inputs(), &settings).map_err(RecomputeError::Inputs)?;
-        let published = self.publish(&plan, request, attempt, base, now).await?;
+        let stored = loaded.stored();
+        let answering = overrides::plan(&stored, &plan, &settings, &active).map_err(|source| {
+            RecomputeError::Override {
+                id: active
+                    .iter()
+                    .map(|o| o.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source,
+            }
+        })?;
+        let next = Generation {
+            plan: &answering,
+            baseline: &plan,
+            overrides: &active,
+            release: Release::New(&stored),
+        };
+        let published = self.publish(next, request, attempt, base, now).await?;
 
         // What was processed advances only now (F3).
         let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
@@ -274,16 +315,22 @@ impl Recomputer {
         })
     }
 
-    /// The generation serving now, with its plan; `None` before the first.
+    /// The generation serving now, with its baseline plan (without overrides: what the
+    /// next plan follows); `None` before the first.
     async fn serving(&self) -> Result<Option<Serving>, RecomputeError> {
         let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
-        let plan = publish::load_plan(&self.stores, &pointer.snapshot).await?;
+        let plan = publish::load_baseline(&self.stores, &pointer).await?;
+        let digest = match &pointer.applied.baseline {
+            Some(_) => publish::plan_digest(&plan.to_json()),
+            None => pointer.plan_digest.clone(),
+        };
         Ok(Some(Serving {
             generation: pointer.generation,
-            digest: pointer.plan_digest,
+            digest,
             plan,
+            overrides: pointer.applied.overrides,
         }))
     }
 
@@ -318,7 +365,7 @@ impl Recomputer {
     /// moves.
     async fn publish(
         &self,
-        plan: &Plan,
+        next: Generation<'_>,
         request: &RecomputeRequest,
         attempt: &str,
         base: u64,
@@ -332,7 +379,7 @@ impl Recomputer {
         } else {
             self.max_deleted
         };
-        Ok(publish::publish(&self.stores, plan, &options).await?)
+        Ok(publish::publish_generation(&self.stores, next, &options).await?)
     }
 
     /// Retries a backup PR that failed after its generation was published (F15): the
@@ -411,9 +458,12 @@ impl Recomputer {
 /// The generation serving when a recompute starts.
 struct Serving {
     generation: u64,
-    /// The digest of its plan.
+    /// The digest of its baseline plan.
     digest: String,
+    /// Its baseline plan.
     plan: Plan,
+    /// The overrides it applies.
+    overrides: Vec<OverrideSpec>,
 }
 
 /// The demands recorded in a plan, as measured volumes: a delta run's stand-in for

@@ -165,6 +165,15 @@ pub trait AssignmentStore: Send + Sync {
 
     /// Sets a durable marker.
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Sets a durable marker to `value` if it still holds `expected` (`None`: it is not
+    /// set): `true` when it was swapped. Of several racing writers exactly one succeeds.
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The snapshot role (S3, versioned): immutable objects per generation.

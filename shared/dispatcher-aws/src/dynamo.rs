@@ -443,4 +443,37 @@ impl AssignmentStore for DynamoTable {
         self.put(&keys::marker(name), &serde_json::json!({ "value": value }))
             .await
     }
+
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                &keys::marker(name),
+                &serde_json::json!({ "value": value }),
+            )?));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            // `value` is one of DynamoDB's reserved words.
+            Some(old) => put
+                .condition_expression("#value = :old")
+                .expression_attribute_names("#value", "value")
+                .expression_attribute_values(":old", AttributeValue::S(old.to_owned())),
+        };
+        match put
+            .send()
+            .await
+            .map_err(|e| classify("PutItem(swap marker)", e))
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -174,6 +174,15 @@ impl AssignmentStore for Faulty {
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
         self.inner.table.set_marker(name, value).await
     }
+
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.table.swap_marker(name, expected, value).await
+    }
 }
 
 /// Two plans over 300 jobs (12 batches) that differ for every job.

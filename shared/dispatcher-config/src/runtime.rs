@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dispatcher_app::control;
 use dispatcher_app::lookup::{self, EphemeralLimit};
 use dispatcher_app::publish::MAX_DELETED;
 use dispatcher_core::model::DemandModel;
@@ -40,6 +41,8 @@ pub struct RuntimeConfig {
     /// `dispatcher serve`'s manual trigger token (`DISPATCHER_TRIGGER_TOKEN`; random
     /// when unset).
     pub trigger_token: Option<String>,
+    /// The incident controls' bounds.
+    pub controls: control::Limits,
 }
 
 impl RuntimeConfig {
@@ -100,6 +103,7 @@ impl RuntimeConfig {
             release_limits: release_limits(&env)?,
             max_deleted: percent_of("DISPATCHER_MAX_DELETED_PERCENT", MAX_DELETED * 100.0)? / 100.0,
             trigger_token: env.var("DISPATCHER_TRIGGER_TOKEN"),
+            controls: control_limits(&env, lookup_refresh(&env)?)?,
         })
     }
 }
@@ -161,6 +165,53 @@ fn prometheus_settings<F: Fn(&str) -> Option<String>>(
 }
 
 /// `DISPATCHER_LOOKUP_REFRESH`: how often the lookup re-reads the pointer, at most 30 s.
+/// `DISPATCHER_PROW_CACHE_TTL` (Prow's `scheduler.external.cache.entry_timeout_interval`;
+/// without it the write controls refuse), the longest override and drain (at most the
+/// issue's 24 h and 2 h), and the moved share that needs a second approver.
+fn control_limits<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    lookup_refresh: Duration,
+) -> Result<control::Limits, ConfigError> {
+    let defaults = control::Limits::default();
+    let at_most = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        let d = env.duration(name, default)?;
+        if d.is_zero() || d > default {
+            return Err(ConfigError::Invalid {
+                var: name,
+                value: humantime::format_duration(d).to_string(),
+                message: format!(
+                    "expected more than 0 and at most {}",
+                    humantime::format_duration(default)
+                ),
+            });
+        }
+        Ok(d)
+    };
+    let share: f64 = env.parsed(
+        "DISPATCHER_SECOND_APPROVAL_PERCENT",
+        defaults.second_approval_share * 100.0,
+    )?;
+    if !(0.0..=100.0).contains(&share) {
+        return Err(ConfigError::Invalid {
+            var: "DISPATCHER_SECOND_APPROVAL_PERCENT",
+            value: share.to_string(),
+            message: "not a percentage".to_owned(),
+        });
+    }
+    let prow_cache = match env.var("DISPATCHER_PROW_CACHE_TTL") {
+        None => None,
+        Some(_) => Some(env.duration("DISPATCHER_PROW_CACHE_TTL", Duration::ZERO)?),
+    };
+    Ok(control::Limits {
+        max_duration: at_most("DISPATCHER_OVERRIDE_MAX_DURATION", defaults.max_duration)?,
+        max_drain: at_most("DISPATCHER_DRAIN_MAX_DURATION", defaults.max_drain)?,
+        second_approval_share: share / 100.0,
+        lookup_refresh,
+        prow_cache,
+        ..defaults
+    })
+}
+
 fn lookup_refresh<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
     let d = env.duration("DISPATCHER_LOOKUP_REFRESH", lookup::REFRESH)?;
     if d > Duration::from_secs(30) {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dispatcher_core::model::{DispatcherConfig, Inventory, JobFile, Volumes};
 use dispatcher_core::plan::InputDigests;
-use dispatcher_core::{Diagnostic, Inputs, Plan, Sources};
+use dispatcher_core::{Diagnostic, Inputs, Plan, Sources, StoredInputs};
 
 use crate::release::{
     self, CLUSTERS_PATH, CONFIG_PATH, Limits, Parse, ReadOptions, Release, Source,
@@ -308,6 +308,19 @@ impl Loaded {
         self.digests.previous = Some(digest);
         self.previous = Some(previous);
         self
+    }
+
+    /// The inputs without the previous plan, owned: what a generation keeps of its release.
+    pub fn stored(&self) -> StoredInputs {
+        StoredInputs {
+            config: self.config.clone(),
+            inventory: self.inventory.clone(),
+            files: self.files.clone(),
+            volumes: self.volumes.clone(),
+            digests: self.digests.clone(),
+            sources: self.sources.clone(),
+            diagnostics: self.diagnostics.clone(),
+        }
     }
 
     /// The inputs as the core takes them, borrowed.

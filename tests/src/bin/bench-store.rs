@@ -115,6 +115,15 @@ impl AssignmentStore for TimedCommit {
     async fn set_marker(&self, name: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_marker(name, value).await
     }
+
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_marker(name, expected, value).await
+    }
 }
 
 /// A publish's wall time, and the part of it spent in the commit.

@@ -1,12 +1,14 @@
 //! The local server: the Lambdas' routers over the configured store (the embedded one by
-//! default), a recompute worker in process, and the manual trigger. GitHub and Prometheus
+//! default), a recompute worker in process, the manual trigger and the control API (both
+//! behind the same bearer token). GitHub and Prometheus
 //! when they are configured, the release and volume files otherwise.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use dispatcher_api::{TriggerState, trigger_router};
+use dispatcher_api::{ControlAuth, ControlState, TriggerState, control_router, trigger_router};
+use dispatcher_app::control::Control;
 use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
 use dispatcher_app::{DemandSource, Handoff, Recomputer, RepoSource, Stores};
 use dispatcher_aws::Aws;
@@ -23,6 +25,8 @@ pub struct LocalServer {
     pub recomputer: Arc<Recomputer>,
     /// The store everything reads and writes.
     pub stores: Stores,
+    /// The incident controls (their sweep runs beside the server).
+    pub control: Control,
     /// The manual trigger's bearer token.
     pub token: String,
     /// Whether the webhook is served.
@@ -75,6 +79,17 @@ impl LocalServer {
                 token: token.clone(),
                 handoff: shared.clone(),
             })));
+        let control = Control {
+            stores: stores.clone(),
+            settings: cfg.engine.clone(),
+            limits: cfg.controls.clone(),
+            notifier: None,
+        };
+        router = router.merge(control_router(Arc::new(ControlState {
+            control: control.clone(),
+            auth: ControlAuth::Bearer(token.clone()),
+            now: dispatcher_api::now,
+        })));
         let webhook = cfg.webhook_secret.is_some();
         if webhook {
             router = router.merge(webhook::router(cfg, &aws, &stores, repo, shared).await?);
@@ -84,6 +99,7 @@ impl LocalServer {
             handoff,
             recomputer,
             stores,
+            control,
             token,
             webhook,
         })

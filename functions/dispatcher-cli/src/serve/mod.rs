@@ -72,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let server = LocalServer::build(&config, &inputs, token(&config)?).await?;
 
     start_recompute(&server, &inputs.release).await?;
+    spawn_sweep(server.control.clone());
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("Failed to listen on {}", args.addr))?;
@@ -86,6 +87,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         format!("  explain:   curl -s http://{addr}/explain/pull-ci-acme-widget-main-unit"),
         format!(
             "  recompute: curl -s -X POST -H 'Authorization: Bearer {}' http://{addr}/recompute",
+            server.token
+        ),
+        format!(
+            "  controls:  curl -s -H 'Authorization: Bearer {}' http://{addr}/control/v1/status",
             server.token
         ),
     ];
@@ -104,6 +109,27 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sweep that ends overrides, every minute as on AWS (the lookup already answers a
+/// job's baseline once its override ended; the sweep publishes the generation without it).
+fn spawn_sweep(control: dispatcher_app::control::Control) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match control.sweep(dispatcher_api::now()).await {
+                Ok(r) if !r.expired.is_empty() || !r.rejected.is_empty() => {
+                    tracing::info!(expired = ?r.expired, rejected = ?r.rejected, generation = ?r.generation, "sweep");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %dispatcher_core::chain(&e), "the sweep failed; it runs again in a minute")
+                }
+            }
+        }
+    });
 }
 
 /// The start-up recompute. With nothing published yet it runs before serving, so that the

@@ -330,6 +330,7 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
         published_at: 1,
         cause: Cause::Manual,
         inputs: Default::default(),
+        applied: Default::default(),
         pending: None,
     };
     let record = crate::model::GenerationRecord {
@@ -340,6 +341,7 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
         published_at: 1,
         base: None,
         inputs: Default::default(),
+        applied: Default::default(),
         jobs: 1,
         placed_jobs: 1,
         unschedulable_jobs: 0,

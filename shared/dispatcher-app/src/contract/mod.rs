@@ -44,6 +44,7 @@ macro_rules! contract_tests {
             a_plan_that_deletes_many_jobs_is_refused_unless_allowed,
             remembered_keys_expire,
             markers_are_durable,
+            markers_swap_from_what_they_hold,
             counters_count_under_concurrency
         );
     };

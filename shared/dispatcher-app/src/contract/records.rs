@@ -89,3 +89,38 @@ pub async fn counters_count_under_concurrency(stores: &Stores) {
     );
     assert_eq!(stores.table.increment("other").await.unwrap(), 1);
 }
+
+/// Checks that a marker swaps only from the value it holds, and that of racing swaps from
+/// one value exactly one succeeds.
+pub async fn markers_swap_from_what_they_hold(stores: &Stores) {
+    let t = &stores.table;
+    assert!(t.swap_marker("book", None, "v1").await.unwrap(), "unset");
+    assert!(
+        !t.swap_marker("book", None, "v0").await.unwrap(),
+        "set already"
+    );
+    assert!(
+        !t.swap_marker("book", Some("v0"), "v2").await.unwrap(),
+        "stale"
+    );
+    assert_eq!(t.marker("book").await.unwrap().as_deref(), Some("v1"));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            let value = format!("racer-{i}");
+            let won = stores
+                .table
+                .swap_marker("book", Some("v1"), &value)
+                .await
+                .unwrap();
+            won.then_some(value)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(t.marker("book").await.unwrap(), winners.pop());
+}

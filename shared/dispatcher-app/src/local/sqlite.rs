@@ -176,6 +176,7 @@ impl AssignmentStore for SqliteTable {
                 published_at: 0,
                 cause: crate::model::Cause::Manual,
                 inputs: Default::default(),
+                applied: Default::default(),
                 pending: None,
             });
             next.pending = Some(stored.clone());
@@ -296,6 +297,31 @@ impl AssignmentStore for SqliteTable {
         let (key, value) = (keys::marker(name), value.to_owned());
         self.with(move |c| put_doc(c, &key, &encode(&value)?, None))
             .await
+    }
+
+    async fn swap_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let key = keys::marker(name);
+        let (expected, value) = (expected.map(str::to_owned), value.to_owned());
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let held: Option<String> = get_doc(&tx, &key)?
+                .map(|(d, _)| decode(&key, &d))
+                .transpose()?;
+            if held != expected {
+                return Ok(false);
+            }
+            put_doc(&tx, &key, &encode(&value)?, None)?;
+            tx.commit().map_err(sql)?;
+            Ok(true)
+        })
+        .await
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::model::Assignments;
+use crate::model::{Assignments, Overridden};
 use crate::publish;
 use crate::records::EphemeralChoices;
 use crate::{StoreError, Stores};
@@ -44,6 +44,8 @@ pub struct Served {
     /// table.
     jobs: Arc<HashMap<String, String>>,
     usable: Arc<Vec<String>>,
+    /// Jobs an override moved: past its end, their baseline answers.
+    overridden: Arc<HashMap<String, Overridden>>,
     checked: Instant,
 }
 
@@ -55,7 +57,17 @@ impl Served {
             snapshot: self.snapshot.clone(),
             jobs: Arc::clone(&self.jobs),
             usable: Arc::clone(&self.usable),
+            overridden: Arc::clone(&self.overridden),
             checked: Instant::now(),
+        }
+    }
+
+    /// The answer for `job` at `now`, and whether an override gave it.
+    fn cluster(&self, job: &str, now: i64) -> Option<(&str, Source)> {
+        match self.overridden.get(job) {
+            Some(o) if o.until <= now => o.baseline.as_deref().map(|c| (c, Source::Generation)),
+            Some(_) => self.jobs.get(job).map(|c| (c.as_str(), Source::Override)),
+            None => self.jobs.get(job).map(|c| (c.as_str(), Source::Generation)),
         }
     }
 }
@@ -65,6 +77,8 @@ impl Served {
 pub enum Source {
     /// The serving generation's table.
     Generation,
+    /// The serving generation's table, for a job an active override moved.
+    Override,
     /// An ephemeral-cluster choice (remembered for a day).
     Ephemeral,
 }
@@ -223,11 +237,13 @@ impl LookupService {
             snapshot: pointer.snapshot.clone(),
             jobs: Arc::new(table.jobs.into_iter().collect()),
             usable: Arc::new(table.usable),
+            overridden: Arc::new(table.overridden.into_iter().collect()),
             checked: Instant::now(),
         }))
     }
 
-    /// The cluster for `job` now (`now` in seconds since the epoch, for ephemeral choices).
+    /// The cluster for `job` now (`now` in seconds since the epoch: for ephemeral choices,
+    /// and for overrides, which end at their time whether or not a generation follows).
     pub async fn answer(&self, job: &str, now: i64) -> Result<Answer, LookupError> {
         Self::check_name(job)?;
         let Some(served) = self.current().await? else {
@@ -236,11 +252,11 @@ impl LookupService {
         if job.starts_with(EPHEMERAL_PREFIX) {
             return self.ephemeral(job, &served, now).await;
         }
-        Ok(match served.jobs.get(job) {
-            Some(c) => Answer::Cluster {
-                cluster: c.clone(),
+        Ok(match served.cluster(job, now) {
+            Some((c, source)) => Answer::Cluster {
+                cluster: c.to_owned(),
                 generation: served.generation,
-                source: Source::Generation,
+                source,
             },
             None => Answer::NotFound,
         })

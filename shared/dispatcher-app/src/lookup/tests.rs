@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::model::{GenerationRecord, JobItem, Pending, Pointer};
+use crate::model::{GenerationRecord, JobItem, Overridden, Pending, Pointer};
 use crate::store::{Claim, WriteStats};
 use crate::{AssignmentStore, SnapshotStore};
 use async_trait::async_trait;
@@ -122,6 +122,10 @@ impl AssignmentStore for Counted {
     async fn set_marker(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(unused())
     }
+
+    async fn swap_marker(&self, _: &str, _: Option<&str>, _: &str) -> Result<bool, StoreError> {
+        Err(unused())
+    }
 }
 
 #[async_trait]
@@ -134,8 +138,19 @@ impl SnapshotStore for Counted {
         Ok(Some(
             crate::codec::gzip_json(&Assignments {
                 plan_digest: "d".to_owned(),
-                jobs: BTreeMap::from([("pull-ci-a".to_owned(), "build01".to_owned())]),
+                jobs: BTreeMap::from([
+                    ("pull-ci-a".to_owned(), "build01".to_owned()),
+                    ("pull-ci-drained".to_owned(), "build02".to_owned()),
+                ]),
                 usable: vec!["build01".to_owned(), "build02".to_owned()],
+                // An override moved this job off build01 until 5,000.
+                overridden: BTreeMap::from([(
+                    "pull-ci-drained".to_owned(),
+                    Overridden {
+                        baseline: Some("build01".to_owned()),
+                        until: 5_000,
+                    },
+                )]),
             })
             .unwrap(),
         ))
@@ -240,5 +255,39 @@ async fn new_ephemeral_choices_beyond_the_bucket_are_refused_without_writing() {
             .answer("ephemeralcluster-100", now + 1)
             .await
             .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_overridden_job_answers_its_baseline_once_the_override_ended_with_no_new_generation() {
+    let store = Counted::published();
+    let service = LookupService::new(store.stores());
+    let at = |cluster: &str, source| Answer::Cluster {
+        cluster: cluster.to_owned(),
+        generation: 1,
+        source,
+    };
+    let answer = |now| service.answer("pull-ci-drained", now);
+    assert_eq!(
+        answer(4_999).await.unwrap(),
+        at("build02", Source::Override)
+    );
+    assert_eq!(
+        answer(5_000).await.unwrap(),
+        at("build01", Source::Generation)
+    );
+    let before = store.touched();
+    assert_eq!(
+        answer(9_000).await.unwrap(),
+        at("build01", Source::Generation)
+    );
+    assert_eq!(
+        store.touched(),
+        before,
+        "the end needs no read of the store"
+    );
+    assert_eq!(
+        service.answer("pull-ci-a", 4_999).await.unwrap(),
+        at("build01", Source::Generation)
     );
 }

@@ -3,7 +3,7 @@
 
 use dispatcher_core::Plan;
 
-use crate::model::{Change, ClusterShare, GenerationRecord, Pointer};
+use crate::model::{Applied, Change, ClusterShare, GenerationRecord, Pointer};
 use crate::store::{StoreError, Stores};
 
 use super::{PublishError, PublishOptions};
@@ -15,6 +15,7 @@ pub(super) struct Commit<'a> {
     pub snapshot: &'a str,
     pub digest: &'a str,
     pub changes: &'a [Change],
+    pub applied: &'a Applied,
 }
 
 impl Commit<'_> {
@@ -33,6 +34,7 @@ impl Commit<'_> {
             published_at: opts.now,
             base: (self.base > 0).then_some(self.base),
             inputs: self.plan.inputs.clone(),
+            applied: self.applied.clone(),
             jobs: summary.jobs,
             placed_jobs: summary.placed_jobs,
             unschedulable_jobs: summary.unschedulable_jobs,
@@ -68,6 +70,7 @@ impl Commit<'_> {
             published_at: opts.now,
             cause: opts.cause,
             inputs: self.plan.inputs.clone(),
+            applied: self.applied.clone(),
             pending: None,
         };
         match stores

@@ -27,7 +27,8 @@ mod snapshot;
 
 use std::collections::BTreeMap;
 
-use dispatcher_core::Plan;
+use dispatcher_core::overrides::OverrideSpec;
+use dispatcher_core::{Plan, StoredInputs};
 
 use crate::model::{Cause, Pointer};
 use crate::records::Markers;
@@ -36,8 +37,8 @@ use crate::store::{StoreError, Stores, WriteStats};
 pub use guard::{DELETIONS_ALWAYS_ALLOWED, MAX_DELETED};
 pub use read::{history, lookup};
 pub use snapshot::{
-    SnapshotError, assignments_key, assignments_of, load_assignments, load_plan, plan_digest,
-    plan_key, snapshot_prefix,
+    SnapshotError, assignments_key, assignments_of, load_assignments, load_baseline, load_plan,
+    load_release, plan_digest, plan_key, release_key, snapshot_prefix, store_plan,
 };
 
 /// How long a claim holds before another publisher may take it over: longer than any
@@ -182,12 +183,58 @@ impl PublishError {
     }
 }
 
+/// The release a generation keeps for planning overrides.
+#[derive(Debug, Clone, Copy)]
+pub enum Release<'a> {
+    /// None: a plan published by hand.
+    None,
+    /// These inputs, to be stored.
+    New(&'a StoredInputs),
+    /// Inputs stored already, under this key.
+    Stored(&'a str),
+}
+
+/// A plan to publish, with what it applies beyond its release.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation<'a> {
+    /// The plan that answers.
+    pub plan: &'a Plan,
+    /// The plan of the same release without `overrides` (only read when there are some).
+    pub baseline: &'a Plan,
+    /// The overrides `plan` applies.
+    pub overrides: &'a [OverrideSpec],
+    /// The release's inputs.
+    pub release: Release<'a>,
+}
+
+impl<'a> Generation<'a> {
+    /// A plan without overrides and without stored inputs.
+    pub fn plain(plan: &'a Plan) -> Self {
+        Self {
+            plan,
+            baseline: plan,
+            overrides: &[],
+            release: Release::None,
+        }
+    }
+}
+
 /// Publishes `plan` as the next generation.
 pub async fn publish(
     stores: &Stores,
     plan: &Plan,
     opts: &PublishOptions,
 ) -> Result<Published, PublishError> {
+    publish_generation(stores, Generation::plain(plan), opts).await
+}
+
+/// Publishes a plan with its overrides, baseline and inputs as the next generation.
+pub async fn publish_generation(
+    stores: &Stores,
+    next: Generation<'_>,
+    opts: &PublishOptions,
+) -> Result<Published, PublishError> {
+    let plan = next.plan;
     let digest = plan_digest(&plan.to_json());
     let pointer = stores.table.pointer().await?;
     let serving = pointer.as_ref().filter(|p| p.generation > 0);
@@ -210,9 +257,10 @@ pub async fn publish(
         None => BTreeMap::new(),
     };
     guard::check(plan, &base_table, opts)?;
-    let assignments = assignments_of(plan, &digest);
+    let assignments = snapshot::assignments_of_generation(&next, &digest);
     let changes = items::changes_between(&base_table, &assignments.jobs, generation, opts);
     let snapshot = snapshot_prefix(&digest);
+    let applied = snapshot::store_applied(stores, &next).await?;
 
     // 1. The snapshot, and the list of jobs we are about to write.
     let changes_key = snapshot::changes_key(generation, &digest);
@@ -248,6 +296,7 @@ pub async fn publish(
         snapshot: &snapshot,
         digest: &digest,
         changes: &changes,
+        applied: &applied,
     };
     let record = commit.record(opts);
     commit.commit(stores, &record, opts).await?;

@@ -7,9 +7,15 @@ use dispatcher_core::report;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
+use dispatcher_core::StoredInputs;
+
 use crate::codec::{CodecError, gunzip_json, gzip_json};
-use crate::model::{Assignments, Change};
+use crate::model::{Applied, Assignments, Change, Overridden, Pointer};
 use crate::store::{StoreError, Stores};
+
+use super::{Generation, Release};
 
 /// Why a snapshot object could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,106 @@ pub(super) fn changes_key(generation: u64, digest: &str) -> String {
     format!("generations/{generation:010}/{short}/changes.json.gz")
 }
 
+/// Where a release's stored inputs live: addressed by the digests of the inputs, so that
+/// every generation of one release shares one object.
+pub fn release_key(inputs: &StoredInputs) -> String {
+    let digests = serde_json::to_string(&inputs.digests).unwrap_or_default();
+    let id = plan_digest(&digests);
+    format!("releases/{}.json.gz", id.trim_start_matches("sha256:"))
+}
+
+/// Stores what `next` applies beyond its plan (the baseline plan, the release's inputs)
+/// and says where.
+pub(super) async fn store_applied(
+    stores: &Stores,
+    next: &Generation<'_>,
+) -> Result<Applied, SnapshotError> {
+    let mut applied = Applied {
+        overrides: next.overrides.to_vec(),
+        ..Applied::default()
+    };
+    if !next.overrides.is_empty() {
+        let prefix = snapshot_prefix(&plan_digest(&next.baseline.to_json()));
+        put_gzipped(stores, plan_key(&prefix), next.baseline).await?;
+        applied.baseline = Some(prefix);
+    }
+    applied.release = match next.release {
+        Release::None => None,
+        Release::Stored(key) => Some(key.to_owned()),
+        Release::New(inputs) => {
+            let key = release_key(inputs);
+            if stores.snapshots.get(&key).await?.is_none() {
+                put_gzipped(stores, key.clone(), inputs).await?;
+            }
+            Some(key)
+        }
+    };
+    Ok(applied)
+}
+
+/// Stores `plan` as the plan of `snapshot` (a preview, which its publish writes again
+/// with the same bytes).
+pub async fn store_plan(stores: &Stores, snapshot: &str, plan: &Plan) -> Result<(), SnapshotError> {
+    put_gzipped(stores, plan_key(snapshot), plan).await
+}
+
+async fn put_gzipped<T: serde::Serialize>(
+    stores: &Stores,
+    key: String,
+    value: &T,
+) -> Result<(), SnapshotError> {
+    let bytes = gzip_json(value).map_err(|source| SnapshotError::Codec {
+        key: key.clone(),
+        source,
+    })?;
+    Ok(stores
+        .snapshots
+        .put(&key, bytes, "application/gzip")
+        .await?)
+}
+
+/// The answer table of a generation: its plan's, and for each job its overrides moved,
+/// the baseline answer and when the override ends (the latest end among the overrides of
+/// the cluster it left, or of all when it left none of theirs).
+pub(super) fn assignments_of_generation(next: &Generation<'_>, digest: &str) -> Assignments {
+    let mut table = assignments_of(next.plan, digest);
+    if next.overrides.is_empty() {
+        return table;
+    }
+    let latest = next
+        .overrides
+        .iter()
+        .map(|o| o.expires_at)
+        .max()
+        .unwrap_or(0);
+    let until_for = |left: Option<&str>| {
+        next.overrides
+            .iter()
+            .filter(|o| Some(o.cluster.as_str()) == left)
+            .map(|o| o.expires_at)
+            .max()
+            .unwrap_or(latest)
+    };
+    let baseline: BTreeMap<&String, Option<&String>> = next
+        .baseline
+        .jobs
+        .iter()
+        .map(|(n, e)| (n, e.cluster.as_ref()))
+        .collect();
+    for (job, before) in baseline {
+        let now = table.jobs.get(job);
+        if now != before {
+            let until = until_for(before.map(String::as_str));
+            let entry = Overridden {
+                baseline: before.cloned(),
+                until,
+            };
+            table.overridden.insert(job.clone(), entry);
+        }
+    }
+    table
+}
+
 /// The answer table of a plan.
 pub fn assignments_of(plan: &Plan, digest: &str) -> Assignments {
     Assignments {
@@ -93,6 +199,7 @@ pub fn assignments_of(plan: &Plan, digest: &str) -> Assignments {
             .filter(|(_, c)| c.state == ClusterState::Active)
             .map(|(n, _)| n.clone())
             .collect(),
+        overridden: BTreeMap::new(),
     }
 }
 
@@ -118,6 +225,21 @@ pub async fn load_assignments(
 /// The plan of a snapshot.
 pub async fn load_plan(stores: &Stores, snapshot: &str) -> Result<Plan, SnapshotError> {
     read(stores, plan_key(snapshot)).await
+}
+
+/// The plan of a generation without its overrides: what the next plan follows.
+pub async fn load_baseline(stores: &Stores, pointer: &Pointer) -> Result<Plan, SnapshotError> {
+    let snapshot = pointer
+        .applied
+        .baseline
+        .as_deref()
+        .unwrap_or(&pointer.snapshot);
+    load_plan(stores, snapshot).await
+}
+
+/// The release inputs stored under `key`.
+pub async fn load_release(stores: &Stores, key: &str) -> Result<StoredInputs, SnapshotError> {
+    read(stores, key.to_owned()).await
 }
 
 /// What a snapshot holds, written before any claim.

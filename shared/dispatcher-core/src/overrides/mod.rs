@@ -140,10 +140,9 @@ impl OverrideSpec {
         Diagnostic::warning(
             OVERRIDES_FILE,
             &self.id,
-            format!(
-                "override {}: {what} cluster {} until {} (Unix seconds)",
-                self.id, self.cluster, self.expires_at
-            ),
+            // Not its end: a plan is made before its override starts, and `Applied` in the
+            // generation carries the end.
+            format!("override {}: {what} cluster {}", self.id, self.cluster),
         )
     }
 }
