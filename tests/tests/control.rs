@@ -584,3 +584,191 @@ async fn of_two_applies_on_one_generation_one_wins_and_a_racing_recompute_keeps_
     .unwrap();
     assert_eq!(again.to_json(), answering.to_json());
 }
+
+mod chat {
+    use super::*;
+    use dispatcher_api::{SlackState, slack_router};
+    use dispatcher_app::local::LocalChatQueue;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    const CHANNEL: &str = "C0INCIDENT";
+
+    static CLOCK_CHAT: AtomicI64 = AtomicI64::new(0);
+    fn now_chat() -> i64 {
+        CLOCK_CHAT.load(Ordering::SeqCst)
+    }
+
+    /// A slash command's form body, as Slack sends it.
+    fn form(text: &str, user: &str, channel: &str, slack: &MockServer, trigger: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", "deprecated-verification-token")
+            .append_pair("team_id", "T0001")
+            .append_pair("team_domain", "example")
+            .append_pair("channel_id", channel)
+            .append_pair("channel_name", "ci-incidents")
+            .append_pair("user_id", user)
+            .append_pair("user_name", user)
+            .append_pair("command", "/dispatch")
+            .append_pair("text", text)
+            .append_pair("api_app_id", "A0001")
+            .append_pair("is_enterprise_install", "false")
+            .append_pair(
+                "response_url",
+                &format!("{}/commands/T0001/1/abc", slack.uri()),
+            )
+            .append_pair("trigger_id", trigger)
+            .finish()
+    }
+
+    fn signed(body: &str, at: i64, secret: &str) -> axum::http::Request<Body> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{at}:{body}").as_bytes());
+        axum::http::Request::post("/slack/commands")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", at.to_string())
+            .header(
+                "x-slack-signature",
+                format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+            )
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    async fn send(router: &Router, req: axum::http::Request<Body>) -> (u16, Value) {
+        let r = router.clone().oneshot(req).await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The texts Slack received on `route`.
+    async fn posted(slack: &MockServer, route: &str) -> Vec<String> {
+        slack
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == route)
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drain_from_slack_is_signed_answered_at_once_and_announced() {
+        let w = World::new(Backend::Local, &CLOCK_CHAT, now_chat)
+            .await
+            .unwrap();
+        let slack = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&slack)
+            .await;
+        let poster = Arc::new(
+            dispatcher_slack::Slack::new(
+                Some(format!("{}/services/notify", slack.uri())),
+                &slack.uri(),
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap(),
+        );
+        let mut control = w.control.clone();
+        control.notifier = Some(poster.clone());
+        let queue = LocalChatQueue::new(control, poster, now_chat);
+        let mut answered = queue.answered();
+        let router = slack_router(Arc::new(SlackState {
+            signing_secret: SIGNING.as_bytes().to_vec(),
+            channel: CHANNEL.to_owned(),
+            queue: Arc::new(queue),
+            now: now_chat,
+        }));
+        let at = now_chat();
+        let drain = form(
+            "drain build03 1h nodes failing",
+            "U0ALICE",
+            CHANNEL,
+            &slack,
+            "t-1",
+        );
+
+        // Refused before anything is parsed or queued.
+        assert_eq!(
+            send(&router, signed(&drain, at, "not-the-secret")).await.0,
+            401
+        );
+        assert_eq!(
+            send(&router, signed(&drain, at - 301, SIGNING)).await.0,
+            401,
+            "an old timestamp"
+        );
+        let mut tampered = signed(&drain, at, SIGNING);
+        *tampered.body_mut() = Body::from(drain.replace("build03", "build04"));
+        assert_eq!(send(&router, tampered).await.0, 401);
+        let elsewhere = form(
+            "drain build03 1h nodes failing",
+            "U0ALICE",
+            "C0RANDOM",
+            &slack,
+            "t-0",
+        );
+        let (status, body) = send(&router, signed(&elsewhere, at, SIGNING)).await;
+        assert_eq!(status, 200);
+        assert!(body["text"].as_str().unwrap().contains("only in"), "{body}");
+        assert!(
+            slack.received_requests().await.unwrap().is_empty(),
+            "nothing ran"
+        );
+
+        // Answered at once, the plan posted to the response URL afterwards.
+        let (status, body) = send(&router, signed(&drain, at, SIGNING)).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["response_type"], "ephemeral");
+        assert!(
+            body["text"].as_str().unwrap().starts_with("working on"),
+            "{body}"
+        );
+        answered.wait_for(|n| *n == 1).await.unwrap();
+        let replies = posted(&slack, "/commands/T0001/1/abc").await;
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert!(replies[0].contains("needs 2 approval(s)"), "{}", replies[0]);
+        let plan = replies[0].split('`').nth(1).unwrap().to_owned();
+        assert!(plan.starts_with("plan-"), "{plan}");
+
+        let apply = form(
+            &format!("apply {plan} confirm"),
+            "U0ALICE",
+            CHANNEL,
+            &slack,
+            "t-2",
+        );
+        send(&router, signed(&apply, at, SIGNING)).await;
+        answered.wait_for(|n| *n == 2).await.unwrap();
+        let replies = posted(&slack, "/commands/T0001/1/abc").await;
+        assert!(replies[1].contains("is pending"), "{}", replies[1]);
+        let id = replies[1].split('`').nth(1).unwrap().to_owned();
+        let approve = form(&format!("approve {id}"), "U0BOB", CHANNEL, &slack, "t-3");
+        send(&router, signed(&approve, at, SIGNING)).await;
+        answered.wait_for(|n| *n == 3).await.unwrap();
+        let replies = posted(&slack, "/commands/T0001/1/abc").await;
+        assert!(replies[2].contains("is active"), "{}", replies[2]);
+        assert_ne!(w.lookup(JOB).await.0, "build03");
+        let notes = posted(&slack, "/services/notify").await;
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains(&id) && n.contains("is active by U0BOB")),
+            "{notes:?}"
+        );
+    }
+}

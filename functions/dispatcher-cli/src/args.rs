@@ -96,6 +96,89 @@ pub enum Command {
     /// Serve the lookup, the webhook and a manual recompute trigger on localhost, with the
     /// same code as the Lambda functions.
     Serve(ServeArgs),
+    /// Incident controls: temporary drains and capacities, planned, applied, approved and
+    /// cancelled on the configured store.
+    Override(OverrideArgs),
+}
+
+/// `dispatcher override`.
+#[derive(Args)]
+pub struct OverrideArgs {
+    /// Who acts, for the audit trail [default: $USER].
+    #[arg(long, global = true)]
+    pub actor: Option<String>,
+    /// The action.
+    #[command(subcommand)]
+    pub command: OverrideCommand,
+}
+
+/// The control actions.
+#[derive(Subcommand)]
+pub enum OverrideCommand {
+    /// Preview an override on the serving generation (read-only; valid 15 minutes).
+    Plan(OverridePlanArgs),
+    /// Apply a plan: the override is made with your approval, and published once it has
+    /// the approvals it needs (drains need two people).
+    Apply {
+        /// The plan's id.
+        plan: String,
+        /// Drain even though moved jobs' static `cluster:` still names the drained cluster.
+        #[arg(long)]
+        confirm_unprotected: bool,
+    },
+    /// Approve a pending override.
+    Approve {
+        /// The override's id.
+        id: String,
+    },
+    /// Cancel a pending or active override (an active one's jobs go back at once).
+    Cancel {
+        /// The override's id.
+        id: String,
+    },
+    /// Every override, newest first.
+    List,
+    /// The serving generation, the active and pending overrides.
+    Status,
+    /// End the overrides whose time is up now (the schedule does it every minute).
+    Sweep,
+}
+
+/// `dispatcher override plan`.
+#[derive(Args)]
+pub struct OverridePlanArgs {
+    /// drain or capacity.
+    #[arg(long, value_parser = override_kind)]
+    pub kind: dispatcher_core::overrides::OverrideKind,
+    /// The cluster.
+    #[arg(long)]
+    pub cluster: String,
+    /// Only the jobs that need this capability (a drain).
+    #[arg(long)]
+    pub capability: Option<String>,
+    /// The new capacity, 1..=100 (a capacity override).
+    #[arg(long)]
+    pub capacity: Option<u32>,
+    /// How long it holds once applied: at most 2h for a drain, 24h otherwise.
+    #[arg(long)]
+    pub duration: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+    /// The incident.
+    #[arg(long)]
+    pub incident_url: Option<String>,
+    /// The same key twice makes one override [default: a fresh one].
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+fn override_kind(s: &str) -> Result<dispatcher_core::overrides::OverrideKind, String> {
+    match s {
+        "drain" => Ok(dispatcher_core::overrides::OverrideKind::Drain),
+        "capacity" => Ok(dispatcher_core::overrides::OverrideKind::Capacity),
+        other => Err(format!("{other:?}: expected drain or capacity")),
+    }
 }
 
 /// What an operator may override when publishing by hand.

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod overrides;
 pub mod render;
 pub mod serve;
 pub mod store;
@@ -36,5 +37,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::History { job } => store::history(&job).await,
         Command::Status => store::status().await,
         Command::Serve(args) => serve::serve(args).await,
+        Command::Override(args) => overrides::run(args).await,
     }
 }

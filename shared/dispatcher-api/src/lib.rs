@@ -5,6 +5,7 @@ pub mod control;
 pub mod error;
 pub mod lambda;
 pub mod lookup;
+pub mod slack;
 pub mod trigger;
 pub mod webhook;
 
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 pub use control::{ControlAuth, ControlState, control_router};
 pub use error::ApiError;
 pub use lookup::{LookupState, lookup_router};
+pub use slack::{SlackState, slack_router};
 pub use trigger::{TriggerState, trigger_router};
 pub use webhook::{WebhookState, webhook_router};
 

@@ -203,6 +203,8 @@ pub enum Note {
     BackupPrPending {
         /// The generation it waits for.
         generation: String,
+        /// Since when (seconds since the epoch).
+        since: i64,
     },
 }
 
@@ -212,4 +214,31 @@ pub enum Note {
 pub trait Notifier: Send + Sync {
     /// Sends `note`.
     async fn notify(&self, note: &Note) -> Result<(), SourceError>;
+}
+
+/// A chat command taken, to run after its request was answered (Slack waits 3 s at most).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ChatRequest {
+    /// The command's text (`drain build03 1h nodes failing`).
+    pub text: String,
+    /// Who sent it (the chat's user id): the actor.
+    pub user: String,
+    /// Where the answer goes.
+    pub response_url: String,
+    /// The request's own id (Slack's trigger id): a redelivered command plans once.
+    pub key: String,
+}
+
+/// Runs chat commands after their request was answered.
+#[async_trait]
+pub trait ChatQueue: Send + Sync {
+    /// Queues `request`; returns once it is accepted, not run.
+    async fn submit(&self, request: &ChatRequest) -> Result<(), SourceError>;
+}
+
+/// Posts a chat command's answer to the URL the chat gave with it.
+#[async_trait]
+pub trait ChatReply: Send + Sync {
+    /// Posts `text` to `response_url`.
+    async fn reply(&self, response_url: &str, text: &str) -> Result<(), SourceError>;
 }

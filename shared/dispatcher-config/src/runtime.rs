@@ -10,7 +10,7 @@ use dispatcher_core::{Settings, Strategy};
 use dispatcher_formats::Limits;
 
 use crate::env::{ConfigError, Env, Secret};
-use crate::sections::{GitHubSettings, PrometheusSettings, ServeLimits};
+use crate::sections::{GitHubSettings, PrometheusSettings, ServeLimits, SlackSettings};
 use crate::store::StoreConfig;
 
 /// The whole configuration; each function uses the parts it needs.
@@ -43,6 +43,8 @@ pub struct RuntimeConfig {
     pub trigger_token: Option<String>,
     /// The incident controls' bounds.
     pub controls: control::Limits,
+    /// The chat.
+    pub slack: SlackSettings,
 }
 
 impl RuntimeConfig {
@@ -104,6 +106,21 @@ impl RuntimeConfig {
             max_deleted: percent_of("DISPATCHER_MAX_DELETED_PERCENT", MAX_DELETED * 100.0)? / 100.0,
             trigger_token: env.var("DISPATCHER_TRIGGER_TOKEN"),
             controls: control_limits(&env, lookup_refresh(&env)?)?,
+            slack: SlackSettings {
+                signing_secret: env.secret(
+                    "DISPATCHER_SLACK_SIGNING_SECRET_ARN",
+                    "DISPATCHER_SLACK_SIGNING_SECRET",
+                ),
+                channel: env.var("DISPATCHER_SLACK_CHANNEL"),
+                webhook: env.secret(
+                    "DISPATCHER_SLACK_WEBHOOK_URL_ARN",
+                    "DISPATCHER_SLACK_WEBHOOK_URL",
+                ),
+                response_prefix: env
+                    .var("DISPATCHER_SLACK_RESPONSE_PREFIX")
+                    .unwrap_or_else(|| "https://hooks.slack.com/".to_owned()),
+                timeout: env.duration("DISPATCHER_SLACK_TIMEOUT", Duration::from_secs(5))?,
+            },
         })
     }
 }

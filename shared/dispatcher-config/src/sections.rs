@@ -84,3 +84,18 @@ impl Default for ServeLimits {
         }
     }
 }
+
+/// The chat: Slack's slash command and the notifications channel.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    /// The app's signing secret (`/slack/commands` is served only with one).
+    pub signing_secret: Option<Secret>,
+    /// The one channel id commands are taken from.
+    pub channel: Option<String>,
+    /// The incoming webhook notifications go to (a secret URL).
+    pub webhook: Option<Secret>,
+    /// The prefix every command's response URL must have.
+    pub response_prefix: String,
+    /// Per post.
+    pub timeout: Duration,
+}

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use dispatcher_api::{ControlAuth, ControlState, TriggerState, control_router, trigger_router};
+use dispatcher_api::{
+    ControlAuth, ControlState, SlackState, TriggerState, control_router, slack_router,
+    trigger_router,
+};
 use dispatcher_app::control::Control;
-use dispatcher_app::local::{FileDemand, LocalHandoff, LocalRepo};
+use dispatcher_app::local::{FileDemand, LocalChatQueue, LocalHandoff, LocalRepo};
 use dispatcher_app::{DemandSource, Handoff, Recomputer, RepoSource, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
@@ -31,6 +34,30 @@ pub struct LocalServer {
     pub token: String,
     /// Whether the webhook is served.
     pub webhook: bool,
+}
+
+/// `POST /slack/commands` when a signing secret and a channel are configured.
+async fn chat_router(
+    cfg: &RuntimeConfig,
+    aws: &Aws,
+    control: &Control,
+    slack: Arc<dispatcher_slack::Slack>,
+) -> Result<Option<Router>> {
+    let (Some(secret), Some(channel)) = (&cfg.slack.signing_secret, &cfg.slack.channel) else {
+        return Ok(None);
+    };
+    let secret = aws
+        .secret(secret)
+        .await
+        .context("Failed to read the Slack signing secret")?;
+    anyhow::ensure!(!secret.is_empty(), "the Slack signing secret is empty");
+    let queue = LocalChatQueue::new(control.clone(), slack, dispatcher_api::now);
+    Ok(Some(slack_router(Arc::new(SlackState {
+        signing_secret: secret.into_bytes(),
+        channel: channel.clone(),
+        queue: Arc::new(queue),
+        now: dispatcher_api::now,
+    }))))
 }
 
 impl LocalServer {
@@ -79,17 +106,26 @@ impl LocalServer {
                 token: token.clone(),
                 handoff: shared.clone(),
             })));
+        let webhook_url = aws.optional_secret(cfg.slack.webhook.as_ref()).await?;
+        let slack = Arc::new(dispatcher_slack::Slack::new(
+            webhook_url,
+            &cfg.slack.response_prefix,
+            cfg.slack.timeout,
+        )?);
         let control = Control {
             stores: stores.clone(),
             settings: cfg.engine.clone(),
             limits: cfg.controls.clone(),
-            notifier: None,
+            notifier: Some(slack.clone()),
         };
         router = router.merge(control_router(Arc::new(ControlState {
             control: control.clone(),
             auth: ControlAuth::Bearer(token.clone()),
             now: dispatcher_api::now,
         })));
+        if let Some(chat) = chat_router(cfg, &aws, &control, slack).await? {
+            router = router.merge(chat);
+        }
         let webhook = cfg.webhook_secret.is_some();
         if webhook {
             router = router.merge(webhook::router(cfg, &aws, &stores, repo, shared).await?);

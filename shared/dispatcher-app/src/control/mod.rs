@@ -8,6 +8,7 @@
 //! the sweep then publishes the generation without it and marks it expired.
 
 pub mod book;
+pub mod chat;
 mod error;
 mod flow;
 mod types;
