@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three functions as Lambda bootstraps (`cargo lambda build --release`, x86_64
+# Builds the four functions as Lambda bootstraps (`cargo lambda build --release`, x86_64
 # unless ARCH=arm64) and prints each bootstrap's size. `sam build --beta-features` runs the
 # same build; this is what CI checks.
 set -euo pipefail
@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 PATH="$(./infra/tools.sh):$PATH"
 arch_flag=()
 if [ "${ARCH:-x86_64}" = arm64 ]; then arch_flag=(--arm64); fi
-cargo lambda build --release --locked "${arch_flag[@]}" -p lookup -p webhook -p recompute
+cargo lambda build --release --locked "${arch_flag[@]}" -p lookup -p webhook -p recompute -p control
 target="${CARGO_TARGET_DIR:-target}"
-for f in lookup webhook recompute; do
+for f in lookup webhook recompute control; do
   bootstrap="$target/lambda/$f/bootstrap"
   [ -x "$bootstrap" ] || { echo "missing $bootstrap" >&2; exit 1; }
   awk -v f="$f" -v p="$bootstrap" -v b="$(stat -c %s "$bootstrap")" \

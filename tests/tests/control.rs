@@ -772,3 +772,83 @@ mod chat {
         );
     }
 }
+
+mod lambda {
+    use super::*;
+    use async_trait::async_trait;
+    use dispatcher_app::SourceError;
+    use dispatcher_app::ports::{ChatQueue, ChatRequest};
+
+    static CLOCK_LAMBDA: AtomicI64 = AtomicI64::new(0);
+    fn now_lambda() -> i64 {
+        CLOCK_LAMBDA.load(Ordering::SeqCst)
+    }
+
+    struct NoChat;
+    #[async_trait]
+    impl ChatQueue for NoChat {
+        async fn submit(&self, _: &ChatRequest) -> Result<(), SourceError> {
+            Err(SourceError::permanent("chat", "not in this test"))
+        }
+    }
+
+    /// A recorded HTTP API event of an IAM-signed call, with this route and body.
+    fn event(verb: &str, route: &str, body: &Value, iam: bool) -> Value {
+        let text = include_str!("../fixtures/events/apigw-v2-control-iam.json");
+        let mut e: Value = serde_json::from_str(text).unwrap();
+        e["routeKey"] = json!(format!("{verb} {route}"));
+        e["rawPath"] = json!(route);
+        e["requestContext"]["http"]["method"] = json!(verb);
+        e["requestContext"]["http"]["path"] = json!(route);
+        e["body"] = json!(body.to_string());
+        if !iam {
+            e["requestContext"]
+                .as_object_mut()
+                .unwrap()
+                .remove("authorizer");
+        }
+        e
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_actor_on_aws_is_the_callers_iam_principal_not_the_bodys() {
+        let w = World::new(Backend::Local, &CLOCK_LAMBDA, now_lambda)
+            .await
+            .unwrap();
+        let vars = BTreeMap::from([("DISPATCHER_PROW_CACHE_TTL", "10s".to_owned())]);
+        let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let aws = dispatcher_aws::Aws::default();
+        let wiring = control::wiring(&cfg, &aws, w.stores.clone(), Arc::new(NoChat))
+            .await
+            .unwrap();
+        let call =
+            |e: Value| control::handle(&wiring, "dispatcher-control", e, dispatcher_api::now());
+
+        let mut body = capacity("build05", 10, "iam-1");
+        body["actor"] = json!("mallory");
+        let unsigned = call(event("POST", "/control/v1/plans", &body, false))
+            .await
+            .unwrap();
+        assert_eq!(unsigned["statusCode"], 401, "{unsigned}");
+        let planned = call(event("POST", "/control/v1/plans", &body, true))
+            .await
+            .unwrap();
+        assert_eq!(planned["statusCode"], 201, "{planned}");
+        let plan: Value = serde_json::from_str(planned["body"].as_str().unwrap()).unwrap();
+        let route = format!("/control/v1/plans/{}/apply", plan["id"].as_str().unwrap());
+        let applied = call(event("POST", &route, &json!({"actor": "mallory"}), true))
+            .await
+            .unwrap();
+        assert_eq!(applied["statusCode"], 200, "{applied}");
+        let o: Value = serde_json::from_str(applied["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            o["created_by"],
+            "arn:aws:sts::123456789012:assumed-role/oncall/alice"
+        );
+        assert_eq!(applied["headers"]["content-type"], "application/json");
+
+        let swept = call(json!({"action": "sweep"})).await.unwrap();
+        assert_eq!(swept["expired"], json!([]));
+        assert!(call(json!({"action": "chat", "request": 1})).await.is_err());
+    }
+}

@@ -276,6 +276,8 @@ fn routes_timeouts_and_binaries_match_the_functions() {
         ("LookupFunction", "/healthz"),
         ("LookupFunction", "/explain/{job}"),
         ("WebhookFunction", "/github"),
+        ("ControlFunction", "/control/v1/{proxy+}"),
+        ("ControlFunction", "/slack/commands"),
     ] {
         let ms = route(function, path).1;
         assert!(
@@ -290,6 +292,7 @@ fn routes_timeouts_and_binaries_match_the_functions() {
         ("LookupFunction", "lookup"),
         ("WebhookFunction", "webhook"),
         ("RecomputeFunction", "recompute"),
+        ("ControlFunction", "control"),
     ] {
         let f = resource(&t, function);
         assert_eq!(
@@ -568,5 +571,100 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
     assert!(
         seconds * 2 <= function,
         "{github} against a {function} s function"
+    );
+}
+
+#[test]
+fn the_controls_are_iam_signed_slack_is_not_and_the_sweep_runs_every_minute() {
+    let t = template();
+    let control = resource(&t, "ControlFunction");
+    let auth_of = |path: &str| {
+        events(control)
+            .into_iter()
+            .find(|(_, e)| str_at(e, &["Properties", "Path"]) == Some(path))
+            .and_then(|(_, e)| str_at(e, &["Properties", "Auth", "Authorizer"]).map(str::to_owned))
+    };
+    assert_eq!(auth_of("/control/v1/{proxy+}").as_deref(), Some("AWS_IAM"));
+    // Slack signs its requests itself; the function checks the signature.
+    assert_eq!(auth_of("/slack/commands"), None);
+    assert_eq!(
+        t.get("Resources")
+            .and_then(|r| r.get("DispatcherApi"))
+            .and_then(|a| a.get("Properties"))
+            .and_then(|p| p.get("Auth"))
+            .and_then(|a| a.get("EnableIamAuthorizer"))
+            .and_then(Value::as_bool),
+        Some(true)
+    );
+    let sweep = events(control)
+        .into_iter()
+        .find(|(name, _)| name == "Sweep")
+        .map(|(_, e)| e)
+        .expect("a Sweep schedule");
+    assert_eq!(
+        str_at(sweep, &["Properties", "Schedule"]),
+        Some("rate(1 minute)")
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(str_at(sweep, &["Properties", "Input"]).unwrap()).unwrap();
+    assert_eq!(input["action"], "sweep");
+    // Writes only under the keys the controls and the publish use.
+    use dispatcher_app::keys;
+    let written = leading_keys(
+        statement(control, "PublishAndControl"),
+        "ForAllValues:StringLike",
+    );
+    let book = keys::marker(dispatcher_app::control::book::BOOK);
+    for key in [
+        keys::POINTER.to_owned(),
+        keys::job("some-job"),
+        keys::generation(7),
+        book,
+        keys::remembered(&format!("{}p", dispatcher_app::control::PLAN)),
+        keys::remembered(&format!("{}k", dispatcher_app::control::IDEMPOTENCY)),
+    ] {
+        assert!(
+            written
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => key.starts_with(prefix),
+                    None => key == *pattern,
+                }),
+            "{key} is not writable by {written:?}"
+        );
+    }
+    assert!(
+        !written
+            .iter()
+            .any(|p| p.starts_with("mem#delivery") || p.starts_with("marker#inventory"))
+    );
+    // The bound the write controls check needs Prow's cache interval from the operator.
+    assert_eq!(
+        ref_at(
+            control,
+            &[
+                "Properties",
+                "Environment",
+                "Variables",
+                "DISPATCHER_PROW_CACHE_TTL"
+            ]
+        ),
+        Some("ProwCacheTtl")
+    );
+    let lookup_refresh = |f: &str| {
+        str_at(
+            resource(&t, f),
+            &[
+                "Properties",
+                "Environment",
+                "Variables",
+                "DISPATCHER_LOOKUP_REFRESH",
+            ],
+        )
+        .map(str::to_owned)
+    };
+    assert_eq!(
+        lookup_refresh("ControlFunction"),
+        lookup_refresh("LookupFunction")
     );
 }

@@ -39,6 +39,43 @@ pub async fn serve_http(router: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(service).await
 }
 
+/// Answers one API Gateway event (HTTP API payload 2.0, or REST) with `router`, for a
+/// function that also takes other events (the control function's sweep and chat
+/// commands): the response in the HTTP API's format 2.0.
+pub async fn answer_event(
+    router: Router,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use tower::ServiceExt as _;
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(event)?;
+    let request: lambda_http::Request = request.into();
+    let request = without_stage(request).map(|b| axum::body::Body::from(b.to_vec()));
+    let response = router.oneshot(request).await?;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await?;
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.into())))
+        .collect();
+    let (body, base64) = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => (text, false),
+        Err(_) => {
+            use base64::Engine as _;
+            (
+                base64::engine::general_purpose::STANDARD.encode(&bytes),
+                true,
+            )
+        }
+    };
+    Ok(serde_json::json!({
+        "statusCode": parts.status.as_u16(),
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": base64,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

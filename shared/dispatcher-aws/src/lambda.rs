@@ -1,10 +1,10 @@
-//! Lambda-side adapters: the webhook's asynchronous hand-off to the recompute function, and
-//! secrets read once at cold start.
+//! Lambda-side adapters: asynchronous invokes (the webhook's hand-off to the recompute
+//! function, the control function's chat commands to itself), and secrets.
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use dispatcher_app::ports::{Handoff, SourceError};
+use dispatcher_app::ports::{ChatQueue, ChatRequest, Handoff, SourceError};
 use dispatcher_app::recompute::RecomputeRequest;
 
 /// Invokes the recompute function asynchronously (`InvocationType=Event`): Lambda queues it,
@@ -25,11 +25,9 @@ impl LambdaHandoff {
     }
 }
 
-#[async_trait]
-impl Handoff for LambdaHandoff {
-    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
-        let payload = serde_json::to_vec(request)
-            .map_err(|e| SourceError::permanent("handoff", "the request as JSON").because(e))?;
+impl LambdaHandoff {
+    /// Invokes the function asynchronously with `payload`.
+    async fn invoke(&self, service: &'static str, payload: Vec<u8>) -> Result<(), SourceError> {
         self.client
             .invoke()
             .function_name(&self.function)
@@ -38,10 +36,31 @@ impl Handoff for LambdaHandoff {
             .send()
             .await
             .map_err(|e| {
-                SourceError::retryable("handoff", format!("invoke {}", self.function))
+                SourceError::retryable(service, format!("invoke {}", self.function))
                     .because(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string())
             })?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Handoff for LambdaHandoff {
+    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
+        let payload = serde_json::to_vec(request)
+            .map_err(|e| SourceError::permanent("handoff", "the request as JSON").because(e))?;
+        self.invoke("handoff", payload).await
+    }
+}
+
+/// The control function's own queue of chat commands: it invokes itself asynchronously
+/// with `{"action": "chat", "request": ...}` and answers Slack at once.
+#[async_trait]
+impl ChatQueue for LambdaHandoff {
+    async fn submit(&self, request: &ChatRequest) -> Result<(), SourceError> {
+        let payload =
+            serde_json::to_vec(&serde_json::json!({"action": "chat", "request": request}))
+                .map_err(|e| SourceError::permanent("chat", "the command as JSON").because(e))?;
+        self.invoke("chat", payload).await
     }
 }
 

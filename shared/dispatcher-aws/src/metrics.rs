@@ -13,6 +13,16 @@ pub const CHANGED_ASSIGNMENTS: &str = "ChangedAssignments";
 /// Hours since a recompute last succeeded: 0 from a success, the age from the scheduled check.
 pub const HOURS_SINCE_SUCCESS: &str = "HoursSinceSuccess";
 
+/// A sweep ran (1 per sweep): the "sweep did not run" alarm reads it.
+pub const SWEEP_RAN: &str = "SweepRan";
+/// Overrides active after a sweep.
+pub const OVERRIDES_ACTIVE: &str = "OverridesActive";
+/// Overrides waiting for approvals after a sweep.
+pub const OVERRIDES_PENDING: &str = "OverridesPending";
+/// Overrides whose publish failed, as the book keeps them: the "override failed to apply"
+/// alarm reads it.
+pub const OVERRIDES_FAILED: &str = "OverridesFailed";
+
 /// One EMF document: `metrics` under [`NAMESPACE`], with the function's name as the only
 /// dimension (the same dimension name AWS/Lambda metrics use).
 pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> String {
