@@ -852,3 +852,162 @@ mod lambda {
         assert!(call(json!({"action": "chat", "request": 1})).await.is_err());
     }
 }
+
+mod notes {
+    use super::*;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    static CLOCK_NOTES: AtomicI64 = AtomicI64::new(0);
+    fn now_notes() -> i64 {
+        CLOCK_NOTES.load(Ordering::SeqCst)
+    }
+
+    async fn texts(slack: &MockServer) -> Vec<String> {
+        slack
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_failures_and_a_late_backup_pr_are_announced_once() {
+        let w = World::new(Backend::Local, &CLOCK_NOTES, now_notes)
+            .await
+            .unwrap();
+        let slack = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&slack)
+            .await;
+        let poster = dispatcher_slack::Slack::new(
+            Some(format!("{}/services/notify", slack.uri())),
+            &slack.uri(),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut recomputer = w.recomputer.clone();
+        recomputer.notifier = Some(Arc::new(poster));
+
+        // The same inputs again: nothing published, nothing said.
+        recomputer
+            .run(&RecomputeRequest::weekly(), "again", T0 + 10)
+            .await
+            .unwrap();
+        assert!(texts(&slack).await.is_empty());
+
+        // A drain, then a recompute: it publishes (the baseline with the drain kept).
+        let plan = w.plan(capacity("build05", 10, "notes")).await;
+        let (s, b) = w
+            .post(
+                &format!("/control/v1/plans/{}/apply", plan["id"].as_str().unwrap()),
+                json!({"actor": "ann"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+
+        // A release that cannot be read fails, and says where.
+        let mut broken = recomputer.clone();
+        broken.repo = Arc::new(LocalRepo {
+            path: sample().join("no-such-release"),
+            clusters: None,
+            limits: Default::default(),
+        });
+        assert!(
+            broken
+                .run(&RecomputeRequest::weekly(), "broken", T0 + 20)
+                .await
+                .is_err()
+        );
+        let said = texts(&slack).await;
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("a recompute failed"), "{}", said[0]);
+
+        // A release whose inventory blocks build03 and build05: a generation that moves
+        // jobs, announced.
+        let inventory = std::fs::read_to_string(
+            sample().join("release/core-services/sanitize-prow-jobs/_clusters.yaml"),
+        )
+        .unwrap()
+        .replace(
+            "  - name: build05\n",
+            "  - name: build05\n    blocked: true\n",
+        )
+        .replace(
+            "  - name: build03\n",
+            "  - name: build03\n    blocked: true\n",
+        );
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        std::fs::write(dir.path().join("_clusters.yaml"), inventory).unwrap();
+        let mut blocking = recomputer.clone();
+        blocking.repo = Arc::new(LocalRepo {
+            path: sample().join("release"),
+            clusters: Some(dir.path().join("_clusters.yaml")),
+            limits: Default::default(),
+        });
+        let outcome = blocking
+            .run(&RecomputeRequest::weekly(), "blocking", T0 + 30)
+            .await
+            .unwrap();
+        assert!(outcome.published.changed > 0, "{outcome:?}");
+        // The release blocks the cluster the capacity override lowered: the release says
+        // more, and the override ends with that generation.
+        let book = w.control.list().await.unwrap();
+        assert_eq!(book[0].state, State::Revoked);
+        let last = book[0].history.last().unwrap();
+        assert_eq!(
+            (last.actor.as_str(), last.generation),
+            ("recompute", Some(outcome.published.generation))
+        );
+        assert!(last.message.contains("blocked"), "{}", last.message);
+        assert!(
+            w.stores
+                .serving()
+                .await
+                .unwrap()
+                .unwrap()
+                .applied
+                .overrides
+                .is_empty()
+        );
+        let said = texts(&slack).await;
+        assert!(
+            said[1].contains(&format!(
+                "generation {} published (weekly)",
+                outcome.published.generation
+            )),
+            "{said:?}"
+        );
+
+        // A backup PR pending for more than a day is announced once.
+        let markers = dispatcher_app::records::Markers(w.stores.table.as_ref());
+        markers.set_fallback_pending(2).await.unwrap();
+        assert!(
+            !recomputer.announce_late_backup_pr(T0 + 3600).await.unwrap(),
+            "not a day yet"
+        );
+        assert!(
+            recomputer
+                .announce_late_backup_pr(T0 + 86_400 + 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !recomputer
+                .announce_late_backup_pr(T0 + 86_400 + 120)
+                .await
+                .unwrap(),
+            "once"
+        );
+        let said = texts(&slack).await;
+        assert!(said[2].contains("backup PR of generation 2"), "{said:?}");
+    }
+}

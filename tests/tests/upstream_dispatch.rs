@@ -1217,6 +1217,7 @@ impl World {
             fallback: with_pr.then(|| Arc::clone(&self.pr) as Arc<dyn FallbackPublisher>),
             settings: Settings::default(),
             max_deleted: dispatcher_app::publish::MAX_DELETED,
+            notifier: None,
         }
     }
 

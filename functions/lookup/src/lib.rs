@@ -7,17 +7,29 @@ use std::sync::Arc;
 
 use axum::Router;
 use dispatcher_api::{LookupState, lookup_router};
+use dispatcher_app::ports::AnswerMetrics;
 use dispatcher_app::{LookupService, Stores};
 use dispatcher_config::RuntimeConfig;
 
 /// The lookup's router over `stores`, with the configured staleness bound (how often the
 /// generation pointer is re-read) and bound on new ephemeral choices.
 pub fn router(cfg: &RuntimeConfig, stores: Stores) -> Router {
+    counted_router(cfg, stores, None)
+}
+
+/// The same router, counting its answers in `metrics` (CloudWatch on AWS).
+pub fn counted_router(
+    cfg: &RuntimeConfig,
+    stores: Stores,
+    metrics: Option<Arc<dyn AnswerMetrics>>,
+) -> Router {
+    let mut service =
+        LookupService::with_refresh(stores, cfg.lookup_refresh).with_ephemeral_limit(cfg.ephemeral);
+    if let Some(m) = metrics {
+        service = service.with_metrics(m);
+    }
     lookup_router(Arc::new(LookupState {
-        service: Arc::new(
-            LookupService::with_refresh(stores, cfg.lookup_refresh)
-                .with_ephemeral_limit(cfg.ephemeral),
-        ),
+        service: Arc::new(service),
         now: dispatcher_api::now,
     }))
 }

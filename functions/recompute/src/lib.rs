@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use dispatcher_app::ports::Notifier;
 use dispatcher_app::recompute::{Invocation, InvocationError, Outcome, parse_invocation};
 use dispatcher_app::{
     DemandSource, FallbackPublisher, RecomputeError, Recomputer, RepoSource, Stores,
@@ -51,7 +52,23 @@ pub async fn recomputer(cfg: &RuntimeConfig, aws: &Aws, stores: Stores) -> Resul
     let demand = prometheus(cfg, aws)
         .await?
         .context("DISPATCHER_PROMETHEUS_URL is required by the recompute function")?;
-    Ok(recomputer_over(cfg, stores, gh.clone(), demand, Some(gh)))
+    let mut recomputer = recomputer_over(cfg, stores, gh.clone(), demand, Some(gh));
+    recomputer.notifier = notifier(cfg, aws).await?;
+    Ok(recomputer)
+}
+
+/// Slack's incoming webhook, when one is configured.
+pub async fn notifier(cfg: &RuntimeConfig, aws: &Aws) -> Result<Option<Arc<dyn Notifier>>> {
+    let Some(url) = aws
+        .optional_secret(cfg.slack.webhook.as_ref())
+        .await
+        .context("Failed to read the Slack webhook URL")?
+    else {
+        return Ok(None);
+    };
+    let slack =
+        dispatcher_slack::Slack::new(Some(url), &cfg.slack.response_prefix, cfg.slack.timeout)?;
+    Ok(Some(Arc::new(slack)))
 }
 
 /// The recompute use case over these sources, as the function and `dispatcher serve` both
@@ -73,6 +90,7 @@ pub fn recomputer_over(
             .map(|g| g as Arc<dyn FallbackPublisher>),
         settings: cfg.engine.clone(),
         max_deleted: cfg.max_deleted,
+        notifier: None,
     }
 }
 
@@ -147,6 +165,9 @@ pub async fn handle(
                     now * 1000,
                     &[(dispatcher_aws::metrics::HOURS_SINCE_SUCCESS, hours, "None")],
                 );
+            }
+            if let Err(e) = recomputer.announce_late_backup_pr(now).await {
+                tracing::warn!(error = %dispatcher_core::chain(&e), "could not check for a late backup PR");
             }
             // A backup PR that failed after its generation was published is retried here,
             // every half hour, until the static fields match (F15).

@@ -242,3 +242,11 @@ pub trait ChatReply: Send + Sync {
     /// Posts `text` to `response_url`.
     async fn reply(&self, response_url: &str, text: &str) -> Result<(), SourceError>;
 }
+
+/// Counts the lookup's answers (CloudWatch on AWS). Called on the request path: it must
+/// not block or fail.
+pub trait AnswerMetrics: Send + Sync {
+    /// One answer at `now`: its source (`generation`, `override`, `ephemeral`,
+    /// `not-found`), its cluster, and the generation serving.
+    fn answered(&self, source: &'static str, cluster: Option<&str>, generation: u64, now: i64);
+}

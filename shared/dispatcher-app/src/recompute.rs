@@ -16,8 +16,8 @@ use dispatcher_formats::{CLUSTERS_PATH, Loaded, assemble};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::{
-    Demand, DemandSource, FallbackChange, FallbackPublisher, FallbackReport, RepoSource,
-    SourceError,
+    Demand, DemandSource, FallbackChange, FallbackPublisher, FallbackReport, Note, Notifier,
+    RepoSource, SourceError,
 };
 use crate::records::Markers;
 use crate::writeback;
@@ -201,7 +201,7 @@ pub enum FallbackStatus {
 }
 
 /// What a recompute did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The commit the release was read at.
     pub commit: String,
@@ -209,6 +209,8 @@ pub struct Outcome {
     pub mode: Mode,
     /// The generation published (or already serving).
     pub published: Published,
+    /// The demand the plan moved.
+    pub moved_demand: f64,
     /// What became of the backup PR.
     pub fallback: FallbackStatus,
 }
@@ -229,6 +231,8 @@ pub struct Recomputer {
     /// The share of the serving generation's jobs a plan may delete ([`publish::MAX_DELETED`]
     /// by default); a request's `allowDeletions` lifts it for that run.
     pub max_deleted: f64,
+    /// Where publishes and failures are announced.
+    pub notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl Recomputer {
@@ -236,6 +240,37 @@ impl Recomputer {
     /// Lambda request id, which Lambda keeps when it retries an asynchronous invocation):
     /// a retry resumes the claim its earlier attempt left, any other run waits for it.
     pub async fn run(
+        &self,
+        request: &RecomputeRequest,
+        attempt: &str,
+        now: i64,
+    ) -> Result<Outcome, RecomputeError> {
+        let outcome = self.run_once(request, attempt, now).await;
+        let note = match &outcome {
+            // A generation that changes no answer is no news (issue 14 stops publishing it).
+            Ok(o) if o.published.unchanged || o.published.changed == 0 => None,
+            Ok(o) => Some(Note::Published {
+                generation: o.published.generation,
+                cause: request.cause(),
+                changed: o.published.changed,
+                moved_demand: o.moved_demand,
+            }),
+            // A publish lost to another publisher is no failure an operator acts on.
+            Err(RecomputeError::Publish(PublishError::Lost { .. })) => None,
+            Err(e) => Some(Note::RecomputeFailed {
+                stage: e.stage().to_owned(),
+                error: dispatcher_core::chain(e),
+            }),
+        };
+        if let (Some(n), Some(note)) = (&self.notifier, note)
+            && let Err(e) = n.notify(&note).await
+        {
+            tracing::warn!(error = %dispatcher_core::chain(&e), "a notification was not sent");
+        }
+        outcome
+    }
+
+    async fn run_once(
         &self,
         request: &RecomputeRequest,
         attempt: &str,
@@ -272,6 +307,11 @@ impl Recomputer {
         let plan =
             dispatcher_core::run(&loaded.inputs(), &settings).map_err(RecomputeError::Inputs)?;
         let stored = loaded.stored();
+        // The release now blocks, drops or changes what an override changes: the release
+        // says more, and the override ends with this generation.
+        let (active, superseded): (Vec<OverrideSpec>, Vec<OverrideSpec>) = active
+            .into_iter()
+            .partition(|o| o.check(&stored.inventory).is_ok());
         let answering = overrides::plan(&stored, &plan, &settings, &active).map_err(|source| {
             RecomputeError::Override {
                 id: active
@@ -289,6 +329,8 @@ impl Recomputer {
             release: Release::New(&stored),
         };
         let published = self.publish(next, request, attempt, base, now).await?;
+        self.end_superseded(&superseded, &stored.inventory, published.generation, now)
+            .await;
 
         // What was processed advances only now (F3).
         let blob = self.repo.blob_sha(&commit, CLUSTERS_PATH).await?;
@@ -310,9 +352,51 @@ impl Recomputer {
         Ok(Outcome {
             commit,
             mode,
+            moved_demand: answering.summary.moved_demand,
             published,
             fallback,
         })
+    }
+
+    /// Marks overrides the new release superseded as revoked, saying why; a failure is
+    /// logged (the generation without them serves already).
+    async fn end_superseded(
+        &self,
+        superseded: &[OverrideSpec],
+        inventory: &dispatcher_core::model::Inventory,
+        generation: u64,
+        now: i64,
+    ) {
+        if superseded.is_empty() {
+            return;
+        }
+        let ended = crate::control::book::update(self.stores.table.as_ref(), |book| {
+            for spec in superseded {
+                let why = spec
+                    .check(inventory)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                if let Some(o) = book.get_mut(&spec.id).filter(|o| !o.state.is_final()) {
+                    let message = format!("the release supersedes it: {why}");
+                    o.enter(
+                        crate::control::State::Revoked,
+                        "recompute",
+                        now,
+                        Some(generation),
+                        message,
+                    );
+                }
+            }
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await;
+        if let Err(e) = ended {
+            tracing::error!(error = %dispatcher_core::chain(&e), "superseded overrides are still marked active in the book");
+        }
+        for spec in superseded {
+            tracing::warn!(id = %spec.id, cluster = %spec.cluster, generation, "an override ended: the new release supersedes it");
+        }
     }
 
     /// The generation serving now, with its baseline plan (without overrides: what the
@@ -409,6 +493,49 @@ impl Recomputer {
         ))
     }
 
+    /// Announces, once per generation, a backup PR still pending a day after its
+    /// generation was published: Prow's fallback (the static fields) is that far behind.
+    /// `true` when it was announced now.
+    pub async fn announce_late_backup_pr(&self, now: i64) -> Result<bool, RecomputeError> {
+        let Some(n) = &self.notifier else {
+            return Ok(false);
+        };
+        let markers = Markers(self.stores.table.as_ref());
+        let crate::records::BackupPr::Pending(generation) = markers.backup_pr().await? else {
+            return Ok(false);
+        };
+        let Some(record) = self
+            .stores
+            .table
+            .generation(generation.parse().unwrap_or(0))
+            .await?
+        else {
+            return Ok(false);
+        };
+        if now - record.published_at < BACKUP_PR_LATE {
+            return Ok(false);
+        }
+        let key = format!("{LATE_BACKUP_PR}{generation}");
+        if !self
+            .stores
+            .table
+            .remember(&key, "announced", now + 30 * 86_400, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        let note = Note::BackupPrPending {
+            generation,
+            since: record.published_at,
+        };
+        if let Err(e) = n.notify(&note).await {
+            tracing::warn!(error = %dispatcher_core::chain(&e), "a notification was not sent");
+            self.stores.table.forget(&key).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     /// Seconds since a recompute last succeeded; `None` before the first success.
     pub async fn since_last_success(&self, now: i64) -> Result<Option<i64>, RecomputeError> {
         let at = Markers(self.stores.table.as_ref()).last_success().await?;
@@ -454,6 +581,11 @@ impl Recomputer {
         }
     }
 }
+
+/// How long a backup PR may stay pending before operators hear of it.
+pub const BACKUP_PR_LATE: i64 = 24 * 3600;
+/// Remembered keys of late backup PRs already announced.
+pub const LATE_BACKUP_PR: &str = "late-backup-pr#";
 
 /// The generation serving when a recompute starts.
 struct Serving {

@@ -23,9 +23,27 @@ pub const OVERRIDES_PENDING: &str = "OverridesPending";
 /// alarm reads it.
 pub const OVERRIDES_FAILED: &str = "OverridesFailed";
 
+/// Lookups answered, by `Source` (generation, override, ephemeral, not-found) and by
+/// `Cluster`, summed over a minute per instance.
+pub const ANSWERS: &str = "Answers";
+/// The generation a lookup instance serves.
+pub const GENERATION_SERVED: &str = "GenerationServed";
+
 /// One EMF document: `metrics` under [`NAMESPACE`], with the function's name as the only
 /// dimension (the same dimension name AWS/Lambda metrics use).
 pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> String {
+    emf_by(function, None, at_millis, metrics)
+}
+
+/// One EMF document with a second dimension beside the function's name.
+pub fn emf_by(
+    function: &str,
+    dimension: Option<(&str, &str)>,
+    at_millis: i64,
+    metrics: &[(&str, f64, &str)],
+) -> String {
+    let mut names = vec!["FunctionName"];
+    names.extend(dimension.map(|(name, _)| name));
     let mut doc = Map::new();
     doc.insert(
         "_aws".to_owned(),
@@ -33,7 +51,7 @@ pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> Str
             "Timestamp": at_millis,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["FunctionName"]],
+                "Dimensions": [names],
                 "Metrics": metrics
                     .iter()
                     .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -42,6 +60,9 @@ pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> Str
         }),
     );
     doc.insert("FunctionName".to_owned(), Value::from(function));
+    if let Some((name, value)) = dimension {
+        doc.insert(name.to_owned(), Value::from(value));
+    }
     for (name, value, _) in metrics {
         doc.insert((*name).to_owned(), json!(value));
     }
@@ -52,6 +73,94 @@ pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> Str
 /// event, so it must not go through the tracing formatter).
 pub fn put(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) {
     println!("{}", emf(function, at_millis, metrics));
+}
+
+/// The lookup's answers, counted in memory and written as EMF at most once a minute per
+/// instance (one line per request would cost more in logs than the lookup itself).
+pub struct EmfAnswers {
+    function: String,
+    tally: std::sync::Mutex<Tally>,
+}
+
+#[derive(Default)]
+struct Tally {
+    since: i64,
+    generation: u64,
+    by_source: std::collections::BTreeMap<&'static str, u64>,
+    by_cluster: std::collections::BTreeMap<String, u64>,
+}
+
+/// How often the counts are written, in seconds.
+pub const FLUSH_EVERY: i64 = 60;
+
+impl EmfAnswers {
+    /// Counts for `function`.
+    pub fn new(function: impl Into<String>) -> Self {
+        Self {
+            function: function.into(),
+            tally: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The EMF lines of the counts since the last flush, if a minute passed by `now`; the
+    /// counts start again.
+    pub fn due(&self, now: i64) -> Vec<String> {
+        let Ok(mut t) = self.tally.lock() else {
+            return Vec::new();
+        };
+        if t.since == 0 {
+            t.since = now;
+        }
+        if now - t.since < FLUSH_EVERY {
+            return Vec::new();
+        }
+        let done = std::mem::take(&mut *t);
+        t.since = now;
+        t.generation = done.generation;
+        let at = now * 1000;
+        let mut lines = vec![emf(
+            &self.function,
+            at,
+            &[(GENERATION_SERVED, done.generation as f64, "None")],
+        )];
+        for (source, n) in &done.by_source {
+            lines.push(emf_by(
+                &self.function,
+                Some(("Source", source)),
+                at,
+                &[(ANSWERS, *n as f64, "Count")],
+            ));
+        }
+        for (cluster, n) in &done.by_cluster {
+            lines.push(emf_by(
+                &self.function,
+                Some(("Cluster", cluster)),
+                at,
+                &[(ANSWERS, *n as f64, "Count")],
+            ));
+        }
+        lines
+    }
+}
+
+impl dispatcher_app::ports::AnswerMetrics for EmfAnswers {
+    fn answered(&self, source: &'static str, cluster: Option<&str>, generation: u64, now: i64) {
+        if let Ok(mut t) = self.tally.lock() {
+            *t.by_source.entry(source).or_default() += 1;
+            if let Some(c) = cluster {
+                match t.by_cluster.get_mut(c) {
+                    Some(n) => *n += 1,
+                    None => {
+                        t.by_cluster.insert(c.to_owned(), 1);
+                    }
+                }
+            }
+            t.generation = generation;
+        }
+        for line in self.due(now) {
+            println!("{line}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +191,37 @@ mod tests {
         assert_eq!(v["FunctionName"], "dispatcher-recompute");
         assert_eq!(v["RecomputeSucceeded"], 1.0);
         assert_eq!(v["HoursSinceSuccess"], 0.0);
+    }
+
+    #[test]
+    fn answers_are_summed_and_written_once_a_minute_by_source_and_cluster() {
+        use dispatcher_app::ports::AnswerMetrics as _;
+        let m = EmfAnswers::new("dispatcher-lookup");
+        m.answered("generation", Some("build01"), 7, 1_000);
+        m.answered("override", Some("build02"), 7, 1_010);
+        m.answered("generation", Some("build01"), 7, 1_020);
+        m.answered("not-found", None, 7, 1_030);
+        assert!(m.due(1_059).is_empty(), "not a minute yet");
+        let lines: Vec<Value> = m
+            .due(1_060)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["GenerationServed"], 7.0);
+        let count = |dim: &str, value: &str| {
+            lines
+                .iter()
+                .find(|l| l[dim] == value)
+                .map(|l| l["Answers"].as_f64().unwrap())
+        };
+        assert_eq!(count("Source", "generation"), Some(2.0));
+        assert_eq!(count("Source", "override"), Some(1.0));
+        assert_eq!(count("Source", "not-found"), Some(1.0));
+        assert_eq!(count("Cluster", "build01"), Some(2.0));
+        assert_eq!(
+            lines[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["FunctionName", "Source"]])
+        );
+        assert!(m.due(1_070).is_empty(), "counted again from zero");
     }
 }

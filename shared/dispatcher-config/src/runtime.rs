@@ -45,6 +45,9 @@ pub struct RuntimeConfig {
     pub controls: control::Limits,
     /// The chat.
     pub slack: SlackSettings,
+    /// The Lambda function running this process (`AWS_LAMBDA_FUNCTION_NAME`, set by
+    /// Lambda): its metrics' dimension, and the target of its own invokes.
+    pub function_name: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -121,6 +124,7 @@ impl RuntimeConfig {
                     .unwrap_or_else(|| "https://hooks.slack.com/".to_owned()),
                 timeout: env.duration("DISPATCHER_SLACK_TIMEOUT", Duration::from_secs(5))?,
             },
+            function_name: env.var("AWS_LAMBDA_FUNCTION_NAME"),
         })
     }
 }

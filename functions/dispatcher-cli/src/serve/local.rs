@@ -92,13 +92,16 @@ impl LocalServer {
                 memory: inputs.memory.clone(),
             }),
         };
-        let recomputer = Arc::new(recompute::recomputer_over(
-            cfg,
-            stores.clone(),
-            repo.clone(),
-            demand,
-            gh,
-        ));
+        let webhook_url = aws.optional_secret(cfg.slack.webhook.as_ref()).await?;
+        let slack = Arc::new(dispatcher_slack::Slack::new(
+            webhook_url,
+            &cfg.slack.response_prefix,
+            cfg.slack.timeout,
+        )?);
+        let mut recomputer =
+            recompute::recomputer_over(cfg, stores.clone(), repo.clone(), demand, gh);
+        recomputer.notifier = Some(slack.clone());
+        let recomputer = Arc::new(recomputer);
         let handoff = LocalHandoff::start(recomputer.clone(), dispatcher_api::now);
         let shared: Arc<dyn Handoff> = Arc::new(handoff.clone());
         let mut router =
@@ -106,12 +109,6 @@ impl LocalServer {
                 token: token.clone(),
                 handoff: shared.clone(),
             })));
-        let webhook_url = aws.optional_secret(cfg.slack.webhook.as_ref()).await?;
-        let slack = Arc::new(dispatcher_slack::Slack::new(
-            webhook_url,
-            &cfg.slack.response_prefix,
-            cfg.slack.timeout,
-        )?);
         let control = Control {
             stores: stores.clone(),
             settings: cfg.engine.clone(),

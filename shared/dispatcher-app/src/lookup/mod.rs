@@ -83,6 +83,17 @@ pub enum Source {
     Ephemeral,
 }
 
+impl Source {
+    /// The source as metrics and answers name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Generation => "generation",
+            Source::Override => "override",
+            Source::Ephemeral => "ephemeral",
+        }
+    }
+}
+
 /// A lookup's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -133,6 +144,7 @@ pub struct LookupService {
     refresh: Duration,
     explained: tokio::sync::Mutex<Option<(u64, Arc<dispatcher_core::Plan>)>>,
     new_ephemeral: Mutex<TokenBucket>,
+    metrics: Option<Arc<dyn crate::ports::AnswerMetrics>>,
 }
 
 impl LookupService {
@@ -150,7 +162,15 @@ impl LookupService {
             refresh,
             explained: tokio::sync::Mutex::new(None),
             new_ephemeral: Mutex::new(TokenBucket::new(EphemeralLimit::default())),
+            metrics: None,
         }
+    }
+
+    /// The same service, counting its answers in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn crate::ports::AnswerMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The same service with another bound on new ephemeral choices.
@@ -245,6 +265,24 @@ impl LookupService {
     /// The cluster for `job` now (`now` in seconds since the epoch: for ephemeral choices,
     /// and for overrides, which end at their time whether or not a generation follows).
     pub async fn answer(&self, job: &str, now: i64) -> Result<Answer, LookupError> {
+        let answer = self.answer_uncounted(job, now).await;
+        if let (Some(m), Ok(a)) = (&self.metrics, &answer) {
+            match a {
+                Answer::Cluster {
+                    cluster,
+                    generation,
+                    source,
+                } => m.answered(source.as_str(), Some(cluster), *generation, now),
+                Answer::NotFound => {
+                    let generation = self.cached().map_or(0, |s| s.generation);
+                    m.answered("not-found", None, generation, now);
+                }
+            }
+        }
+        answer
+    }
+
+    async fn answer_uncounted(&self, job: &str, now: i64) -> Result<Answer, LookupError> {
         Self::check_name(job)?;
         let Some(served) = self.current().await? else {
             return Ok(Answer::NotFound);
