@@ -104,9 +104,18 @@ pub enum Command {
 /// `dispatcher override`.
 #[derive(Args)]
 pub struct OverrideArgs {
-    /// Who acts, for the audit trail [default: $USER].
+    /// Who acts, for the audit trail [default: $USER]. Against the deployed API the
+    /// caller's IAM principal is the actor.
     #[arg(long, global = true)]
     pub actor: Option<String>,
+    /// The control API (`.../control/v1/`, the stack's ControlUrl, or a local `serve`'s)
+    /// instead of the store: requests are signed with the caller's AWS credentials (SigV4)
+    /// unless --token is given.
+    #[arg(long, global = true)]
+    pub api: Option<String>,
+    /// A local `dispatcher serve`'s bearer token (printed when it starts), with --api.
+    #[arg(long, global = true, requires = "api")]
+    pub token: Option<String>,
     /// The action.
     #[command(subcommand)]
     pub command: OverrideCommand,

@@ -746,3 +746,194 @@ fn a_broken_config_is_reported_alone_and_causes_are_said_once() {
     assert_eq!(p.status.code(), Some(1));
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// `dispatcher override --api` against a local server: a drain planned, applied, approved by
+/// a second person, seen by the lookup, cancelled; the same through the bearer token the
+/// server prints.
+#[test]
+fn override_commands_drive_a_local_server_through_its_control_api() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
+    cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+        .current_dir(work.path())
+        .env("DISPATCHER_TRIGGER_TOKEN", "serve-t0ken")
+        .env("DISPATCHER_PROW_CACHE_TTL", "10s")
+        .env("DISPATCHER_LOOKUP_REFRESH", "0s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for var in [
+        "DISPATCHER_TABLE",
+        "DISPATCHER_BUCKET",
+        "DISPATCHER_STORE",
+        "DISPATCHER_LOCAL_DIR",
+        "DISPATCHER_PROMETHEUS_URL",
+        "DISPATCHER_GITHUB_API",
+        "DISPATCHER_GITHUB_TOKEN",
+        "DISPATCHER_WEBHOOK_SECRET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().expect("dispatcher serve --demo starts");
+    let lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let addr = lines
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("serving on http://")
+                .map(|a| a.trim().to_owned())
+        })
+        .expect("serve printed its address");
+    let api = format!("http://{addr}/control/v1");
+    let cli = |actor: &str, args: &[&str]| {
+        let mut all = vec![
+            "override",
+            "--api",
+            &api,
+            "--token",
+            "serve-t0ken",
+            "--actor",
+            actor,
+        ];
+        all.extend_from_slice(args);
+        dispatcher(&all)
+    };
+    let json = |o: &Output| serde_json::from_str::<serde_json::Value>(&stdout(o)).expect("JSON");
+
+    let before = lookup(&addr, "pull-ci-acme-widget-main-unit").1;
+    let cluster = serde_json::from_str::<serde_json::Value>(&before).expect("JSON")["cluster"]
+        .as_str()
+        .expect("a cluster")
+        .to_owned();
+    let plan = json(&cli(
+        "alice",
+        &[
+            "plan",
+            "--kind",
+            "drain",
+            "--cluster",
+            &cluster,
+            "--duration",
+            "30m",
+            "--reason",
+            "disk pressure",
+            "--idempotency-key",
+            "inc-7",
+        ],
+    ));
+    assert_eq!(plan["required_approvals"], 2, "{plan}");
+    let id = plan["id"].as_str().expect("a plan id");
+    let pending = json(&cli("alice", &["apply", id, "--confirm-unprotected"]));
+    assert_eq!(pending["state"], "pending", "{pending}");
+    let oid = pending["id"].as_str().expect("an override id");
+    let again = cli("alice", &["approve", oid]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("duplicate_approval"));
+    let active = json(&cli("bob", &["approve", oid]));
+    assert_eq!(active["state"], "active", "{active}");
+    let during = lookup(&addr, "pull-ci-acme-widget-main-unit").1;
+    assert!(
+        !during.contains(&format!("\"{cluster}\"")) && during.contains("\"override\""),
+        "{during}"
+    );
+    let status = json(&cli("carol", &["status"]));
+    assert_eq!(status["active"][0]["id"], oid);
+    let revoked = json(&cli("carol", &["cancel", oid]));
+    assert_eq!(revoked["state"], "revoked");
+    let after = lookup(&addr, "pull-ci-acme-widget-main-unit").1;
+    let unauthenticated = dispatcher(&["override", "--api", &api, "--token", "wrong", "status"]);
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(after.contains(&format!("\"{cluster}\"")), "{after}");
+    assert_eq!(unauthenticated.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unauthenticated.stderr).contains("unauthenticated"));
+}
+
+/// Against the deployed API the CLI signs with the caller's AWS credentials (SigV4 for
+/// `execute-api`): a local listener records what it receives.
+#[test]
+fn override_commands_sign_requests_for_the_deployed_api() {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("a request");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a header line");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let length: usize = head
+            .iter()
+            .find_map(|h| {
+                h.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("the body");
+        let answer = r#"{"generation":3,"active":[],"pending":[]}"#;
+        let mut stream = stream;
+        write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len()).expect("answer");
+        head
+    });
+    let out = dispatcher_with(
+        &[
+            "override",
+            "--api",
+            &format!("http://{addr}/control/v1/"),
+            "status",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            ),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("USER", "someone"),
+        ],
+    );
+    let head = server.join().expect("the listener");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(head[0], "GET /control/v1/status HTTP/1.1");
+    let header = |name: &str| {
+        head.iter()
+            .find_map(|h| {
+                h.split_once(": ")
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let auth = header("authorization");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{auth}"
+    );
+    assert!(
+        auth.contains("/us-east-1/execute-api/aws4_request"),
+        "{auth}"
+    );
+    assert!(
+        auth.contains("SignedHeaders=") && auth.contains("host") && auth.contains("Signature="),
+        "{auth}"
+    );
+    assert!(!header("x-amz-date").is_empty());
+    assert!(stdout(&out).contains("\"generation\": 3"));
+}

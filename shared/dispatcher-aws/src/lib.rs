@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod provision;
 pub mod s3;
 mod sdk_error;
+pub mod sigv4;
 
 use std::sync::Arc;
 

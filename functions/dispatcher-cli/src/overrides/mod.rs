@@ -1,11 +1,14 @@
 //! `dispatcher override`: the incident controls from a terminal, through the same use case
 //! the control API runs, on the store the environment names (the local store, or
-//! DynamoDB and S3 with the caller's AWS credentials). Answers are printed as the control
-//! API writes them, so that scripts read one shape.
+//! DynamoDB and S3 with the caller's AWS credentials), or through the control API itself
+//! (`--api`: SigV4-signed, or a local server's bearer token). Answers are printed as the
+//! control API writes them, so that scripts read one shape.
+
+mod remote;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dispatcher_app::control::{Control, ControlError, PlanRequest};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
@@ -14,6 +17,22 @@ use crate::args::{OverrideArgs, OverrideCommand};
 
 /// Runs one `dispatcher override` command.
 pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
+    let writes = !matches!(args.command, OverrideCommand::List | OverrideCommand::Status);
+    let actor = actor(args.actor.clone(), writes)?;
+    if let Some(api) = args.api.clone() {
+        let (ok, value) = remote::call(&args, &api, &actor).await?;
+        if ok {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let e = &value["error"];
+        eprintln!(
+            "refused ({}): {}",
+            e["code"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or_default()
+        );
+        return Ok(ExitCode::from(1));
+    }
     let cfg = RuntimeConfig::from_env()?;
     let stores = crate::store::open_with(&cfg.store, &Aws::default()).await?;
     let control = Control {
@@ -22,7 +41,6 @@ pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
         limits: cfg.controls.clone(),
         notifier: None,
     };
-    let actor = actor(args.actor)?;
     let now = dispatcher_api::now();
     let answer = match args.command {
         OverrideCommand::Plan(p) => {
@@ -75,10 +93,14 @@ fn to_json<T: serde::Serialize>(
     r.map(|v| serde_json::to_value(v).unwrap_or_default())
 }
 
-/// `--actor`, or the login name.
-fn actor(given: Option<String>) -> Result<String> {
-    given
+/// `--actor`, or the login name; only an action that changes something needs one.
+fn actor(given: Option<String>, needed: bool) -> Result<String> {
+    let named = given
         .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
-        .context("--actor is required when USER is not set: the audit trail names who acts")
+        .filter(|a| !a.trim().is_empty());
+    match named {
+        Some(a) => Ok(a),
+        None if !needed => Ok(String::new()),
+        None => anyhow::bail!("--actor is required when USER is not set: the audit trail names who acts"),
+    }
 }
