@@ -638,6 +638,15 @@ fn the_controls_are_iam_signed_slack_is_not_and_the_sweep_runs_every_minute() {
             .iter()
             .any(|p| p.starts_with("mem#delivery") || p.starts_with("marker#inventory"))
     );
+    // A publish puts the snapshot and the change list (`publish::snapshot`'s keys), never
+    // a release.
+    assert_eq!(
+        strings(statement(control, "WriteSnapshots").get("Resource")),
+        [
+            "${SnapshotBucket.Arn}/snapshots/*",
+            "${SnapshotBucket.Arn}/generations/*"
+        ]
+    );
     // The bound the write controls check needs Prow's cache interval from the operator.
     assert_eq!(
         ref_at(

@@ -17,7 +17,10 @@ use crate::args::{OverrideArgs, OverrideCommand};
 
 /// Runs one `dispatcher override` command.
 pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
-    let writes = !matches!(args.command, OverrideCommand::List | OverrideCommand::Status);
+    let writes = !matches!(
+        args.command,
+        OverrideCommand::List | OverrideCommand::Status
+    );
     let actor = actor(args.actor.clone(), writes)?;
     if let Some(api) = args.api.clone() {
         let (ok, value) = remote::call(&args, &api, &actor).await?;
@@ -101,6 +104,8 @@ fn actor(given: Option<String>, needed: bool) -> Result<String> {
     match named {
         Some(a) => Ok(a),
         None if !needed => Ok(String::new()),
-        None => anyhow::bail!("--actor is required when USER is not set: the audit trail names who acts"),
+        None => anyhow::bail!(
+            "--actor is required when USER is not set: the audit trail names who acts"
+        ),
     }
 }
