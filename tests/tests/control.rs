@@ -1011,3 +1011,86 @@ mod notes {
         assert!(said[2].contains("backup PR of generation 2"), "{said:?}");
     }
 }
+
+mod noop {
+    use super::*;
+
+    static CLOCK_NOOP_LOCAL: AtomicI64 = AtomicI64::new(0);
+    fn now_noop_local() -> i64 {
+        CLOCK_NOOP_LOCAL.load(Ordering::SeqCst)
+    }
+    static CLOCK_NOOP_EMULATOR: AtomicI64 = AtomicI64::new(0);
+    fn now_noop_emulator() -> i64 {
+        CLOCK_NOOP_EMULATOR.load(Ordering::SeqCst)
+    }
+
+    /// A recompute whose placement answers as the serving generation does publishes
+    /// nothing and records that it verified it; one that changes an answer publishes.
+    async fn no_generation_for_a_no_op(
+        backend: Backend,
+        clock: &'static AtomicI64,
+        now: fn() -> i64,
+    ) {
+        let Some(w) = World::new(backend, clock, now).await else {
+            return;
+        };
+        let markers = dispatcher_app::records::Markers(w.stores.table.as_ref());
+        let push = RecomputeRequest {
+            trigger: dispatcher_app::Trigger::Push,
+            mode: dispatcher_core::Mode::Full,
+            delivery_id: Some("d-2".to_owned()),
+            after: None,
+            paths: vec!["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml".to_owned()],
+            allow_deletions: false,
+        };
+        let outcome = w.recomputer.run(&push, "push-2", T0 + 60).await.unwrap();
+        assert!(outcome.published.unchanged, "{outcome:?}");
+        assert_eq!(outcome.published.generation, 1);
+        assert_eq!(w.generation().await, 1, "no generation for a no-op");
+        assert_eq!(markers.last_verified().await.unwrap(), Some((1, T0 + 60)));
+        assert!(w.stores.table.generation(2).await.unwrap().is_none());
+
+        // The same inputs with a live override: the generation with the override answers
+        // as the plan would, so a second recompute again publishes nothing.
+        let plan = w.plan(capacity("build05", 10, "noop")).await;
+        let (s, b) = w
+            .post(
+                &format!("/control/v1/plans/{}/apply", plan["id"].as_str().unwrap()),
+                json!({"actor": "ann"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(w.generation().await, 2);
+        let again = w.recomputer.run(&push, "push-3", T0 + 120).await.unwrap();
+        assert!(again.published.unchanged, "{again:?}");
+        assert_eq!(w.generation().await, 2);
+        // Past the override's end the plan differs from what the generation records: published.
+        let after = w
+            .recomputer
+            .run(&push, "push-4", T0 + 3 * 3600)
+            .await
+            .unwrap();
+        assert!(!after.published.unchanged, "{after:?}");
+        assert_eq!(w.generation().await, 3);
+        assert!(
+            w.stores
+                .serving()
+                .await
+                .unwrap()
+                .unwrap()
+                .applied
+                .overrides
+                .is_empty()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_generation_for_a_no_op_on_the_local_store() {
+        no_generation_for_a_no_op(Backend::Local, &CLOCK_NOOP_LOCAL, now_noop_local).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_generation_for_a_no_op_on_the_emulator() {
+        no_generation_for_a_no_op(Backend::Emulator, &CLOCK_NOOP_EMULATOR, now_noop_emulator).await;
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use dispatcher_app::ports::Notifier;
 use dispatcher_app::recompute::{Invocation, InvocationError, Outcome, parse_invocation};
+use dispatcher_app::records::Markers;
 use dispatcher_app::{
     DemandSource, FallbackPublisher, RecomputeError, Recomputer, RepoSource, Stores,
 };
@@ -202,8 +203,24 @@ pub async fn handle(
             );
             Ok(summary(&outcome))
         }
+        // Only a new push can fix bad inputs: a retry would fail the same way and end in the
+        // dead-letter queue. The failure is recorded, counted and announced instead.
+        Err(e) if !e.is_retryable() => {
+            let error = dispatcher_core::chain(&e);
+            tracing::error!(stage = e.stage(), retryable = false, error = %error, "recompute failed for good (not retried); the last good generation keeps serving");
+            Markers(recomputer.stores.table.as_ref())
+                .failed(e.stage(), &error, now)
+                .await
+                .map_err(|s| RecomputeFailure::Recompute(s.into()))?;
+            dispatcher_aws::metrics::put(
+                function,
+                now * 1000,
+                &[(dispatcher_aws::metrics::RECOMPUTE_FAILED, 1.0, "Count")],
+            );
+            Ok(json!({ "failed": e.stage(), "error": error, "retried": false }))
+        }
         Err(e) => {
-            tracing::error!(stage = e.stage(), retryable = e.is_retryable(), error = %dispatcher_core::chain(&e), "recompute failed; the last good generation keeps serving");
+            tracing::error!(stage = e.stage(), retryable = true, error = %dispatcher_core::chain(&e), "recompute failed; Lambda retries it, the last good generation keeps serving");
             Err(e.into())
         }
     }

@@ -282,6 +282,9 @@ impl Recomputer {
         }
         let serving = self.serving().await?;
         let base = serving.as_ref().map_or(0, |s| s.generation);
+        let current = serving
+            .as_ref()
+            .map(|s| (s.snapshot.clone(), s.overrides.clone()));
         // The overrides serving now stay applied until they end (`now` is the edge's clock).
         let active: Vec<OverrideSpec> = serving
             .as_ref()
@@ -328,7 +331,28 @@ impl Recomputer {
             overrides: &active,
             release: Release::New(&stored),
         };
-        let published = self.publish(next, request, attempt, base, now).await?;
+        // A plan that answers as the serving generation does publishes nothing: no
+        // generation without a change, and every lookup keeps its table.
+        let same = match &current {
+            Some((snapshot, applied)) => {
+                publish::answers_as(&self.stores, snapshot, applied, &next).await?
+            }
+            None => false,
+        };
+        let published = if let (true, Some((snapshot, _))) = (same, &current) {
+            tracing::info!(
+                generation = base,
+                "the plan answers as the serving generation does: nothing published"
+            );
+            Published::verified(base, snapshot)
+        } else {
+            self.publish(next, request, attempt, base, now).await?
+        };
+        if published.unchanged {
+            Markers(self.stores.table.as_ref())
+                .verified(published.generation, now)
+                .await?;
+        }
         self.end_superseded(&superseded, &stored.inventory, published.generation, now)
             .await;
 
@@ -412,6 +436,7 @@ impl Recomputer {
         };
         Ok(Some(Serving {
             generation: pointer.generation,
+            snapshot: pointer.snapshot.clone(),
             digest,
             plan,
             overrides: pointer.applied.overrides,
@@ -590,6 +615,8 @@ pub const LATE_BACKUP_PR: &str = "late-backup-pr#";
 /// The generation serving when a recompute starts.
 struct Serving {
     generation: u64,
+    /// Its snapshot prefix (the answers serving).
+    snapshot: String,
     /// The digest of its baseline plan.
     digest: String,
     /// Its baseline plan.

@@ -16,6 +16,13 @@ pub const FALLBACK_PENDING: &str = "fallback-pending";
 /// already current adds no generation, yet proves the pipeline works.
 pub const LAST_SUCCESS: &str = "last-success";
 
+/// `GENERATION AT`: the generation a recompute last found answering as its plan would,
+/// and when (Unix seconds). Such a recompute publishes nothing.
+pub const VERIFIED: &str = "verified";
+
+/// `AT STAGE: ERROR` of the last recompute that failed for good (not retried).
+pub const LAST_FAILURE: &str = "last-failure";
+
 /// Remembered keys of webhook deliveries.
 pub const DELIVERY: &str = "delivery#";
 /// How long a delivery is remembered: GitHub redelivers for days.
@@ -90,6 +97,36 @@ impl Markers<'_> {
     /// The static fields match the current generation.
     pub async fn clear_fallback_pending(&self) -> Result<(), StoreError> {
         self.0.set_marker(FALLBACK_PENDING, "").await
+    }
+
+    /// A recompute found generation `generation` answering as its plan would, at `at`.
+    pub async fn verified(&self, generation: u64, at: i64) -> Result<(), StoreError> {
+        self.0
+            .set_marker(VERIFIED, &format!("{generation} {at}"))
+            .await
+    }
+
+    /// A recompute failed for good at `stage` with `error`, at `at`.
+    pub async fn failed(&self, stage: &str, error: &str, at: i64) -> Result<(), StoreError> {
+        self.0
+            .set_marker(LAST_FAILURE, &format!("{at} {stage}: {error}"))
+            .await
+    }
+
+    /// The last recompute that failed for good: when, and `stage: error`.
+    pub async fn last_failure(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self.0.marker(LAST_FAILURE).await?.and_then(|v| {
+            let (at, what) = v.split_once(' ')?;
+            Some((at.parse().ok()?, what.to_owned()))
+        }))
+    }
+
+    /// The generation last verified, and when.
+    pub async fn last_verified(&self) -> Result<Option<(u64, i64)>, StoreError> {
+        Ok(self.0.marker(VERIFIED).await?.and_then(|v| {
+            let (g, at) = v.split_once(' ')?;
+            Some((g.parse().ok()?, at.parse().ok()?))
+        }))
     }
 
     /// When a recompute last succeeded (Unix seconds).

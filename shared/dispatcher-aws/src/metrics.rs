@@ -10,6 +10,8 @@ pub const NAMESPACE: &str = "ProwDispatcher";
 pub const RECOMPUTE_SUCCEEDED: &str = "RecomputeSucceeded";
 /// Assignments a successful recompute changed.
 pub const CHANGED_ASSIGNMENTS: &str = "ChangedAssignments";
+/// A recompute that failed for good (bad inputs): not retried, so not a Lambda error.
+pub const RECOMPUTE_FAILED: &str = "RecomputeFailed";
 /// Hours since a recompute last succeeded: 0 from a success, the age from the scheduled check.
 pub const HOURS_SINCE_SUCCESS: &str = "HoursSinceSuccess";
 

@@ -135,6 +135,21 @@ pub struct Published {
 }
 
 impl Published {
+    /// Nothing published: generation `generation` (at `snapshot`) answers as the plan
+    /// would.
+    pub fn verified(generation: u64, snapshot: &str) -> Self {
+        Self {
+            generation,
+            snapshot: snapshot.to_owned(),
+            plan_digest: format!("sha256:{}", snapshot.trim_start_matches("snapshots/")),
+            unchanged: true,
+            changed: 0,
+            deleted: 0,
+            writes: WriteStats::default(),
+            snapshot_puts: 0,
+        }
+    }
+
     /// The plan `digest` already serves as `current`.
     fn already(current: &Pointer, digest: String) -> Self {
         Self {
@@ -217,6 +232,22 @@ impl<'a> Generation<'a> {
             release: Release::None,
         }
     }
+}
+
+/// Whether `next` answers exactly as the generation at `snapshot` applying `overrides`
+/// does: the same overrides, answers, usable clusters and overridden jobs.
+pub async fn answers_as(
+    stores: &Stores,
+    snapshot: &str,
+    overrides: &[OverrideSpec],
+    next: &Generation<'_>,
+) -> Result<bool, SnapshotError> {
+    if overrides != next.overrides {
+        return Ok(false);
+    }
+    let serving = load_assignments(stores, snapshot).await?;
+    let table = snapshot::assignments_of_generation(next, &serving.plan_digest);
+    Ok(table == serving)
 }
 
 /// Publishes `plan` as the next generation.
