@@ -1042,6 +1042,7 @@ mod noop {
             after: None,
             paths: vec!["ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml".to_owned()],
             allow_deletions: false,
+            pull_request: None,
         };
         let outcome = w.recomputer.run(&push, "push-2", T0 + 60).await.unwrap();
         assert!(outcome.published.unchanged, "{outcome:?}");

@@ -504,7 +504,7 @@ async fn the_same_through_recorded_lambda_event_shapes() {
         results: tx,
     });
     let source = recompute::github(&cfg, &aws).await.unwrap();
-    let webhook = webhook::router(&cfg, &aws, &stores, source, handoff)
+    let webhook = webhook::router(&cfg, &aws, &stores, source, handoff, None)
         .await
         .unwrap();
     let body = push_payload();

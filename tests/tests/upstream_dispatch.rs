@@ -1218,6 +1218,7 @@ impl World {
             settings: Settings::default(),
             max_deleted: dispatcher_app::publish::MAX_DELETED,
             notifier: None,
+            pull_requests: None,
         }
     }
 

@@ -54,6 +54,10 @@ pub enum Command {
         old: PathBuf,
         /// The later plan.
         new: PathBuf,
+        /// `text` (the cluster-pair table), or `markdown` (a pull request comment's body:
+        /// moves, shares before and after with a Mermaid chart, new unschedulable jobs).
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
     },
     /// Write a plan back into a release checkout: changed `cluster:` fields and `buildFarm`.
     Sanitize {
@@ -190,6 +194,15 @@ fn override_kind(s: &str) -> Result<dispatcher_core::overrides::OverrideKind, St
     }
 }
 
+/// How `dispatcher diff` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// The cluster-pair table.
+    Text,
+    /// Markdown, as a pull request comment.
+    Markdown,
+}
+
 /// What an operator may override when publishing by hand.
 #[derive(Args, Clone, Copy)]
 pub struct PublishOverrides {
@@ -292,7 +305,8 @@ pub struct PlanArgs {
     /// The other demand vectors.
     #[command(flatten)]
     pub demand: DemandArgs,
-    /// The plan currently published; enables hysteresis and the movement budget.
+    /// The plan currently published (a file, or `live`: the serving generation's baseline
+    /// plan from the configured store); enables hysteresis and the movement budget.
     #[arg(long)]
     pub previous: Option<PathBuf>,
     /// How jobs without a rule are placed.

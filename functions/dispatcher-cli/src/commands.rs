@@ -178,9 +178,30 @@ pub fn explain(plan: &Path, job: &str) -> Result<ExitCode> {
 }
 
 /// `dispatcher diff`: what moved between two plans.
-pub fn diff(old: &Path, new: &Path) -> Result<ExitCode> {
+pub fn diff(old: &Path, new: &Path, format: crate::args::DiffFormat) -> Result<ExitCode> {
     let (old, new) = (read_plan(old)?, read_plan(new)?);
-    print!("{}", render::diff(&old, &new));
+    match format {
+        crate::args::DiffFormat::Text => print!("{}", render::diff(&old, &new)),
+        crate::args::DiffFormat::Markdown => {
+            let impact = dispatcher_core::overrides::impact(&old, &new, &[]);
+            let errors: Vec<Diagnostic> = new
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity <= Severity::Error)
+                .cloned()
+                .collect();
+            print!(
+                "{}",
+                dispatcher_core::report::change_markdown(&dispatcher_core::report::Change {
+                    before: &old,
+                    after: &new,
+                    impact: &impact,
+                    errors: &errors,
+                    static_lines: None,
+                })
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -24,9 +24,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             ladder_only,
             out,
         } => commands::resolve(&release, ladder_only, &out),
-        Command::Plan(args) => commands::plan(&args),
+        Command::Plan(mut args) => {
+            // `--previous live`: the serving generation's plan, in a file for as long as
+            // the plan runs.
+            let _live = match args.previous.as_deref() {
+                Some(p) if p == std::path::Path::new(store::LIVE) => {
+                    let file = store::live_plan().await?;
+                    args.previous = Some(file.path().to_owned());
+                    Some(file)
+                }
+                _ => None,
+            };
+            commands::plan(&args)
+        }
         Command::Explain { plan, job } => commands::explain(&plan, &job),
-        Command::Diff { old, new } => commands::diff(&old, &new),
+        Command::Diff { old, new, format } => commands::diff(&old, &new, format),
         Command::Sanitize { release, plan } => commands::sanitize(&release, &plan),
         Command::Publish {
             plan,

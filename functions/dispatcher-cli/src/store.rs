@@ -30,6 +30,28 @@ async fn open() -> Result<Stores> {
     open_with(&StoreConfig::from_env()?, &Aws::default()).await
 }
 
+/// `--previous live`: the serving generation.
+pub const LIVE: &str = "live";
+
+/// The serving generation's baseline plan (what the next recompute follows), written to
+/// a temporary file.
+pub async fn live_plan() -> Result<tempfile::NamedTempFile> {
+    let stores = open().await?;
+    let pointer = stores
+        .serving()
+        .await?
+        .context("--previous live: no generation is serving in the configured store")?;
+    let plan = publish::load_baseline(&stores, &pointer).await?;
+    let mut file = tempfile::NamedTempFile::new().context("Failed to create a temporary file")?;
+    std::io::Write::write_all(&mut file, plan.to_json().as_bytes())
+        .context("Failed to write the live plan")?;
+    eprintln!(
+        "previous: generation {} ({})",
+        pointer.generation, pointer.plan_digest
+    );
+    Ok(file)
+}
+
 fn now() -> i64 {
     dispatcher_api::now()
 }

@@ -230,6 +230,68 @@ fn diff_reports_moves_per_cluster_pair() {
     let out = dispatcher(&["diff", s(&resolved), s(&planned)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("{moved} job(s) moved")), "{text}");
+    // The pull request comment's body.
+    let md = stdout(&dispatcher(&[
+        "diff",
+        "--format",
+        "markdown",
+        s(&resolved),
+        s(&planned),
+    ]));
+    assert!(
+        md.contains(&format!("{moved} existing jobs would move")),
+        "{md}"
+    );
+    assert!(md.contains("| from | to | jobs | demand |"), "{md}");
+    assert!(
+        md.contains(
+            "| cluster | target before | achieved before | target after | achieved after |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("```mermaid\nxychart-beta"), "{md}");
+}
+
+/// `dispatcher plan --previous live` follows the serving generation of the configured store.
+#[test]
+fn plan_follows_the_live_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let env = [("DISPATCHER_LOCAL_DIR", s(&store))];
+    let release = sample().join("release");
+    let volumes = sample().join("volumes.json");
+    let (first, second) = (dir.path().join("1.json"), dir.path().join("2.json"));
+    let plan = |out: &Path, previous: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "--release",
+            s(&release),
+            "--volumes",
+            s(&volumes),
+            "--out",
+            s(out),
+        ];
+        args.extend_from_slice(previous);
+        dispatcher_with(&args, &env)
+    };
+    let none = plan(&second, &["--previous", "live"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no generation is serving"));
+    assert!(plan(&first, &[]).status.success());
+    stdout(&dispatcher_with(&["publish", "--plan", s(&first)], &env));
+    let live = plan(&second, &["--previous", "live"]);
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert!(String::from_utf8_lossy(&live.stderr).contains("previous: generation 1"));
+    let published = String::from_utf8_lossy(&std::fs::read(&first).unwrap()).into_owned();
+    let digest = dispatcher_app::publish::plan_digest(&published);
+    assert_eq!(
+        read_plan(&second).inputs.previous.as_deref(),
+        Some(digest.as_str())
+    );
 }
 
 #[test]

@@ -87,11 +87,13 @@ pub fn recomputer_over(
         repo,
         demand,
         fallback: github
+            .clone()
             .filter(|_| cfg.github.pull_requests)
             .map(|g| g as Arc<dyn FallbackPublisher>),
         settings: cfg.engine.clone(),
         max_deleted: cfg.max_deleted,
         notifier: None,
+        pull_requests: github.map(|g| g as Arc<dyn dispatcher_app::ports::PullRequests>),
     }
 }
 
@@ -107,6 +109,9 @@ pub enum RecomputeFailure {
     /// The recompute itself failed.
     #[error(transparent)]
     Recompute(#[from] RecomputeError),
+    /// A pull request's plan failed in a way a retry may fix.
+    #[error(transparent)]
+    PullRequest(dispatcher_app::pull_request::PrPlanError),
 }
 
 impl RecomputeFailure {
@@ -115,6 +120,7 @@ impl RecomputeFailure {
             RecomputeFailure::Invocation(_) => false,
             RecomputeFailure::Setup(_) => true,
             RecomputeFailure::Recompute(e) => e.is_retryable(),
+            RecomputeFailure::PullRequest(e) => e.is_retryable(),
         }
     }
 }
@@ -183,6 +189,9 @@ pub async fn handle(
             return Ok(json!({ "secondsSinceLastSuccess": age, "fallbackRetry": fallback }));
         }
     };
+    if let Some(pr) = &request.pull_request {
+        return plan_pull_request(recomputer, pr, now).await;
+    }
     match recomputer
         .run(&request, &event.context.request_id, now)
         .await
@@ -222,6 +231,31 @@ pub async fn handle(
         Err(e) => {
             tracing::error!(stage = e.stage(), retryable = true, error = %dispatcher_core::chain(&e), "recompute failed; Lambda retries it, the last good generation keeps serving");
             Err(e.into())
+        }
+    }
+}
+
+/// A pull request's plan: a permanent failure (a file too large, a refused call) ends the
+/// invocation with the failure said; a transient one fails it, so that Lambda retries.
+async fn plan_pull_request(
+    recomputer: &Recomputer,
+    pr: &dispatcher_app::pull_request::PullRequestRef,
+    now: i64,
+) -> Result<Value, RecomputeFailure> {
+    let max =
+        usize::try_from(dispatcher_formats::Limits::default().member_bytes).unwrap_or(usize::MAX);
+    match recomputer.plan_pull_request(pr, max, now).await {
+        Ok(outcome) => Ok(
+            json!({ "pullRequest": pr.number, "head": pr.head, "outcome": format!("{outcome:?}") }),
+        ),
+        Err(e) if !e.is_retryable() => {
+            let error = dispatcher_core::chain(&e);
+            tracing::error!(pr = pr.number, error = %error, "the pull request could not be planned (not retried)");
+            Ok(json!({ "pullRequest": pr.number, "failed": error, "retried": false }))
+        }
+        Err(e) => {
+            tracing::error!(pr = pr.number, error = %dispatcher_core::chain(&e), "planning the pull request failed; Lambda retries it");
+            Err(RecomputeFailure::PullRequest(e))
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use dispatcher_api::{WebhookState, webhook_router};
+use dispatcher_app::ports::PullRequests;
 use dispatcher_app::{Handoff, RepoSource, Stores};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
@@ -40,6 +41,7 @@ pub async fn router(
     stores: &Stores,
     source: Arc<dyn RepoSource>,
     handoff: Arc<dyn Handoff>,
+    prs: Option<Arc<dyn PullRequests>>,
 ) -> Result<Router> {
     let secret = cfg.webhook_secret.as_ref().context(
         "DISPATCHER_WEBHOOK_SECRET_ARN (or DISPATCHER_WEBHOOK_SECRET locally) is required",
@@ -64,6 +66,7 @@ pub async fn router(
         source,
         table: stores.table.clone(),
         handoff,
+        prs,
         now: dispatcher_api::now,
         deadline: dispatcher_api::webhook::DEADLINE,
     })))

@@ -19,6 +19,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         .context("DISPATCHER_RECOMPUTE_FUNCTION is required")?;
     let handoff = Arc::new(LambdaHandoff::new(aws.lambda().await, function));
     let source = webhook::source(&config, &aws).await?;
-    let router = webhook::router(&config, &aws, &stores, source, handoff).await?;
+    // The same client reads pull requests: their deliveries are planned.
+    let prs: Arc<dyn dispatcher_app::ports::PullRequests> = source.clone();
+    let router = webhook::router(&config, &aws, &stores, source, handoff, Some(prs)).await?;
     dispatcher_api::lambda::serve_http(router).await
 }

@@ -45,9 +45,16 @@ async fn the_webhook_secret_is_used_byte_for_byte() {
         clusters: None,
         limits: Default::default(),
     });
-    let router = webhook::router(&cfg, &Aws::default(), &stores, source, Arc::new(Nowhere))
-        .await
-        .expect("router");
+    let router = webhook::router(
+        &cfg,
+        &Aws::default(),
+        &stores,
+        source,
+        Arc::new(Nowhere),
+        None,
+    )
+    .await
+    .expect("router");
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     for (key, status) in [(&b"s3cret "[..], 200), (&b"s3cret"[..], 403)] {
         let request = http::Request::post("/github")

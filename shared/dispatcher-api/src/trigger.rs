@@ -69,6 +69,7 @@ async fn trigger(
         after: None,
         paths: Vec::new(),
         allow_deletions: body.allow_deletions,
+        pull_request: None,
     };
     state
         .handoff

@@ -12,6 +12,8 @@ use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
 use dispatcher_app::AssignmentStore;
+use dispatcher_app::ports::PullRequests;
+use dispatcher_app::pull_request::PullRequestEvent;
 use dispatcher_app::push::PushEvent;
 use dispatcher_app::webhook::{Intake, Received};
 use dispatcher_app::{Handoff, RepoSource};
@@ -40,6 +42,9 @@ pub struct WebhookState {
     pub table: Arc<dyn AssignmentStore>,
     /// Where recomputes go.
     pub handoff: Arc<dyn Handoff>,
+    /// The release repository's pull requests: `pull_request` deliveries are planned when
+    /// set, acknowledged and ignored otherwise.
+    pub prs: Option<Arc<dyn PullRequests>>,
     /// The clock (seconds since the epoch).
     pub now: fn() -> i64,
     /// [`DEADLINE`], shorter in tests.
@@ -136,22 +141,22 @@ async fn deliver(
         }
     })?;
     let event = header(&headers, "x-github-event").unwrap_or_default();
-    match event {
-        "ping" => return Ok(text(StatusCode::OK, "pong")),
-        "push" => {}
-        other => {
+    let prs = match (event, &state.prs) {
+        ("ping", _) => return Ok(text(StatusCode::OK, "pong")),
+        ("push", _) => None,
+        ("pull_request", Some(prs)) => Some(prs.as_ref()),
+        (other, _) => {
             return Ok(text(
                 StatusCode::ACCEPTED,
                 &format!("ignored: event {other}"),
             ));
         }
-    }
+    };
     let delivery = header(&headers, "x-github-delivery")
         .filter(|d| !d.is_empty())
         .ok_or_else(|| ApiError::BadRequest("no X-GitHub-Delivery header".to_owned()))?;
-    let push: PushEvent = payload(&headers, &body)
-        .and_then(|p| serde_json::from_slice(&p).map_err(|e| e.to_string()))
-        .map_err(|e| ApiError::BadRequest(format!("not a push payload: {e}")))?;
+    let json =
+        payload(&headers, &body).map_err(|e| ApiError::BadRequest(format!("bad payload: {e}")))?;
     let intake = Intake {
         repo: &state.repo,
         source: state.source.as_ref(),
@@ -159,7 +164,21 @@ async fn deliver(
         handoff: state.handoff.as_ref(),
         deadline: state.deadline,
     };
-    let (status, answer) = match intake.push(delivery, &push, (state.now)()).await? {
+    let received = match prs {
+        None => {
+            let push: PushEvent = serde_json::from_slice(&json)
+                .map_err(|e| ApiError::BadRequest(format!("not a push payload: {e}")))?;
+            intake.push(delivery, &push, (state.now)()).await?
+        }
+        Some(prs) => {
+            let pr: PullRequestEvent = serde_json::from_slice(&json)
+                .map_err(|e| ApiError::BadRequest(format!("not a pull_request payload: {e}")))?;
+            intake
+                .pull_request(prs, delivery, &pr, (state.now)())
+                .await?
+        }
+    };
+    let (status, answer) = match received {
         Received::Duplicate => (StatusCode::OK, "duplicate delivery".to_owned()),
         Received::Ignored(reason) => (StatusCode::ACCEPTED, format!("ignored: {reason}")),
         Received::HandedOff { mode, reason } => (

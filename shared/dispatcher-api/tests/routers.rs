@@ -284,6 +284,7 @@ async fn webhook_with(
         source,
         table: stores.table.clone(),
         handoff,
+        prs: None,
         now: || 1_000,
         deadline,
     }));

@@ -9,6 +9,7 @@ pub mod lookup;
 pub mod model;
 pub mod ports;
 pub mod publish;
+pub mod pull_request;
 pub mod push;
 pub mod recompute;
 pub mod records;

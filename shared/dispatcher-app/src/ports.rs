@@ -250,3 +250,48 @@ pub trait AnswerMetrics: Send + Sync {
     /// `not-found`), its cluster, and the generation serving.
     fn answered(&self, source: &'static str, cluster: Option<&str>, generation: u64, now: i64);
 }
+
+/// A file a pull request changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PrFile {
+    /// Its path at the head.
+    pub path: String,
+    /// `added`, `modified`, `removed`, `renamed`, ...
+    pub status: String,
+    /// Its path before a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+/// The release repository's pull requests: what a plan of one reads and writes.
+#[async_trait]
+pub trait PullRequests: Send + Sync {
+    /// The files pull request `number` changes, at most `max` (more: an error).
+    async fn files(&self, number: u64, max: usize) -> Result<Vec<PrFile>, SourceError>;
+    /// The pull request's head commit now.
+    async fn head(&self, number: u64) -> Result<String, SourceError>;
+    /// A file's bytes at `commit` (reachable through the base repository, forks' heads
+    /// included), at most `max` bytes; `None` when it does not exist there.
+    async fn contents(
+        &self,
+        path: &str,
+        commit: &str,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, SourceError>;
+    /// Posts `body` as the pull request's comment carrying `marker`, editing the one that
+    /// carries it already: never a second.
+    async fn upsert_comment(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), SourceError>;
+    /// Sets the commit status `context` on `commit`.
+    async fn set_status(
+        &self,
+        commit: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) -> Result<(), SourceError>;
+}

@@ -32,6 +32,9 @@ pub enum Trigger {
     Push,
     /// An operator's invoke or `POST /recompute`.
     Manual,
+    /// A pull request on the release repository: a plan of what its merge would do,
+    /// never published.
+    PullRequest,
 }
 
 /// The hand-off message (wire-contracts.md §5): small, versioned by its fields.
@@ -57,6 +60,9 @@ pub struct RecomputeRequest {
     /// serving generation's jobs (a manual invoke with `"allowDeletions": true`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_deletions: bool,
+    /// The pull request to plan (trigger `pullrequest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::pull_request::PullRequestRef>,
 }
 
 impl RecomputeRequest {
@@ -69,6 +75,7 @@ impl RecomputeRequest {
             after: None,
             paths: Vec::new(),
             allow_deletions: false,
+            pull_request: None,
         }
     }
 
@@ -76,7 +83,7 @@ impl RecomputeRequest {
         match self.trigger {
             Trigger::Cron => Cause::Weekly,
             Trigger::Push => Cause::Push,
-            Trigger::Manual => Cause::Manual,
+            Trigger::Manual | Trigger::PullRequest => Cause::Manual,
         }
     }
 }
@@ -233,6 +240,8 @@ pub struct Recomputer {
     pub max_deleted: f64,
     /// Where publishes and failures are announced.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// The release repository's pull requests, for their plans.
+    pub pull_requests: Option<Arc<dyn crate::ports::PullRequests>>,
 }
 
 impl Recomputer {
@@ -516,6 +525,29 @@ impl Recomputer {
             self.fallback(&serving.plan, &loaded, &commit, serving.generation)
                 .await,
         ))
+    }
+
+    /// Plans pull request `pr` (what its merge would do) and posts the result on it; never
+    /// publishes.
+    pub async fn plan_pull_request(
+        &self,
+        pr: &crate::pull_request::PullRequestRef,
+        max_file_bytes: usize,
+        now: i64,
+    ) -> Result<crate::pull_request::PrOutcome, crate::pull_request::PrPlanError> {
+        let Some(prs) = &self.pull_requests else {
+            return Err(
+                SourceError::permanent("github", "no pull request client is configured").into(),
+            );
+        };
+        let planner = crate::pull_request::PrPlanner {
+            stores: &self.stores,
+            repo: self.repo.as_ref(),
+            prs: prs.as_ref(),
+            settings: &self.settings,
+            max_file_bytes,
+        };
+        planner.run(pr, now).await
     }
 
     /// Announces, once per generation, a backup PR still pending a day after its

@@ -49,3 +49,67 @@ fn the_summary_lists_moved_files_heaviest_first_and_unschedulable_jobs() {
         );
     }
 }
+
+/// Every text of the chart fits inside it, however long the cluster names are.
+#[test]
+fn every_label_of_the_chart_fits_inside_it() {
+    use dispatcher_core::report::{svg, text_width};
+    let mut plan = dispatcher_app::contract::plan_of(&[("a", "build01"), ("b", "build02")]);
+    let long = "a-build-cluster-with-a-very-long-name-in-some-region-42".to_owned();
+    let mut entry = plan.clusters["build01"].clone();
+    entry.share = 0.987654;
+    entry.target_share = Some(0.123456);
+    plan.clusters.insert(long.clone(), entry);
+    let chart = svg(&plan);
+    let width: f64 = chart
+        .split("width=\"")
+        .nth(1)
+        .and_then(|w| w.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .expect("the chart's width");
+    let texts = regex_texts(&chart);
+    assert!(texts.iter().any(|(_, t)| t == &long), "{chart}");
+    for (x, text) in texts {
+        assert!(
+            x + text_width(&text) <= width,
+            "{text:?} at {x} runs past {width}: {chart}"
+        );
+    }
+}
+
+/// `(x, text)` of every `<text>` element.
+fn regex_texts(svg: &str) -> Vec<(f64, String)> {
+    svg.split("<text x=\"")
+        .skip(1)
+        .map(|rest| {
+            let x: f64 = rest.split('"').next().unwrap_or("0").parse().unwrap_or(0.0);
+            let text = rest
+                .split_once('>')
+                .and_then(|(_, t)| t.split_once("</text>"))
+                .map(|(t, _)| t.to_owned())
+                .unwrap_or_default();
+            (x, text)
+        })
+        .collect()
+}
+
+/// The backup PR's body carries the chart as Mermaid, which GitHub renders.
+#[test]
+fn the_summary_carries_a_mermaid_chart_of_achieved_and_target_shares() {
+    let mut plan = dispatcher_app::contract::plan_of(&[("a", "build01"), ("b", "build02")]);
+    plan.clusters.get_mut("build01").expect("build01").share = 0.25;
+    plan.clusters
+        .get_mut("build01")
+        .expect("build01")
+        .target_share = Some(0.5);
+    let md = markdown(&plan);
+    let chart = md
+        .split("```mermaid\n")
+        .nth(1)
+        .and_then(|c| c.split("```").next())
+        .expect("a mermaid block");
+    assert!(chart.starts_with("xychart-beta\n"), "{chart}");
+    assert!(chart.contains("x-axis [\"build01\""), "{chart}");
+    assert!(chart.contains("bar [25.00"), "{chart}");
+    assert!(chart.contains("line [50.00"), "{chart}");
+}

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod pr_plan;
 mod pull_request;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,9 @@ pub struct GitHubConfig {
     pub retry: Retry,
     /// What a release tarball may hold.
     pub limits: dispatcher_formats::Limits,
+    /// The most API calls one client makes (a recompute or a plan builds its own):
+    /// beyond it every call is refused, so that a loop cannot spend the token's quota.
+    pub max_calls: usize,
 }
 
 impl GitHubConfig {
@@ -50,9 +54,17 @@ impl GitHubConfig {
             tree_batch_bytes: 8 * 1024 * 1024,
             retry: Retry::default(),
             limits: dispatcher_formats::Limits::default(),
+            max_calls: MAX_CALLS,
         }
     }
 }
+
+/// The default cap on one client's API calls: a recompute makes a few dozen.
+pub const MAX_CALLS: usize = 1000;
+/// The longest wait GitHub may ask for (`Retry-After`, `x-ratelimit-reset`) that a call
+/// sits out; a longer one fails the call as retryable at once, rather than holding a
+/// function for up to an hour.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 
 /// Retries of rate-limited and failed (5xx) calls.
 #[derive(Debug, Clone, Copy)]
@@ -92,13 +104,17 @@ fn classify(e: &CallError) -> (bool, String) {
         )
     };
     match e {
-        CallError::Status(status, message) => by_status(status.as_u16(), message),
+        CallError::Status {
+            status, message, ..
+        } => by_status(status.as_u16(), message),
         CallError::Crab(octocrab::Error::GitHub { source, .. }) => {
             by_status(source.status_code.as_u16(), &source.message)
         }
         CallError::Crab(e @ (octocrab::Error::Serde { .. } | octocrab::Error::Json { .. })) => {
             (false, e.to_string())
         }
+        CallError::Decode(message) => (false, format!("an answer that is not JSON: {message}")),
+        CallError::TooLarge(max) => (false, format!("a file over the {max} bytes one may have")),
         // Transport trouble: connection refused, reset, timeout.
         CallError::Crab(other) => (true, other.to_string()),
     }
@@ -107,20 +123,68 @@ fn classify(e: &CallError) -> (bool, String) {
 /// A failed call: what octocrab reports, or an error status we read ourselves.
 enum CallError {
     Crab(octocrab::Error),
-    Status(http::StatusCode, String),
+    Status {
+        status: http::StatusCode,
+        message: String,
+        /// How long GitHub asked us to wait before trying again.
+        wait: Option<Duration>,
+    },
+    Decode(String),
+    /// A body over this many bytes.
+    TooLarge(usize),
 }
 
 impl CallError {
     /// The HTTP status GitHub answered with, if it answered.
     fn status(&self) -> Option<u16> {
         match self {
-            CallError::Status(status, _) => Some(status.as_u16()),
+            CallError::Status { status, .. } => Some(status.as_u16()),
             CallError::Crab(octocrab::Error::GitHub { source, .. }) => {
                 Some(source.status_code.as_u16())
             }
-            CallError::Crab(_) => None,
+            CallError::Crab(_) | CallError::Decode(_) | CallError::TooLarge(_) => None,
         }
     }
+
+    /// The wait GitHub asked for, if any.
+    fn wait(&self) -> Option<Duration> {
+        match self {
+            CallError::Status { wait, .. } => *wait,
+            _ => None,
+        }
+    }
+}
+
+/// The wait an answer asks for: `Retry-After` (seconds), or on a 403 or 429 with no
+/// requests left, until `x-ratelimit-reset` (Unix seconds; the adapter reads the clock
+/// here, as the edge it is).
+fn server_wait(headers: &http::HeaderMap, status: http::StatusCode) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    let limited =
+        matches!(status.as_u16(), 403 | 429) && header("x-ratelimit-remaining") == Some("0");
+    let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    limited.then(|| Duration::from_secs(reset.saturating_sub(now) + 1))
+}
+
+/// `backoff` with equal jitter: half of it, plus a random part of the other half, so that
+/// clients that failed together do not retry together.
+fn jittered(backoff: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    let half = backoff / 2;
+    let millis = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
+    half + Duration::from_millis(random % millis)
 }
 
 impl From<octocrab::Error> for CallError {
@@ -135,7 +199,11 @@ fn status_error(status: http::StatusCode, body: &str) -> CallError {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| body.chars().take(200).collect());
-    CallError::Status(status, message)
+    CallError::Status {
+        status,
+        message,
+        wait: None,
+    }
 }
 
 /// The tarball's bytes as a blocking reader over the chunks the download sends.
@@ -226,55 +294,110 @@ impl GitHub {
         format!("/repos/{}/{}/{tail}", self.config.owner, self.config.repo)
     }
 
-    /// Runs `call` with retries on rate limits and 5xx.
+    /// Runs `call` with retries on rate limits, 5xx and transport failures: after the wait
+    /// GitHub asks for (`Retry-After`, `x-ratelimit-reset`) when it asks, else an
+    /// exponential backoff with jitter; never beyond the client's call cap.
     async fn with_retry<T, E, F, Fut>(&self, what: &str, mut call: F) -> Result<T, SourceError>
     where
         E: Into<CallError>,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut wait = self.config.retry.base;
+        let mut backoff = self.config.retry.base;
         let mut attempt = 1;
         loop {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let e = e.into();
-                    if e.status() == Some(404) {
-                        return Err(SourceError::NotFound {
-                            service: "github",
-                            what: what.to_owned(),
-                        });
-                    }
-                    let (retryable, message) = classify(&e);
-                    if !retryable || attempt >= self.config.retry.attempts {
-                        let failure = if retryable {
-                            SourceError::retryable("github", format!("{what}: {message}"))
-                        } else {
-                            SourceError::permanent("github", format!("{what}: {message}"))
-                        };
-                        return Err(failure);
-                    }
-                    tracing::warn!(call = what, attempt, error = %message, "GitHub call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
+            if self.calls.fetch_add(1, Ordering::Relaxed) >= self.config.max_calls {
+                return Err(SourceError::permanent(
+                    "github",
+                    format!(
+                        "{what}: this client's budget of {} API calls is spent",
+                        self.config.max_calls
+                    ),
+                ));
             }
+            let e = match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e.into(),
+            };
+            if e.status() == Some(404) {
+                return Err(SourceError::NotFound {
+                    service: "github",
+                    what: what.to_owned(),
+                });
+            }
+            let (retryable, message) = classify(&e);
+            if !retryable || attempt >= self.config.retry.attempts {
+                return Err(if retryable {
+                    SourceError::retryable("github", format!("{what}: {message}"))
+                } else {
+                    SourceError::permanent("github", format!("{what}: {message}"))
+                });
+            }
+            let wait = match e.wait() {
+                Some(w) if w > MAX_SERVER_WAIT => {
+                    return Err(SourceError::retryable(
+                        "github",
+                        format!(
+                            "{what}: {message}; GitHub asks to wait {}s, longer than a call waits",
+                            w.as_secs()
+                        ),
+                    ));
+                }
+                Some(w) => w,
+                None => jittered(backoff),
+            };
+            tracing::warn!(call = what, attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), error = %message, "GitHub call failed; retrying");
+            tokio::time::sleep(wait).await;
+            backoff *= 2;
+            attempt += 1;
         }
+    }
+
+    /// One call of `method` on `route` with a JSON `body`: the answer as JSON, or the
+    /// error with the wait GitHub asked for.
+    async fn json_call(
+        &self,
+        method: &http::Method,
+        route: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let response = match *method {
+            http::Method::POST => self.crab._post(route, body).await,
+            http::Method::PATCH => self.crab._patch(route, body).await,
+            _ => self.crab._get(route).await,
+        }
+        .map_err(CallError::Crab)?;
+        let status = response.status();
+        let wait = server_wait(response.headers(), status);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(CallError::Crab)?
+            .to_bytes();
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()));
+        }
+        let mut error = status_error(status, &String::from_utf8_lossy(&bytes));
+        if let CallError::Status { wait: slot, .. } = &mut error {
+            *slot = wait;
+        }
+        Err(error)
     }
 
     /// A GET of `route`, retried, as JSON.
     async fn get(&self, what: &str, route: String) -> Result<Value, SourceError> {
-        self.with_retry(what, || self.crab.get::<Value, _, ()>(route.clone(), None))
+        self.with_retry(what, || self.json_call(&http::Method::GET, &route, None))
             .await
     }
 
     /// A POST of `body` to `route`, retried, as JSON.
     async fn post(&self, what: &str, route: String, body: Value) -> Result<Value, SourceError> {
         self.with_retry(what, || {
-            self.crab.post::<_, Value>(route.clone(), Some(&body))
+            self.json_call(&http::Method::POST, &route, Some(&body))
         })
         .await
     }
@@ -282,7 +405,7 @@ impl GitHub {
     /// A PATCH of `body` to `route`, retried, as JSON.
     async fn patch(&self, what: &str, route: String, body: Value) -> Result<Value, SourceError> {
         self.with_retry(what, || {
-            self.crab.patch::<Value, _, _>(route.clone(), Some(&body))
+            self.json_call(&http::Method::PATCH, &route, Some(&body))
         })
         .await
     }
@@ -344,13 +467,18 @@ impl RepoSource for GitHub {
                 if status.is_success() {
                     return Ok(response);
                 }
+                let wait = server_wait(response.headers(), status);
                 let body = response
                     .into_body()
                     .collect()
                     .await
                     .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                     .unwrap_or_default();
-                Err(status_error(status, &body))
+                let mut error = status_error(status, &body);
+                if let CallError::Status { wait: slot, .. } = &mut error {
+                    *slot = wait;
+                }
+                Err(error)
             })
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(16);

@@ -425,3 +425,111 @@ async fn a_tarball_is_retried_on_server_errors_but_not_on_a_missing_commit() {
     assert_eq!(release.files.len(), 6);
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_as_github_asks_and_a_long_one_is_not() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "{REPO}/contents/core-services/sanitize-prow-jobs/_clusters.yaml"
+        )))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_json(json!({"message": "You have exceeded a secondary rate limit"})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "GET",
+        "/contents/core-services/sanitize-prow-jobs/_clusters.yaml",
+        200,
+        json!({"sha": "blob1", "type": "file"}),
+    )
+    .await;
+    let gh = github(&server);
+    let started = std::time::Instant::now();
+    let blob = gh
+        .blob_sha("c1", "core-services/sanitize-prow-jobs/_clusters.yaml")
+        .await
+        .unwrap();
+    assert_eq!(blob.as_deref(), Some("blob1"));
+    // The test's own backoff is 10 ms: only Retry-After makes it wait this long.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(gh.calls(), 2);
+
+    // Out of requests for the next hour: failed at once, retryable, saying so.
+    let server = MockServer::start().await;
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string())
+                .set_body_json(json!({"message": "API rate limit exceeded for installation"})),
+        )
+        .mount(&server)
+        .await;
+    let gh = github(&server);
+    let started = std::time::Instant::now();
+    let e = gh.head().await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("asks to wait"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(gh.calls(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_no_client_exceeds_its_call_budget() {
+    let server = MockServer::start().await;
+    once(&server, "GET", "", 500, json!({"message": "oops"})).await;
+    once(&server, "GET", "", 502, json!({"message": "bad gateway"})).await;
+    json_mock(&server, "GET", "", 200, json!({"default_branch": "main"})).await;
+    json_mock(
+        &server,
+        "GET",
+        "/git/ref/heads/main",
+        200,
+        json!({"object": {"sha": "c9"}}),
+    )
+    .await;
+    let gh = github(&server);
+    assert_eq!(gh.head().await.unwrap(), "c9");
+    assert_eq!(
+        gh.calls(),
+        4,
+        "two failures, then the repository and the commit"
+    );
+
+    let failing = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "unavailable"})))
+        .mount(&failing)
+        .await;
+    let crab = GitHub::client(None, Some(&failing.uri()), Duration::from_secs(5)).unwrap();
+    let gh = GitHub::new(
+        crab,
+        GitHubConfig {
+            retry: Retry {
+                attempts: 10,
+                base: Duration::from_millis(1),
+            },
+            max_calls: 3,
+            ..GitHubConfig::new("acme", "release")
+        },
+    );
+    let e = gh.head().await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("budget of 3"), "{e}");
+    assert_eq!(failing.received_requests().await.unwrap().len(), 3);
+}

@@ -99,6 +99,7 @@ async fn main() -> Result<()> {
         settings: settings(),
         max_deleted: dispatcher_app::publish::MAX_DELETED,
         notifier: None,
+        pull_requests: None,
     };
     let t = Instant::now();
     let weekly = recomputer

@@ -338,6 +338,7 @@ pub async fn webhook_router(secret: &[u8]) -> (axum::Router, tempfile::TempDir) 
         source,
         table: stores.table.clone(),
         handoff: std::sync::Arc::new(Nowhere),
+        prs: None,
         now: || 1_000,
         deadline: dispatcher_api::webhook::DEADLINE,
     };

@@ -99,7 +99,7 @@ impl LocalServer {
             cfg.slack.timeout,
         )?);
         let mut recomputer =
-            recompute::recomputer_over(cfg, stores.clone(), repo.clone(), demand, gh);
+            recompute::recomputer_over(cfg, stores.clone(), repo.clone(), demand, gh.clone());
         recomputer.notifier = Some(slack.clone());
         let recomputer = Arc::new(recomputer);
         let handoff = LocalHandoff::start(recomputer.clone(), dispatcher_api::now);
@@ -125,7 +125,8 @@ impl LocalServer {
         }
         let webhook = cfg.webhook_secret.is_some();
         if webhook {
-            router = router.merge(webhook::router(cfg, &aws, &stores, repo, shared).await?);
+            let prs = gh.map(|g| g as Arc<dyn dispatcher_app::ports::PullRequests>);
+            router = router.merge(webhook::router(cfg, &aws, &stores, repo, shared, prs).await?);
         }
         Ok(Self {
             router,
