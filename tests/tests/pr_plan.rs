@@ -372,10 +372,29 @@ async fn job_files_are_fetched_alone_and_a_readme_or_a_stale_head_posts_nothing(
     assert!(text.contains("ignored"), "{text}");
     assert!(w.results.try_recv().is_err(), "nothing handed off");
 
-    // A job file adding a job: fetched alone (no tarball), a success, no comment.
+    // A job file adding a job: fetched alone (no tarball), a success, no comment; GitHub
+    // throttles the file once (Retry-After: 2, waited out) and fails the head twice
+    // (500, retried).
     w.github.reset().await;
     let file = "ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml";
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/contents/{file}")))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_json(json!({"message": "secondary rate limit"})),
+        )
+        .up_to_n_times(1)
+        .mount(&w.github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/pulls/7")))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "oops"})))
+        .up_to_n_times(2)
+        .mount(&w.github)
+        .await;
     pull_request(&w, "head5", &[file], json!([])).await;
+    let started = std::time::Instant::now();
     let text = std::fs::read_to_string(sample().join("release").join(file)).unwrap();
     let added = text.replace(
         "pull-ci-acme-widget-main-unit",
@@ -406,7 +425,20 @@ async fn job_files_are_fetched_alone_and_a_readme_or_a_stale_head_posts_nothing(
         calls(&requests, "GET", "/tarball").is_empty(),
         "no tarball for job files"
     );
-    assert_eq!(calls(&requests, "GET", "/contents/").len(), 1);
+    assert_eq!(
+        calls(&requests, "GET", "/contents/").len(),
+        2,
+        "throttled once"
+    );
+    let heads = requests
+        .iter()
+        .filter(|r| r.url.path() == format!("{REPO}/pulls/7"))
+        .count();
+    assert_eq!(heads, 3, "two 500s retried, then the head");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After waited out"
+    );
     assert_eq!(
         calls(&requests, "POST", "/statuses/head5")[0]["state"],
         "success"
