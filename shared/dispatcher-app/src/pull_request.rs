@@ -232,15 +232,29 @@ impl PrPlanner<'_> {
         pointer: &crate::Pointer,
         now: i64,
     ) -> Result<Planned, PrPlanError> {
-        let serving = publish::load_plan(self.stores, &pointer.snapshot).await?;
-        let baseline = publish::load_baseline(self.stores, pointer).await?;
-        let stored = match &pointer.applied.release {
-            Some(key) => Some(publish::load_release(self.stores, key).await?),
-            None => None,
+        // The serving plan and, for a full plan, the head's tarball, read at once.
+        let serving = publish::load_plan(self.stores, &pointer.snapshot);
+        let (serving, head) = if pr.full {
+            let (serving, head) = tokio::join!(serving, self.repo.release(&pr.head));
+            (serving?, Some(head?))
+        } else {
+            (serving.await?, None)
         };
-        let (inputs, mode) = match (&stored, pr.full) {
-            (Some(stored), false) => (self.with_files(stored.clone(), pr).await?, Mode::Delta),
-            _ => (self.head_release(pr, stored.as_ref()).await?, Mode::Full),
+        let baseline = match pointer.applied.baseline {
+            Some(_) => publish::load_baseline(self.stores, pointer).await?,
+            None => serving.clone(),
+        };
+        let (inputs, mode) = match (head, &pointer.applied.release) {
+            (Some(release), _) => (self.head_release(release, &pr.head, &serving), Mode::Full),
+            (None, Some(key)) => {
+                let stored = publish::load_release(self.stores, key).await?;
+                (self.with_files(stored, pr).await?, Mode::Delta)
+            }
+            // A generation published by hand keeps no inputs: the head's tarball then.
+            (None, None) => {
+                let release = self.repo.release(&pr.head).await?;
+                (self.head_release(release, &pr.head, &serving), Mode::Full)
+            }
         };
         let settings = Settings {
             mode,
@@ -325,19 +339,17 @@ impl PrPlanner<'_> {
         Ok(inputs)
     }
 
-    /// The head's release from its tarball, with the serving generation's volumes (the
-    /// plan is of placement, not of a week's new volumes).
-    async fn head_release(
+    /// The head's release, weighed with the serving generation's demands (the plan is of
+    /// placement, not of a week's new volumes).
+    fn head_release(
         &self,
-        pr: &PullRequestRef,
-        stored: Option<&StoredInputs>,
-    ) -> Result<StoredInputs, PrPlanError> {
-        let loaded = assemble(self.repo.release(&pr.head).await?, None, &pr.head);
-        let mut inputs = loaded.stored();
-        if let Some(s) = stored {
-            inputs.volumes.clone_from(&s.volumes);
-        }
-        Ok(inputs)
+        release: dispatcher_formats::Release,
+        head: &str,
+        serving: &Plan,
+    ) -> StoredInputs {
+        assemble(release, None, head)
+            .with_demand(crate::recompute::demand_of(serving))
+            .stored()
     }
 }
 

@@ -659,7 +659,7 @@ struct Serving {
 
 /// The demands recorded in a plan, as measured volumes: a delta run's stand-in for
 /// Prometheus.
-fn demand_of(plan: &Plan) -> Demand {
+pub(crate) fn demand_of(plan: &Plan) -> Demand {
     Demand {
         volumes: Volumes {
             runs: plan
