@@ -532,10 +532,13 @@ fn narrowed_permissions_name_the_keys_the_code_uses() {
         ),
         [counter.as_str()]
     );
-    // Reads: the snapshots only.
+    // Reads: the snapshots and the change lists (the pages), never the stored releases.
     assert_eq!(
         strings(statement(lookup, "ReadSnapshots").get("Resource")),
-        ["${SnapshotBucket.Arn}/snapshots/*"]
+        [
+            "${SnapshotBucket.Arn}/snapshots/*",
+            "${SnapshotBucket.Arn}/generations/*"
+        ]
     );
 
     let webhook = resource(&t, "WebhookFunction");

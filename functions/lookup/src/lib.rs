@@ -1,12 +1,13 @@
-//! The lookup function: Prow's external scheduling strategy (`POST /` with `{"job"}`), its
-//! wiring over the stores. `main` serves it behind API Gateway; `dispatcher serve` serves
+//! The lookup function: Prow's external scheduling strategy (`POST /` with `{"job"}`) and
+//! the read-only pages under `/ui`, its wiring over the stores. `main` serves it behind API Gateway; `dispatcher serve` serves
 //! the same router locally.
 #![warn(missing_docs)]
 
 use std::sync::Arc;
 
 use axum::Router;
-use dispatcher_api::{LookupState, lookup_router};
+use dispatcher_api::{LookupState, UiState, lookup_router, ui_router};
+use dispatcher_app::pages::Pages;
 use dispatcher_app::ports::AnswerMetrics;
 use dispatcher_app::{LookupService, Stores};
 use dispatcher_config::RuntimeConfig;
@@ -23,13 +24,22 @@ pub fn counted_router(
     stores: Stores,
     metrics: Option<Arc<dyn AnswerMetrics>>,
 ) -> Router {
-    let mut service =
-        LookupService::with_refresh(stores, cfg.lookup_refresh).with_ephemeral_limit(cfg.ephemeral);
+    let mut service = LookupService::with_refresh(stores.clone(), cfg.lookup_refresh)
+        .with_ephemeral_limit(cfg.ephemeral);
     if let Some(m) = metrics {
         service = service.with_metrics(m);
     }
+    let service = Arc::new(service);
+    // The pages read the same in-memory generation as the lookup.
+    let pages = ui_router(Arc::new(UiState {
+        pages: Pages {
+            stores,
+            service: service.clone(),
+        },
+    }));
     lookup_router(Arc::new(LookupState {
-        service: Arc::new(service),
+        service,
         now: dispatcher_api::now,
     }))
+    .merge(pages)
 }

@@ -7,6 +7,7 @@ pub mod lambda;
 pub mod lookup;
 pub mod slack;
 pub mod trigger;
+pub mod ui;
 pub mod webhook;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,6 +18,7 @@ pub use error::ApiError;
 pub use lookup::{LookupState, lookup_router};
 pub use slack::{SlackState, slack_router};
 pub use trigger::{TriggerState, trigger_router};
+pub use ui::{UiState, ui_router};
 pub use webhook::{WebhookState, webhook_router};
 
 /// Seconds since the epoch: the clock, read at the edges only (the routers pass it in).

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod local;
 pub mod lookup;
 pub mod model;
+pub mod pages;
 pub mod ports;
 pub mod publish;
 pub mod pull_request;

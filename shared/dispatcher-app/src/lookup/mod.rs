@@ -339,10 +339,9 @@ impl LookupService {
         Ok(answer(choices.recall(job, now).await?.unwrap_or(chosen)))
     }
 
-    /// A job's plan entry and its file's decision (rule, candidates, scores), from the
-    /// current generation's snapshot (loaded once per generation).
-    pub async fn explain(&self, job: &str) -> Result<Option<serde_json::Value>, LookupError> {
-        Self::check_name(job)?;
+    /// The serving generation's plan (loaded once per generation): what `explain` and the
+    /// pages read.
+    pub async fn plan(&self) -> Result<Option<(u64, Arc<dispatcher_core::Plan>)>, LookupError> {
         let Some(served) = self.current().await? else {
             return Ok(None);
         };
@@ -355,13 +354,45 @@ impl LookupService {
                 p
             }
         };
+        Ok(Some((served.generation, plan)))
+    }
+
+    /// Jobs of the serving generation whose name contains `text` (case-insensitively), in
+    /// name order, at most `limit`, with their clusters.
+    pub async fn search(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, LookupError> {
+        let Some(served) = self.current().await? else {
+            return Ok(Vec::new());
+        };
+        let needle = text.trim().to_lowercase();
+        let mut found: Vec<(String, String)> = served
+            .jobs
+            .iter()
+            .filter(|(j, _)| j.to_lowercase().contains(&needle))
+            .map(|(j, c)| (j.clone(), c.clone()))
+            .collect();
+        found.sort();
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// A job's plan entry and its file's decision (rule, candidates, scores), from the
+    /// current generation's snapshot (loaded once per generation).
+    pub async fn explain(&self, job: &str) -> Result<Option<serde_json::Value>, LookupError> {
+        Self::check_name(job)?;
+        let Some((generation, plan)) = self.plan().await? else {
+            return Ok(None);
+        };
         let Some(entry) = plan.jobs.get(job) else {
             return Ok(None);
         };
         let file = plan.files.get(&entry.file);
         Ok(Some(serde_json::json!({
             "job": job,
-            "generation": served.generation,
+            "generation": generation,
             "entry": entry,
             "file": file,
             "inputs": plan.inputs,

@@ -37,8 +37,8 @@ use crate::store::{StoreError, Stores, WriteStats};
 pub use guard::{DELETIONS_ALWAYS_ALLOWED, MAX_DELETED};
 pub use read::{history, lookup};
 pub use snapshot::{
-    SnapshotError, assignments_key, assignments_of, load_assignments, load_baseline, load_plan,
-    load_release, plan_digest, plan_key, release_key, snapshot_prefix, store_plan,
+    SnapshotError, assignments_key, assignments_of, load_assignments, load_baseline, load_changes,
+    load_plan, load_release, plan_digest, plan_key, release_key, snapshot_prefix, store_plan,
 };
 
 /// How long a claim holds before another publisher may take it over: longer than any

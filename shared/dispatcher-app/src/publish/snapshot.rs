@@ -237,6 +237,15 @@ pub async fn load_baseline(stores: &Stores, pointer: &Pointer) -> Result<Plan, S
     load_plan(stores, snapshot).await
 }
 
+/// The assignment changes generation `generation` (of plan `digest`) made.
+pub async fn load_changes(
+    stores: &Stores,
+    generation: u64,
+    digest: &str,
+) -> Result<Vec<Change>, SnapshotError> {
+    read(stores, changes_key(generation, digest)).await
+}
+
 /// The release inputs stored under `key`.
 pub async fn load_release(stores: &Stores, key: &str) -> Result<StoredInputs, SnapshotError> {
     read(stores, key.to_owned()).await

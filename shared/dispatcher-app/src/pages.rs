@@ -1,0 +1,181 @@
+//! What the read-only pages show: the serving generation, a job's explanation and history,
+//! the last generations, the overrides. They read the lookup's in-memory generation and,
+//! for heavier data, its plan (loaded once per generation), so a page never slows `POST /`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dispatcher_core::Plan;
+use dispatcher_core::plan::{FileEntry, JobEntry, Unschedulable};
+
+use crate::control::{Override, book};
+use crate::lookup::{LookupError, LookupService};
+use crate::model::{Change, GenerationRecord, Overridden, Pointer};
+use crate::records::{BackupPr, Markers};
+use crate::{StoreError, Stores, publish};
+
+/// Why a page could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The lookup could not read the serving generation.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The table failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A snapshot object could not be read.
+    #[error(transparent)]
+    Snapshot(#[from] publish::SnapshotError),
+    /// The override book failed.
+    #[error(transparent)]
+    Book(#[from] book::BookError),
+}
+
+/// Jobs and demand that moved between two clusters in a generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    /// From (`None`: new jobs).
+    pub from: Option<String>,
+    /// To (`None`: deleted or left without a cluster).
+    pub to: Option<String>,
+    /// How many jobs.
+    pub jobs: usize,
+    /// Their demand.
+    pub demand: f64,
+}
+
+/// The serving generation, as its page shows it.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// The pointer: number, time, cause, applied overrides.
+    pub pointer: Pointer,
+    /// Its plan.
+    pub plan: Arc<Plan>,
+    /// What it moved, per cluster pair.
+    pub moved: Vec<Moved>,
+    /// Where the backup PR stands.
+    pub backup_pr: BackupPr,
+}
+
+/// One job, as its page shows it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// Its name.
+    pub name: String,
+    /// The generation answering.
+    pub generation: u64,
+    /// Its plan entry (cluster, rule, detail, demand, file).
+    pub entry: JobEntry,
+    /// Its file's decision (candidates with scores and reject reasons).
+    pub file: Option<FileEntry>,
+    /// Why it has no cluster, when it has none.
+    pub unschedulable: Option<Unschedulable>,
+    /// Its moves, newest first.
+    pub history: Vec<Change>,
+    /// The active override that moved it, if any: its baseline cluster and end.
+    pub overridden: Option<Overridden>,
+}
+
+/// The pages' reads.
+#[derive(Clone)]
+pub struct Pages {
+    /// The stores.
+    pub stores: Stores,
+    /// The lookup serving the same generation.
+    pub service: Arc<LookupService>,
+}
+
+impl Pages {
+    /// The serving generation; `None` before the first.
+    pub async fn overview(&self) -> Result<Option<Overview>, PageError> {
+        let Some((_, plan)) = self.service.plan().await? else {
+            return Ok(None);
+        };
+        let Some(pointer) = self.stores.serving().await? else {
+            return Ok(None);
+        };
+        let changes = publish::load_changes(&self.stores, pointer.generation, &pointer.plan_digest)
+            .await
+            .unwrap_or_default();
+        let mut pairs: BTreeMap<(Option<String>, Option<String>), (usize, f64)> = BTreeMap::new();
+        for c in changes {
+            let demand = plan.jobs.get(&c.job).map_or(0.0, |e| e.demand);
+            let slot = pairs.entry((c.from, c.to)).or_default();
+            slot.0 += 1;
+            slot.1 += demand;
+        }
+        let moved = pairs
+            .into_iter()
+            .map(|((from, to), (jobs, demand))| Moved {
+                from,
+                to,
+                jobs,
+                demand,
+            })
+            .collect();
+        let backup_pr = Markers(self.stores.table.as_ref()).backup_pr().await?;
+        Ok(Some(Overview {
+            pointer,
+            plan,
+            moved,
+            backup_pr,
+        }))
+    }
+
+    /// Jobs whose name contains `text`, at most `limit`.
+    pub async fn search(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, PageError> {
+        Ok(self.service.search(text, limit).await?)
+    }
+
+    /// One job of the serving generation; `None` when it has none of that name.
+    pub async fn job(&self, name: &str) -> Result<Option<JobView>, PageError> {
+        let Some((generation, plan)) = self.service.plan().await? else {
+            return Ok(None);
+        };
+        let Some(entry) = plan.jobs.get(name).cloned() else {
+            return Ok(None);
+        };
+        let mut history = publish::history(&self.stores, name).await?;
+        history.reverse();
+        let overridden = match self.stores.serving().await? {
+            Some(p) => publish::load_assignments(&self.stores, &p.snapshot)
+                .await?
+                .overridden
+                .get(name)
+                .cloned(),
+            None => None,
+        };
+        Ok(Some(JobView {
+            name: name.to_owned(),
+            generation,
+            file: plan.files.get(&entry.file).cloned(),
+            unschedulable: plan.unschedulable.iter().find(|u| u.job == name).cloned(),
+            entry,
+            history,
+            overridden,
+        }))
+    }
+
+    /// The last `n` generations, newest first.
+    pub async fn history(&self, n: u64) -> Result<Vec<GenerationRecord>, PageError> {
+        let current = self.stores.serving().await?.map_or(0, |p| p.generation);
+        let mut out = Vec::new();
+        for g in (current.saturating_sub(n - 1).max(1)..=current).rev() {
+            if let Some(r) = self.stores.table.generation(g).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The overrides, newest first.
+    pub async fn overrides(&self) -> Result<Vec<Override>, PageError> {
+        let mut all = book::read(self.stores.table.as_ref()).await?.overrides;
+        all.reverse();
+        Ok(all)
+    }
+}

@@ -1,0 +1,154 @@
+//! The read-only pages over HTTP, on the sample release served by the lookup's router: this
+//! generation with its chart, a job found by search and explained, the history, an
+//! override; and a job whose name carries markup is shown as text.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly, like the tests"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use dispatcher_app::control::{Control, PlanRequest};
+use dispatcher_app::local::{FileDemand, LocalRepo};
+use dispatcher_app::recompute::RecomputeRequest;
+use dispatcher_config::RuntimeConfig;
+use dispatcher_core::overrides::OverrideKind;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const T0: i64 = 1_800_000_000;
+const ODD: &str = "pull-ci-acme-widget-main-x<script>alert(1)</script>";
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
+}
+
+fn copy(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+async fn get(router: &Router, uri: &str) -> (u16, String, String) {
+    let r = router
+        .clone()
+        .oneshot(axum::http::Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned(), csp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let release = dir.path().join("release");
+    copy(&sample().join("release"), &release);
+    // A job whose name carries markup (job names come from public files).
+    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let odd = text.replacen(
+        "name: pull-ci-acme-widget-main-unit",
+        &format!("name: \"{ODD}\""),
+        1,
+    );
+    std::fs::write(&file, format!("{text}{}", &odd[odd.find("  - ").unwrap()..])).unwrap();
+    let stores = dispatcher_app::local::open(&dir.path().join("store")).unwrap();
+    let vars = BTreeMap::from([("DISPATCHER_PROW_CACHE_TTL", "10s".to_owned())]);
+    let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let recomputer = recompute::recomputer_over(
+        &cfg,
+        stores.clone(),
+        Arc::new(LocalRepo {
+            path: release,
+            clusters: None,
+            limits: cfg.release_limits,
+        }),
+        Arc::new(FileDemand {
+            runs: sample().join("volumes.json"),
+            durations: None,
+            cpu: None,
+            memory: None,
+        }),
+        None,
+    );
+    recomputer.run(&RecomputeRequest::weekly(), "w", T0).await.unwrap();
+    let control = Control {
+        stores: stores.clone(),
+        settings: cfg.engine.clone(),
+        limits: cfg.controls.clone(),
+        notifier: None,
+    };
+    let plan = control
+        .plan(
+            PlanRequest {
+                kind: OverrideKind::Capacity,
+                cluster: "build05".to_owned(),
+                capability: None,
+                capacity: Some(10),
+                duration: "2h".to_owned(),
+                reason: "slow <etcd>".to_owned(),
+                incident_url: None,
+                idempotency_key: "ui".to_owned(),
+            },
+            "alice",
+            dispatcher_api::now(),
+        )
+        .await
+        .unwrap();
+    control.apply(&plan.id, "alice", false, dispatcher_api::now()).await.unwrap();
+    let router = lookup::router(&cfg, stores);
+
+    let (status, overview, csp) = get(&router, "/ui").await;
+    assert_eq!(status, 200);
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(overview.contains("<h1>Generation 2</h1>"), "{overview}");
+    assert!(overview.contains("<svg"), "the chart");
+    assert!(overview.contains("Overrides applied"), "{overview}");
+    assert!(overview.contains("What this generation moved"), "{overview}");
+
+    let (status, found, _) = get(&router, "/ui/jobs?q=widget-main-UNIT").await;
+    assert_eq!(status, 200);
+    assert!(found.contains("href=\"/ui/jobs/pull-ci-acme-widget-main-unit\""), "{found}");
+
+    let (status, job, _) = get(&router, "/ui/jobs/pull-ci-acme-widget-main-unit").await;
+    assert_eq!(status, 200);
+    assert!(job.contains("<dt>Rule</dt>"), "{job}");
+    assert!(job.contains("Its file's candidates"), "{job}");
+    assert!(job.contains("Its moves"), "{job}");
+
+    let (status, odd, _) = get(&router, "/ui/jobs?q=script").await;
+    assert_eq!(status, 200);
+    assert!(odd.contains("x&lt;script&gt;alert(1)&lt;/script&gt;"), "{odd}");
+    assert!(!odd.contains("<script>alert"), "{odd}");
+
+    let (status, history, _) = get(&router, "/ui/history").await;
+    assert_eq!(status, 200);
+    assert!(history.contains("id=\"generation-2\"") && history.contains("id=\"generation-1\""), "{history}");
+    assert!(history.contains("override"), "{history}");
+
+    let (status, overrides, _) = get(&router, "/ui/overrides").await;
+    assert_eq!(status, 200);
+    assert!(overrides.contains("capacity 10 for build05"), "{overrides}");
+    assert!(overrides.contains("slow &lt;etcd&gt;"), "{overrides}");
+
+    assert_eq!(get(&router, "/ui/jobs/nope").await.0, 404);
+    let (status, css, _) = get(&router, "/ui/style.css").await;
+    assert_eq!((status, css.contains("font")), (200, true));
+}
