@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, installing and starting what the tests need: a moto
-# server (DynamoDB + S3) in a cached venv, and a Prometheus from Debian with backfilled
-# data. Extra arguments go to `cargo test`.
+# server (DynamoDB + S3) in a cached venv, a Prometheus from Debian with backfilled data,
+# and headless Chromium with chromedriver from Debian (the pages' browser test). Extra
+# arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,9 @@ out=$(./infra/emulator.sh start)
 eval "$out"
 out=$(./infra/prometheus.sh start)
 eval "$out"
-# Tests that need the emulator or Prometheus fail, rather than skip, when it is missing.
-export DISPATCHER_REQUIRE_EMULATOR=1 DISPATCHER_REQUIRE_PROMETHEUS=1
+./infra/browser.sh
+# Tests that need the emulator, Prometheus or the browser fail, rather than skip, when it
+# is missing.
+export DISPATCHER_REQUIRE_EMULATOR=1 DISPATCHER_REQUIRE_PROMETHEUS=1 DISPATCHER_REQUIRE_BROWSER=1
 
 cargo test --workspace --locked "$@"

@@ -68,7 +68,11 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         &format!("name: \"{ODD}\""),
         1,
     );
-    std::fs::write(&file, format!("{text}{}", &odd[odd.find("  - ").unwrap()..])).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}{}", &odd[odd.find("  - ").unwrap()..]),
+    )
+    .unwrap();
     let stores = dispatcher_app::local::open(&dir.path().join("store")).unwrap();
     let vars = BTreeMap::from([("DISPATCHER_PROW_CACHE_TTL", "10s".to_owned())]);
     let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
@@ -88,7 +92,10 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         }),
         None,
     );
-    recomputer.run(&RecomputeRequest::weekly(), "w", T0).await.unwrap();
+    recomputer
+        .run(&RecomputeRequest::weekly(), "w", T0)
+        .await
+        .unwrap();
     let control = Control {
         stores: stores.clone(),
         settings: cfg.engine.clone(),
@@ -112,7 +119,10 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         )
         .await
         .unwrap();
-    control.apply(&plan.id, "alice", false, dispatcher_api::now()).await.unwrap();
+    control
+        .apply(&plan.id, "alice", false, dispatcher_api::now())
+        .await
+        .unwrap();
     let router = lookup::router(&cfg, stores);
 
     let (status, overview, csp) = get(&router, "/ui").await;
@@ -121,11 +131,17 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     assert!(overview.contains("<h1>Generation 2</h1>"), "{overview}");
     assert!(overview.contains("<svg"), "the chart");
     assert!(overview.contains("Overrides applied"), "{overview}");
-    assert!(overview.contains("What this generation moved"), "{overview}");
+    assert!(
+        overview.contains("What this generation moved"),
+        "{overview}"
+    );
 
     let (status, found, _) = get(&router, "/ui/jobs?q=widget-main-UNIT").await;
     assert_eq!(status, 200);
-    assert!(found.contains("href=\"/ui/jobs/pull-ci-acme-widget-main-unit\""), "{found}");
+    assert!(
+        found.contains("href=\"/ui/jobs/pull-ci-acme-widget-main-unit\""),
+        "{found}"
+    );
 
     let (status, job, _) = get(&router, "/ui/jobs/pull-ci-acme-widget-main-unit").await;
     assert_eq!(status, 200);
@@ -135,12 +151,18 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
 
     let (status, odd, _) = get(&router, "/ui/jobs?q=script").await;
     assert_eq!(status, 200);
-    assert!(odd.contains("x&lt;script&gt;alert(1)&lt;/script&gt;"), "{odd}");
+    assert!(
+        odd.contains("x&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{odd}"
+    );
     assert!(!odd.contains("<script>alert"), "{odd}");
 
     let (status, history, _) = get(&router, "/ui/history").await;
     assert_eq!(status, 200);
-    assert!(history.contains("id=\"generation-2\"") && history.contains("id=\"generation-1\""), "{history}");
+    assert!(
+        history.contains("id=\"generation-2\"") && history.contains("id=\"generation-1\""),
+        "{history}"
+    );
     assert!(history.contains("override"), "{history}");
 
     let (status, overrides, _) = get(&router, "/ui/overrides").await;
