@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a benchmark program in release mode: engine | controls | pr | store | lookup.
+# Runs a benchmark program in release mode: engine | controls | pr | ui | store | lookup.
 # The store and lookup benchmarks get their own emulator; the lookup benchmark installs
 # wrk and nginx from Debian and builds the release binaries and the Lambda bootstraps it runs
 # (DISPATCHER_BASELINE_LOOKUP: another lookup binary to compare cold starts with).
@@ -9,6 +9,7 @@ case "${1:-}" in
   engine) cargo run --release --locked -p dispatcher-tests --bin bench-engine ;;
   controls) cargo run --release --locked -p dispatcher-tests --bin bench-controls ;;
   pr) cargo run --release --locked -p dispatcher-tests --bin bench-pr ;;
+  ui) cargo run --release --locked -p dispatcher-tests --bin bench-ui ;;
   store)
     trap './infra/emulator.sh stop "${MOTO_PID:-}" "${MOTO_DIR:-}"' EXIT
     # Captured first: `eval "$(... start)"` would carry on after a failed start.
@@ -31,5 +32,5 @@ case "${1:-}" in
     DISPATCHER_LOOKUP_BIN="${CARGO_TARGET_DIR:-target}/lambda/lookup/bootstrap" \
       cargo run --release --locked -p dispatcher-tests --bin bench-lookup
     ;;
-  *) echo "usage: $0 engine|controls|pr|store|lookup" >&2; exit 2 ;;
+  *) echo "usage: $0 engine|controls|pr|ui|store|lookup" >&2; exit 2 ;;
 esac
