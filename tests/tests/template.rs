@@ -275,6 +275,8 @@ fn routes_timeouts_and_binaries_match_the_functions() {
         ("LookupFunction", "/"),
         ("LookupFunction", "/healthz"),
         ("LookupFunction", "/explain/{job}"),
+        ("LookupFunction", "/ui"),
+        ("LookupFunction", "/ui/{proxy+}"),
         ("WebhookFunction", "/github"),
         ("ControlFunction", "/control/v1/{proxy+}"),
         ("ControlFunction", "/slack/commands"),
