@@ -141,14 +141,7 @@ impl Pages {
         };
         let mut history = publish::history(&self.stores, name).await?;
         history.reverse();
-        let overridden = match self.stores.serving().await? {
-            Some(p) => publish::load_assignments(&self.stores, &p.snapshot)
-                .await?
-                .overridden
-                .get(name)
-                .cloned(),
-            None => None,
-        };
+        let overridden = self.service.overridden(name).await?;
         Ok(Some(JobView {
             name: name.to_owned(),
             generation,

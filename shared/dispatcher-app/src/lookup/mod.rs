@@ -357,6 +357,15 @@ impl LookupService {
         Ok(Some((served.generation, plan)))
     }
 
+    /// The override entry of `job` in the serving generation (its baseline answer and the
+    /// override's end), from the in-memory table.
+    pub async fn overridden(&self, job: &str) -> Result<Option<Overridden>, LookupError> {
+        Ok(self
+            .current()
+            .await?
+            .and_then(|s| s.overridden.get(job).cloned()))
+    }
+
     /// Jobs of the serving generation whose name contains `text` (case-insensitively), in
     /// name order, at most `limit`, with their clusters.
     pub async fn search(
