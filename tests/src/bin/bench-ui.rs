@@ -121,8 +121,15 @@ async fn main() -> Result<()> {
         tokio::task::spawn_blocking(move || -> Result<(Vec<Duration>, Vec<Duration>)> {
             let (mut pages, mut lookups) = (Vec::new(), Vec::new());
             for _ in 0..REQUESTS {
-                pages.push(first_byte(&addr, &page)?.0);
-                lookups.push(first_byte(&addr, &lookup)?.0);
+                let (t, answer) = first_byte(&addr, &page)?;
+                anyhow::ensure!(
+                    answer.starts_with("HTTP/1.1 200") && answer.contains("Its file's candidates"),
+                    "a job page"
+                );
+                pages.push(t);
+                let (t, answer) = first_byte(&addr, &lookup)?;
+                anyhow::ensure!(answer.starts_with("HTTP/1.1 200"), "a lookup");
+                lookups.push(t);
             }
             Ok((pages, lookups))
         })
