@@ -90,9 +90,11 @@ async fn main() -> Result<()> {
         .jobs
         .iter()
         .find(|(_, e)| {
-            plan.files
-                .get(&e.file)
-                .is_some_and(|f| f.candidates.len() > 2)
+            e.cluster.is_some()
+                && plan
+                    .files
+                    .get(&e.file)
+                    .is_some_and(|f| f.candidates.len() > 2)
         })
         .map(|(n, _)| n.clone())
         .context("a balanced job")?;
@@ -128,7 +130,11 @@ async fn main() -> Result<()> {
                 );
                 pages.push(t);
                 let (t, answer) = first_byte(&addr, &lookup)?;
-                anyhow::ensure!(answer.starts_with("HTTP/1.1 200"), "a lookup");
+                anyhow::ensure!(
+                    answer.starts_with("HTTP/1.1 200"),
+                    "a lookup: {}",
+                    &answer[..answer.len().min(300)]
+                );
                 lookups.push(t);
             }
             Ok((pages, lookups))
