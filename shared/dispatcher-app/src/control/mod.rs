@@ -11,6 +11,7 @@ pub mod book;
 pub mod chat;
 mod error;
 mod flow;
+mod planning;
 mod types;
 
 use std::sync::Arc;

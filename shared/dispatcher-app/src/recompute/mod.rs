@@ -16,11 +16,10 @@ use dispatcher_formats::{CLUSTERS_PATH, Loaded, assemble};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::{
-    Demand, DemandSource, FallbackChange, FallbackPublisher, FallbackReport, Note, Notifier,
-    RepoSource, SourceError,
+    Demand, DemandSource, FallbackPublisher, FallbackReport, Note, Notifier, RepoSource,
+    SourceError,
 };
 use crate::records::Markers;
-use crate::writeback;
 
 /// What started a recompute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,7 +433,7 @@ impl Recomputer {
 
     /// The generation serving now, with its baseline plan (without overrides: what the
     /// next plan follows); `None` before the first.
-    async fn serving(&self) -> Result<Option<Serving>, RecomputeError> {
+    pub(super) async fn serving(&self) -> Result<Option<Serving>, RecomputeError> {
         let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
@@ -500,33 +499,6 @@ impl Recomputer {
         Ok(publish::publish_generation(&self.stores, next, &options).await?)
     }
 
-    /// Retries a backup PR that failed after its generation was published (F15): the
-    /// release at the head, and the current generation's plan. `None` when none is pending.
-    pub async fn retry_fallback(&self) -> Result<Option<FallbackStatus>, RecomputeError> {
-        let pending = Markers(self.stores.table.as_ref())
-            .fallback_pending()
-            .await?;
-        if !pending {
-            return Ok(None);
-        }
-        if self.fallback.is_none() {
-            return Ok(self
-                .stores
-                .serving()
-                .await?
-                .map(|_| FallbackStatus::Disabled));
-        }
-        let Some(serving) = self.serving().await? else {
-            return Ok(None);
-        };
-        let commit = self.repo.head().await?;
-        let loaded = assemble(self.repo.release(&commit).await?, None, &commit);
-        Ok(Some(
-            self.fallback(&serving.plan, &loaded, &commit, serving.generation)
-                .await,
-        ))
-    }
-
     /// Plans pull request `pr` (what its merge would do) and posts the result on it; never
     /// publishes.
     pub async fn plan_pull_request(
@@ -550,109 +522,22 @@ impl Recomputer {
         planner.run(pr, now).await
     }
 
-    /// Announces, once per generation, a backup PR still pending a day after its
-    /// generation was published: Prow's fallback (the static fields) is that far behind.
-    /// `true` when it was announced now.
-    pub async fn announce_late_backup_pr(&self, now: i64) -> Result<bool, RecomputeError> {
-        let Some(n) = &self.notifier else {
-            return Ok(false);
-        };
-        let markers = Markers(self.stores.table.as_ref());
-        let crate::records::BackupPr::Pending(generation) = markers.backup_pr().await? else {
-            return Ok(false);
-        };
-        let Some(record) = self
-            .stores
-            .table
-            .generation(generation.parse().unwrap_or(0))
-            .await?
-        else {
-            return Ok(false);
-        };
-        if now - record.published_at < BACKUP_PR_LATE {
-            return Ok(false);
-        }
-        let key = format!("{LATE_BACKUP_PR}{generation}");
-        if !self
-            .stores
-            .table
-            .remember(&key, "announced", now + 30 * 86_400, now)
-            .await?
-        {
-            return Ok(false);
-        }
-        let note = Note::BackupPrPending {
-            generation,
-            since: record.published_at,
-        };
-        if let Err(e) = n.notify(&note).await {
-            tracing::warn!(error = %dispatcher_core::chain(&e), "a notification was not sent");
-            self.stores.table.forget(&key).await?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
     /// Seconds since a recompute last succeeded; `None` before the first success.
     pub async fn since_last_success(&self, now: i64) -> Result<Option<i64>, RecomputeError> {
         let at = Markers(self.stores.table.as_ref()).last_success().await?;
         Ok(at.map(|at| (now - at).max(0)))
     }
-
-    /// Brings the backup PR up to date; its failure does not fail the recompute (the
-    /// generation is published), but leaves the marker for the next run (F15).
-    async fn fallback(
-        &self,
-        plan: &Plan,
-        loaded: &Loaded,
-        commit: &str,
-        generation: u64,
-    ) -> FallbackStatus {
-        let Some(publisher) = &self.fallback else {
-            return FallbackStatus::Disabled;
-        };
-        let markers = Markers(self.stores.table.as_ref());
-        if let Err(e) = markers.set_fallback_pending(generation).await {
-            return FallbackStatus::Failed(dispatcher_core::chain(&e));
-        }
-        let change = match fallback_change(plan, loaded, commit, generation) {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                let _ = markers.clear_fallback_pending().await;
-                return FallbackStatus::UpToDate;
-            }
-            Err(e) => return FallbackStatus::Failed(e.to_string()),
-        };
-        match publisher.publish(&change).await {
-            Ok(report) => {
-                if let Err(e) = markers.clear_fallback_pending().await {
-                    tracing::warn!(error = %dispatcher_core::chain(&e), "the fallback PR is done but its marker was not cleared");
-                }
-                FallbackStatus::Published(report)
-            }
-            Err(e) => {
-                let error = dispatcher_core::chain(&e);
-                tracing::error!(error = %error, retryable = e.is_retryable(), generation, "the fallback PR failed; it is retried by the next recompute");
-                FallbackStatus::Failed(error)
-            }
-        }
-    }
 }
 
-/// How long a backup PR may stay pending before operators hear of it.
-pub const BACKUP_PR_LATE: i64 = 24 * 3600;
-/// Remembered keys of late backup PRs already announced.
-pub const LATE_BACKUP_PR: &str = "late-backup-pr#";
-
 /// The generation serving when a recompute starts.
-struct Serving {
-    generation: u64,
+pub(super) struct Serving {
+    pub(super) generation: u64,
     /// Its snapshot prefix (the answers serving).
     snapshot: String,
     /// The digest of its baseline plan.
     digest: String,
     /// Its baseline plan.
-    plan: Plan,
+    pub(super) plan: Plan,
     /// The overrides it applies.
     overrides: Vec<OverrideSpec>,
 }
@@ -677,76 +562,9 @@ pub(crate) fn demand_of(plan: &Plan) -> Demand {
     }
 }
 
-/// A job file the release was read without the text of (a reader without `keep_text`).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}: the release was read without its text")]
-pub struct NoText(pub String);
+mod backup;
 
-/// The files of the release that must change for the static fields and `buildFarm` to
-/// match the plan; `None` when none must.
-pub fn fallback_change(
-    plan: &Plan,
-    loaded: &Loaded,
-    commit: &str,
-    generation: u64,
-) -> Result<Option<FallbackChange>, NoText> {
-    let config_text = String::from_utf8_lossy(&loaded.config_text);
-    let rewrite = writeback::rewrite(plan, &loaded.files, &config_text, |path| {
-        loaded
-            .texts
-            .get(path)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-            .ok_or_else(|| NoText(path.to_owned()))
-    })?;
-    if rewrite.files.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(FallbackChange {
-        base_commit: commit.to_owned(),
-        generation,
-        title: format!("Automate prow job dispatcher: generation {generation}"),
-        body: dispatcher_core::report::markdown(plan),
-        files: rewrite.files,
-    }))
-}
+pub use backup::{BACKUP_PR_LATE, LATE_BACKUP_PR, NoText, fallback_change};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_envelopes_and_bare_inputs_are_weekly_runs() {
-        let envelope = serde_json::json!({
-            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "1", "time": "2026-11-22T07:00:00Z", "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:1:rule/weekly"], "detail": {}
-        });
-        let weekly = Invocation::Recompute(RecomputeRequest::weekly());
-        assert_eq!(parse_invocation(&envelope).unwrap(), weekly);
-        assert_eq!(parse_invocation(&serde_json::json!({})).unwrap(), weekly);
-        let push = serde_json::json!({"trigger": "push", "mode": "delta", "deliveryId": "d-1", "after": "abc"});
-        let Ok(Invocation::Recompute(r)) = parse_invocation(&push) else {
-            panic!("a push hand-off is a recompute");
-        };
-        assert_eq!(
-            (
-                r.trigger,
-                r.mode,
-                r.delivery_id.as_deref(),
-                r.after.as_deref()
-            ),
-            (Trigger::Push, Mode::Delta, Some("d-1"), Some("abc"))
-        );
-        assert!(parse_invocation(&serde_json::json!({"trigger": "sometimes"})).is_err());
-    }
-
-    #[test]
-    fn the_freshness_check_is_not_a_recompute() {
-        assert_eq!(
-            parse_invocation(&serde_json::json!({"action": "check"})).unwrap(),
-            Invocation::FreshnessCheck
-        );
-        let e = parse_invocation(&serde_json::json!({"action": "dance"})).unwrap_err();
-        assert!(e.to_string().contains("dance"), "{e}");
-    }
-}
+mod tests;
