@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dispatcher_app::publish::{self, PublishOptions, Published};
@@ -58,8 +57,7 @@ fn now() -> i64 {
 
 /// Seconds since the epoch as an RFC 3339 UTC time.
 pub fn when(at: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
+    dispatcher_app::model::utc(at)
 }
 
 fn report(p: &Published) {

@@ -276,3 +276,10 @@ pub struct Assignments {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overridden: BTreeMap<String, Overridden>,
 }
+
+/// Seconds since the epoch as an RFC 3339 date and time (UTC), for people reading a
+/// message or a page.
+pub fn utc(at: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}

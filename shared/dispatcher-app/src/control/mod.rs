@@ -91,8 +91,4 @@ fn hashed(prefix: &str, text: &str) -> String {
     format!("{prefix}{hex}")
 }
 
-/// Seconds since the epoch as RFC 3339, for messages.
-pub fn utc(at: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+pub use crate::model::utc;

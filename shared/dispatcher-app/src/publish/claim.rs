@@ -49,15 +49,9 @@ fn why_lost(base: u64, now: Option<Pointer>) -> String {
         }) => format!(
             "the publish of {} started at {} holds it until {} (UTC); if its publisher is dead, take it over now with --take-over",
             other.plan_digest,
-            utc(other.started_at),
-            utc(other.lease_until)
+            crate::model::utc(other.started_at),
+            crate::model::utc(other.lease_until)
         ),
         _ => "the claim failed".to_owned(),
     }
-}
-
-/// Seconds since the epoch as an RFC 3339 date and time, for people reading a message.
-fn utc(at: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
 }
