@@ -45,14 +45,18 @@ impl Drop for Killed {
     }
 }
 
-/// The first line of `child`'s stdout that starts with `prefix`, without it.
-fn line_after(child: &mut Child, prefix: &str) -> String {
-    let out = child.stdout.take().unwrap();
-    std::io::BufReader::new(out)
-        .lines()
+/// The first line of `child`'s stdout that contains `marker`, from just after it. The rest
+/// of the output is drained on a thread, so the child never blocks on (or dies of) a full
+/// or closed pipe.
+fn line_after(child: &mut Child, marker: &str) -> String {
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let found = lines
+        .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix(prefix).map(|a| a.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"))
+        .find_map(|l| l.split_once(marker).map(|(_, a)| a.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no line with {marker:?}"));
+    std::thread::spawn(move || lines.for_each(drop));
+    found
 }
 
 fn chromedriver() -> Option<String> {
@@ -74,14 +78,6 @@ fn chromedriver() -> Option<String> {
         );
     }
     found.map(str::to_owned)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,35 +162,26 @@ async fn the_pages_work_in_a_real_browser() {
     ]);
     cli(&["apply", plan["id"].as_str().unwrap()]);
 
-    let port = free_port();
-    let _driver = Killed(
+    // chromedriver picks a free port itself and says which once it listens.
+    let mut driver = Killed(
         Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
+    let port = line_after(&mut driver.0, "started successfully on port ");
+    let port = port.trim_end_matches('.');
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".to_owned(),
         serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1600"]}),
     );
-    // chromedriver listens once it has started: retry the session for a few seconds.
-    let mut client = None;
-    for _ in 0..50 {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
-        }
-    }
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await;
     let c = client.expect("a WebDriver session with headless Chromium");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -242,12 +229,22 @@ async fn the_pages_work_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    // A click does not wait for the page it leads to: wait for that page's address.
+    let url = |path: &str| url::Url::parse(&format!("{base}{path}")).unwrap();
+    c.wait()
+        .for_url(&url("/ui/jobs?q=widget-main-unit"))
+        .await
+        .unwrap();
     let link = c
         .find(Locator::LinkText("pull-ci-acme-widget-main-unit"))
         .await
         .unwrap();
     shot("search").await;
     link.click().await.unwrap();
+    c.wait()
+        .for_url(&url("/ui/jobs/pull-ci-acme-widget-main-unit"))
+        .await
+        .unwrap();
     let rule = c
         .find(Locator::XPath("//dt[.='Rule']/following-sibling::dd[1]"))
         .await
