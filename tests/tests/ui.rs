@@ -123,6 +123,7 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         .apply(&plan.id, "alice", false, dispatcher_api::now())
         .await
         .unwrap();
+    let record = stores.table.generation(2).await.unwrap().unwrap();
     let router = lookup::router(&cfg, stores);
 
     let (status, overview, csp) = get(&router, "/ui").await;
@@ -160,10 +161,52 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     let (status, history, _) = get(&router, "/ui/history").await;
     assert_eq!(status, 200);
     assert!(
-        history.contains("id=\"generation-2\"") && history.contains("id=\"generation-1\""),
+        history.contains("href=\"/ui/generations/2\"")
+            && history.contains("href=\"/ui/generations/1\""),
         "{history}"
     );
     assert!(history.contains("override"), "{history}");
+    // The override's generation moved demand off build05, and the history says how much.
+    let off: Vec<_> = record
+        .moved
+        .iter()
+        .filter(|m| m.from.as_deref() == Some("build05"))
+        .collect();
+    assert!(!off.is_empty() && record.moved_demand() > 0.0, "{record:?}");
+    assert!(
+        history.contains(&format!(
+            "<td class=\"n\">{:.1}</td>",
+            record.moved_demand()
+        )),
+        "{history}"
+    );
+
+    // A page per generation, from its record.
+    let (status, second, _) = get(&router, "/ui/generations/2").await;
+    assert_eq!(status, 200);
+    assert!(second.contains("<h1>Generation 2</h1>"), "{second}");
+    assert!(
+        second.contains("<svg") && second.contains("It is serving now"),
+        "{second}"
+    );
+    assert!(
+        second.contains("href=\"/ui/generations/1\""),
+        "its base: {second}"
+    );
+    assert!(
+        second.contains(&format!(
+            "<td>build05</td><td>{}</td><td class=\"n\">{}</td>",
+            off[0].to.as_deref().unwrap_or("(none)"),
+            off[0].jobs
+        )),
+        "{second}"
+    );
+    let (status, first, _) = get(&router, "/ui/generations/1").await;
+    assert_eq!(status, 200);
+    assert!(!first.contains("It is serving now"), "{first}");
+    assert_eq!(get(&router, "/ui/generations/3").await.0, 404);
+    assert_eq!(get(&router, "/ui/generations/0").await.0, 404);
+    assert_eq!(get(&router, "/ui/generations/two").await.0, 404);
 
     let (status, overrides, _) = get(&router, "/ui/overrides").await;
     assert_eq!(status, 200);
@@ -173,4 +216,9 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     assert_eq!(get(&router, "/ui/jobs/nope").await.0, 404);
     let (status, css, _) = get(&router, "/ui/style.css").await;
     assert_eq!((status, css.contains("font")), (200, true));
+    // The one script, allowed by the policy only from the pages' own origin.
+    let (status, js, _) = get(&router, "/ui/filter.js").await;
+    assert_eq!((status, js.contains("data-filter")), (200, true));
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(found.contains("<table data-filter=\"jobs\">"), "{found}");
 }

@@ -1,19 +1,21 @@
 //! The pages in a real browser: headless Chromium driven over WebDriver (chromedriver,
 //! Debian's `chromium` and `chromium-driver`, which `./infra/test.sh` installs) against
-//! `dispatcher serve` on the sample release with an override applied and a job whose name
-//! carries markup. Search finds a job, its page shows its rule and candidates, the chart
-//! and the history render, the override shows, the markup is text; a screenshot of each
-//! view is written under the test's output folder.
+//! `dispatcher serve` with an override applied, on the sample release (with a job whose
+//! name carries markup) and, where present, on the real corpus. Search finds a job, its
+//! page shows its rule and candidates, the chart, the history and a generation's page
+//! render, the override shows, the markup is text, the filter box filters; a screenshot of each view is written
+//! under the test's output folder (`<site>-<view>.png`).
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers fail loudly, like the tests"
 )]
 
+use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 const ODD: &str = "pull-ci-acme-widget-main-x<script>alert(1)</script>";
 const TOKEN: &str = "browser-t0ken";
@@ -80,38 +82,19 @@ fn chromedriver() -> Option<String> {
     found.map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pages_work_in_a_real_browser() {
-    let Some(driver) = chromedriver() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let release = work.path().join("release");
-    copy(&sample().join("release"), &release);
-    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let odd = text.replacen(
-        "name: pull-ci-acme-widget-main-unit",
-        &format!("name: \"{ODD}\""),
-        1,
-    );
-    std::fs::write(
-        &file,
-        format!("{text}{}", &odd[odd.find("  - ").unwrap()..]),
-    )
-    .unwrap();
-
+/// A `dispatcher serve` planning `inputs` (its arguments after `serve`) into a fresh local
+/// store under `work`, with a 2 h capacity override of build05 applied through the control
+/// API by the CLI; the server and its address.
+fn serve_with_override(work: &Path, inputs: &[OsString]) -> (Killed, String) {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
     serve
-        .args(["serve", "--addr", "127.0.0.1:0", "--release"])
-        .arg(&release)
-        .arg("--volumes")
-        .arg(sample().join("volumes.json"))
-        .current_dir(work.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(inputs)
+        .current_dir(work)
         .env("DISPATCHER_TRIGGER_TOKEN", TOKEN)
         .env("DISPATCHER_PROW_CACHE_TTL", "10s")
         .env("DISPATCHER_LOOKUP_REFRESH", "0s")
-        .env("DISPATCHER_LOCAL_DIR", work.path().join("store"))
+        .env("DISPATCHER_LOCAL_DIR", work.join("store"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for var in [
@@ -127,21 +110,13 @@ async fn the_pages_work_in_a_real_browser() {
     }
     let mut serve = Killed(serve.spawn().unwrap());
     let addr = line_after(&mut serve.0, "serving on http://");
-    // An override, through the control API.
     let api = format!("http://{addr}/control/v1");
     let cli = |args: &[&str]| {
-        let mut all = vec![
-            "override",
-            "--api",
-            api.as_str(),
-            "--token",
-            TOKEN,
-            "--actor",
-            "alice",
-        ];
-        all.extend_from_slice(args);
         let o = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
-            .args(&all)
+            .args([
+                "override", "--api", &api, "--token", TOKEN, "--actor", "alice",
+            ])
+            .args(args)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -161,10 +136,38 @@ async fn the_pages_work_in_a_real_browser() {
         "slow etcd",
     ]);
     cli(&["apply", plan["id"].as_str().unwrap()]);
+    (serve, addr)
+}
 
+/// The sample release, with a second copy of a job whose name carries markup.
+fn sample_with_markup(work: &Path) -> Vec<OsString> {
+    let release = work.join("release");
+    copy(&sample().join("release"), &release);
+    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let odd = text.replacen(
+        "name: pull-ci-acme-widget-main-unit",
+        &format!("name: \"{ODD}\""),
+        1,
+    );
+    std::fs::write(
+        &file,
+        format!("{text}{}", &odd[odd.find("  - ").unwrap()..]),
+    )
+    .unwrap();
+    vec![
+        "--release".into(),
+        release.into(),
+        "--volumes".into(),
+        sample().join("volumes.json").into(),
+    ]
+}
+
+/// A session of headless Chromium, and its chromedriver.
+async fn browser(driver: &str) -> (Killed, Client) {
     // chromedriver picks a free port itself and says which once it listens.
     let mut driver = Killed(
-        Command::new(&driver)
+        Command::new(driver)
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -181,23 +184,40 @@ async fn the_pages_work_in_a_real_browser() {
     let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
-        .await;
-    let c = client.expect("a WebDriver session with headless Chromium");
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = |name: &'static str| {
-        let c = c.clone();
-        let path = shots.join(format!("{name}.png"));
-        async move {
-            let png = c.screenshot().await.unwrap();
-            assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
-            std::fs::write(path, png).unwrap();
-        }
-    };
-    let base = format!("http://{addr}");
+        .await
+        .expect("a WebDriver session with headless Chromium");
+    (driver, client)
+}
 
+/// Where a walk goes on one site, and what it calls its screenshots.
+struct Site<'a> {
+    name: &'a str,
+    base: String,
+    /// Typed into the search box.
+    query: &'a str,
+    /// The job the search must find.
+    job: &'a str,
+}
+
+impl Site<'_> {
+    fn url(&self, path: &str) -> url::Url {
+        url::Url::parse(&format!("{}{path}", self.base)).unwrap()
+    }
+
+    async fn shot(&self, c: &Client, view: &str) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = c.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{view}: a PNG");
+        std::fs::write(dir.join(format!("{}-{view}.png", self.name)), png).unwrap();
+    }
+}
+
+/// This generation, a search typed like a person would, the job's page, the history and
+/// the overrides, on one site.
+async fn walk(c: &Client, site: &Site<'_>) {
     // This generation: the chart renders, the override shows.
-    c.goto(&format!("{base}/ui")).await.unwrap();
+    c.goto(site.url("/ui").as_str()).await.unwrap();
     let h1 = c
         .find(Locator::Css("h1"))
         .await
@@ -218,31 +238,28 @@ async fn the_pages_work_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(applied, "Overrides applied");
-    shot("generation").await;
+    site.shot(c, "generation").await;
 
-    // Search, typed and submitted like a person would, then the job's page.
+    // Search, then the job's page. A click does not wait for the page it leads to: wait
+    // for that page's address.
     let input = c.find(Locator::Id("q")).await.unwrap();
-    input.send_keys("widget-main-unit").await.unwrap();
+    input.send_keys(site.query).await.unwrap();
     c.find(Locator::Css("form[role=search] button"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    // A click does not wait for the page it leads to: wait for that page's address.
-    let url = |path: &str| url::Url::parse(&format!("{base}{path}")).unwrap();
+    let query: String = url::form_urlencoded::byte_serialize(site.query.as_bytes()).collect();
     c.wait()
-        .for_url(&url("/ui/jobs?q=widget-main-unit"))
+        .for_url(&site.url(&format!("/ui/jobs?q={query}")))
         .await
         .unwrap();
-    let link = c
-        .find(Locator::LinkText("pull-ci-acme-widget-main-unit"))
-        .await
-        .unwrap();
-    shot("search").await;
+    let link = c.find(Locator::LinkText(site.job)).await.unwrap();
+    site.shot(c, "search").await;
     link.click().await.unwrap();
     c.wait()
-        .for_url(&url("/ui/jobs/pull-ci-acme-widget-main-unit"))
+        .for_url(&site.url(&format!("/ui/jobs/{}", site.job)))
         .await
         .unwrap();
     let rule = c
@@ -261,10 +278,73 @@ async fn the_pages_work_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(candidates, "Its file's candidates");
-    shot("job").await;
+    let scored = c
+        .find_all(Locator::Css("section[aria-labelledby=candidates] tbody tr"))
+        .await
+        .unwrap();
+    assert!(!scored.is_empty(), "{}: candidates listed", site.job);
+    site.shot(c, "job").await;
+
+    // History and overrides.
+    c.goto(site.url("/ui/history").as_str()).await.unwrap();
+    let rows = c.find_all(Locator::Css("main tbody tr")).await.unwrap();
+    assert!(rows.len() >= 2, "two generations");
+    site.shot(c, "history").await;
+    // The override's generation, from its link: its chart and what it moved.
+    c.find(Locator::LinkText("2"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_url(&site.url("/ui/generations/2"))
+        .await
+        .unwrap();
+    let chart = c.find(Locator::Css("figure svg")).await.unwrap();
+    assert!(chart.is_displayed().await.unwrap());
+    let moves = c
+        .find_all(Locator::Css("section[aria-labelledby=moved] tbody tr"))
+        .await
+        .unwrap();
+    assert!(!moves.is_empty(), "the override's moves");
+    site.shot(c, "generation-2").await;
+    c.goto(site.url("/ui/overrides").as_str()).await.unwrap();
+    let row = c
+        .find(Locator::Css("main tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("capacity 10 for build05") && row.contains("active"),
+        "{row}"
+    );
+    site.shot(c, "overrides").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_work_in_a_real_browser() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let inputs = sample_with_markup(work.path());
+    let (_serve, addr) = serve_with_override(work.path(), &inputs);
+    let (_driver, c) = browser(&driver).await;
+    let sample = Site {
+        name: "sample",
+        base: format!("http://{addr}"),
+        query: "widget-main-unit",
+        job: "pull-ci-acme-widget-main-unit",
+    };
+    walk(&c, &sample).await;
 
     // The markup in a job's name is text.
-    c.goto(&format!("{base}/ui/jobs?q=script")).await.unwrap();
+    c.goto(sample.url("/ui/jobs?q=script").as_str())
+        .await
+        .unwrap();
     let shown = c
         .find(Locator::Css("main table a"))
         .await
@@ -279,25 +359,58 @@ async fn the_pages_work_in_a_real_browser() {
             .unwrap()
             .is_empty()
     );
-    shot("markup").await;
+    sample.shot(&c, "markup").await;
 
-    // History and overrides.
-    c.goto(&format!("{base}/ui/history")).await.unwrap();
-    let rows = c.find_all(Locator::Css("main tbody tr")).await.unwrap();
-    assert!(rows.len() >= 2, "two generations");
-    shot("history").await;
-    c.goto(&format!("{base}/ui/overrides")).await.unwrap();
-    let row = c
-        .find(Locator::Css("main tbody tr"))
-        .await
-        .unwrap()
-        .text()
+    // The filter box (the one progressive enhancement) hides the rows without its text.
+    c.goto(sample.url("/ui/jobs?q=widget").as_str())
         .await
         .unwrap();
+    let rows = c.find_all(Locator::Css("main tbody tr")).await.unwrap();
+    c.find(Locator::Css("label.filter input"))
+        .await
+        .unwrap()
+        .send_keys("main-unit")
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for row in &rows {
+        if row.is_displayed().await.unwrap() {
+            shown.push(row.text().await.unwrap());
+        }
+    }
     assert!(
-        row.contains("capacity 10 for build05") && row.contains("active"),
-        "{row}"
+        !shown.is_empty() && shown.len() < rows.len(),
+        "{} of {} rows shown",
+        shown.len(),
+        rows.len()
     );
-    shot("overrides").await;
+    assert!(shown.iter().all(|r| r.contains("main-unit")), "{shown:?}");
+    sample.shot(&c, "filter").await;
+
+    // The same walk on the real corpus, where present.
+    if let Some(corpus) =
+        dispatcher_tests::corpus_or_skip("the_pages_work_in_a_real_browser (corpus part)")
+    {
+        let work = tempfile::tempdir().unwrap();
+        let inputs: Vec<OsString> = vec![
+            "--release".into(),
+            corpus.join("release-7659af06.tar.gz").into(),
+            "--volumes".into(),
+            corpus.join("volumes-7659af06.week1.json.gz").into(),
+            "--clusters".into(),
+            corpus.join("clusters-2022.yaml").into(),
+        ];
+        let (_serve, addr) = serve_with_override(work.path(), &inputs);
+        walk(
+            &c,
+            &Site {
+                name: "corpus",
+                base: format!("http://{addr}"),
+                query: "installer-master-e2e-aws",
+                job: "pull-ci-openshift-installer-master-e2e-aws",
+            },
+        )
+        .await;
+    }
     c.close().await.unwrap();
 }

@@ -1,5 +1,5 @@
 //! The read-only pages for people, under `/ui`: this generation, job search and
-//! explanation, the history of generations, the overrides. Server-rendered HTML (maud: every
+//! explanation, the history of generations and a page per generation, the overrides. Server-rendered HTML (maud: every
 //! value is escaped; job names come from public files), no JavaScript needed, readable on
 //! a phone. They read the lookup's in-memory generation and its plan (loaded once per
 //! generation), so they never slow `POST /`.
@@ -12,8 +12,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dispatcher_app::control::utc;
+use dispatcher_app::model::GenerationRecord;
 use dispatcher_app::pages::{JobView, Overview, PageError, Pages};
 use dispatcher_app::records::BackupPr;
+use dispatcher_core::overrides::OverrideSpec;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// Jobs a search lists at most.
@@ -35,22 +37,36 @@ pub fn ui_router(state: Arc<UiState>) -> Router {
         .route("/ui/jobs", get(search))
         .route("/ui/jobs/{name}", get(job))
         .route("/ui/history", get(history))
+        .route("/ui/generations/{n}", get(generation))
         .route("/ui/overrides", get(overrides))
         .route("/ui/style.css", get(style))
+        .route("/ui/filter.js", get(script))
         .with_state(state)
 }
 
 const STYLE: &str = include_str!("ui.css");
+const SCRIPT: &str = include_str!("ui.js");
 
 async fn style() -> Response {
-    let mut r = STYLE.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    asset(STYLE, "text/css; charset=utf-8")
+}
+
+async fn script() -> Response {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// An embedded asset: it changes only with the binary, so browsers may keep it an hour.
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
     );
     r
 }
@@ -65,6 +81,7 @@ fn page(status: StatusCode, title: &str, query: &str, body: Markup) -> Response 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Prow job dispatcher" }
                 link rel="stylesheet" href="/ui/style.css";
+                script src="/ui/filter.js" defer {}
             }
             body {
                 header {
@@ -92,7 +109,7 @@ fn page(status: StatusCode, title: &str, query: &str, body: Markup) -> Response 
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
     );
     h.insert(
         "x-content-type-options",
@@ -147,14 +164,7 @@ fn overview_body(o: &Overview) -> Markup {
                 BackupPr::Pending(g) => { "pending since generation " (g) ": the static cluster fields do not match yet." }
             }
         }
-        @if !p.applied.overrides.is_empty() {
-            section aria-labelledby="applied" {
-                h2 id="applied" { "Overrides applied" }
-                ul { @for ov in &p.applied.overrides {
-                    li { (ov.kind.as_str()) " of " strong { (ov.cluster) } @if let Some(c) = &ov.capability { " (" (c) ")" } " until " (utc(ov.expires_at)) }
-                } }
-            }
-        }
+        (applied(&p.applied.overrides))
         section aria-labelledby="shares" {
             h2 id="shares" { "Share of demand per cluster" }
             figure {
@@ -169,27 +179,54 @@ fn overview_body(o: &Overview) -> Markup {
                 } }
             } }
         }
-        section aria-labelledby="moved" {
-            h2 id="moved" { "What this generation moved" }
-            @if o.moved.is_empty() { p { "Nothing moved." } } @else {
-                div.scroll { table {
-                    caption { "Jobs and demand per cluster pair" }
-                    thead { tr { th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "jobs" } th scope="col" { "demand" } } }
-                    tbody { @for m in &o.moved {
-                        tr { td { (m.from.as_deref().unwrap_or("(new)")) } td { (m.to.as_deref().unwrap_or("(none)")) } td.n { (m.jobs) } td.n { (format!("{:.1}", m.demand)) } }
-                    } }
-                } }
-            }
-        }
+        (moved(&o.record))
         section aria-labelledby="unschedulable" {
             h2 id="unschedulable" { "Jobs no cluster can run" }
             @if plan.unschedulable.is_empty() { p { "None." } } @else {
-                ul { @for u in plan.unschedulable.iter().take(200) {
+                ul data-filter="jobs" { @for u in plan.unschedulable.iter().take(200) {
                     li { a href=(job_href(&u.job)) { (u.job) } ": " (u.reason) }
                 } }
             }
         }
     }
+}
+
+/// The overrides a generation applied, if any.
+fn applied(overrides: &[OverrideSpec]) -> Markup {
+    html! {
+        @if !overrides.is_empty() {
+            section aria-labelledby="applied" {
+                h2 id="applied" { "Overrides applied" }
+                ul { @for ov in overrides {
+                    li { (ov.kind.as_str()) " of " strong { (ov.cluster) } @if let Some(c) = &ov.capability { " (" (c) ")" } " until " (utc(ov.expires_at)) }
+                } }
+            }
+        }
+    }
+}
+
+/// What a generation moved, per cluster pair.
+fn moved(r: &GenerationRecord) -> Markup {
+    html! {
+        section aria-labelledby="moved" {
+            h2 id="moved" { "What this generation moved" }
+            @if r.changed == 0 { p { "Nothing moved." } }
+            @else if r.moved.is_empty() { p { (r.changed) " jobs changed; this generation's record predates the per-pair figures." } }
+            @else {
+                div.scroll { table {
+                    caption { "Jobs and demand per cluster pair" }
+                    thead { tr { th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "jobs" } th scope="col" { "demand" } } }
+                    tbody { @for m in &r.moved {
+                        tr { td { (m.from.as_deref().unwrap_or("(new)")) } td { (m.to.as_deref().unwrap_or("(none)")) } td.n { (m.jobs) } td.n { (format!("{:.1}", m.demand)) } }
+                    } }
+                } }
+            }
+        }
+    }
+}
+
+fn generation_href(n: u64) -> String {
+    format!("/ui/generations/{n}")
 }
 
 fn job_href(name: &str) -> String {
@@ -221,7 +258,7 @@ async fn search(State(s): State<Arc<UiState>>, Query(query): Query<SearchQuery>)
             let body = html! {
                 h1 { "Jobs matching “" (q) "”" }
                 @if found.is_empty() { p { "No job of this generation matches." } } @else {
-                    div.scroll { table {
+                    div.scroll { table data-filter="jobs" {
                         caption { (found.len().min(SEARCH_LIMIT)) @if more { "+" } " jobs" }
                         thead { tr { th scope="col" { "job" } th scope="col" { "cluster" } } }
                         tbody { @for (job, cluster) in found.iter().take(SEARCH_LIMIT) {
@@ -316,13 +353,15 @@ async fn history(State(s): State<Arc<UiState>>) -> Response {
             html! {
                 h1 { "The last generations" }
                 @if records.is_empty() { p { "None yet." } } @else {
-                    div.scroll { table {
+                    div.scroll { table data-filter="generations" {
                         caption { "Newest first" }
-                        thead { tr { th scope="col" { "generation" } th scope="col" { "published" } th scope="col" { "cause" } th scope="col" { "changed" } th scope="col" { "jobs placed" } th scope="col" { "overrides" } } }
+                        thead { tr { th scope="col" { "generation" } th scope="col" { "published" } th scope="col" { "cause" } th scope="col" { "jobs changed" } th scope="col" { "moved demand" } th scope="col" { "jobs placed" } th scope="col" { "overrides" } } }
                         tbody { @for r in &records {
-                            tr id=(format!("generation-{}", r.generation)) {
-                                th scope="row" { a href=(format!("#generation-{}", r.generation)) { (r.generation) } }
-                                td { (utc(r.published_at)) } td { (r.cause.as_str()) } td.n { (r.changed) } td.n { (r.placed_jobs) }
+                            tr {
+                                th scope="row" { a href=(generation_href(r.generation)) { (r.generation) } }
+                                td { (utc(r.published_at)) } td { (r.cause.as_str()) } td.n { (r.changed) }
+                                td.n { @if r.moved.is_empty() && r.changed > 0 { "-" } @else { (format!("{:.1}", r.moved_demand())) } }
+                                td.n { (r.placed_jobs) }
                                 td { @for o in &r.applied.overrides { (o.kind.as_str()) " " (o.cluster) " " } }
                             }
                         } }
@@ -331,6 +370,69 @@ async fn history(State(s): State<Arc<UiState>>) -> Response {
             },
         ),
         Err(e) => failed(&e),
+    }
+}
+
+async fn generation(State(s): State<Arc<UiState>>, Path(n): Path<String>) -> Response {
+    let record = match n.parse::<u64>() {
+        Ok(n) => s.pages.generation(n).await,
+        Err(_) => Ok(None),
+    };
+    match record {
+        Ok(Some(v)) => {
+            let title = format!("Generation {}", v.record.generation);
+            page(
+                StatusCode::OK,
+                &title,
+                "",
+                generation_body(&v.record, v.serving),
+            )
+        }
+        Ok(None) => page(
+            StatusCode::NOT_FOUND,
+            "Unknown generation",
+            "",
+            html! { h1 { "No generation " code { (n) } " was published" } p { a href="/ui/history" { "The last generations" } } },
+        ),
+        Err(e) => failed(&e),
+    }
+}
+
+/// A generation from its record: when and why, its shares, what it moved.
+fn generation_body(r: &GenerationRecord, serving: bool) -> Markup {
+    let rows: Vec<(&str, f64, Option<f64>)> = r
+        .clusters
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.share, c.target_share))
+        .collect();
+    html! {
+        h1 { "Generation " (r.generation) }
+        p {
+            "Published " time datetime=(utc(r.published_at)) { (utc(r.published_at)) } ", cause " strong { (r.cause.as_str()) }
+            @if let Some(b) = r.base { ", computed against " a href=(generation_href(b)) { "generation " (b) } }
+            "."
+        }
+        @if serving { p { "It is serving now: " a href="/ui" { "this generation's page" } " also lists its unschedulable jobs and the backup PR." } }
+        dl {
+            dt { "Jobs" } dd { (r.jobs) " (" (r.placed_jobs) " placed, " (r.unschedulable_jobs) " that no cluster can run)" }
+            dt { "Changed" } dd { (r.changed) " jobs, " (r.deleted) " of them deleted" }
+        }
+        (applied(&r.applied.overrides))
+        section aria-labelledby="shares" {
+            h2 id="shares" { "Share of demand per cluster" }
+            figure {
+                (PreEscaped(dispatcher_core::report::share_chart(&rows)))
+                figcaption { "Target (outline) and achieved (bar) share of the placed demand." }
+            }
+            div.scroll { table {
+                caption { "Clusters" }
+                thead { tr { th scope="col" { "cluster" } th scope="col" { "demand" } th scope="col" { "target" } th scope="col" { "achieved" } } }
+                tbody { @for (name, c) in &r.clusters {
+                    tr { th scope="row" { (name) } td.n { (format!("{:.1}", c.demand)) } td.n { (c.target_share.map_or("-".to_owned(), pct)) } td.n { (pct(c.share)) } }
+                } }
+            } }
+        }
+        (moved(r))
     }
 }
 
@@ -344,7 +446,7 @@ async fn overrides(State(s): State<Arc<UiState>>) -> Response {
                 h1 { "Overrides" }
                 p { "Temporary drains and capacities (read-only here; operators use the control API, the CLI or Slack)." }
                 @if all.is_empty() { p { "None." } } @else {
-                    div.scroll { table {
+                    div.scroll { table data-filter="overrides" {
                         caption { "Newest first" }
                         thead { tr { th scope="col" { "id" } th scope="col" { "what" } th scope="col" { "state" } th scope="col" { "ends" } th scope="col" { "approvers" } th scope="col" { "reason" } } }
                         tbody { @for o in &all {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use dispatcher_core::Plan;
 use dispatcher_core::overrides::OverrideSpec;
 use dispatcher_core::plan::InputDigests;
 use serde::{Deserialize, Serialize};
@@ -220,6 +221,54 @@ pub struct GenerationRecord {
     pub deleted: usize,
     /// Per cluster: its demand and shares.
     pub clusters: BTreeMap<String, ClusterShare>,
+    /// The changes per cluster pair with their demand (empty in records written before
+    /// this was kept, and when nothing changed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<Moved>,
+}
+
+impl GenerationRecord {
+    /// The demand of the jobs that left a cluster (new jobs are not moves).
+    pub fn moved_demand(&self) -> f64 {
+        self.moved
+            .iter()
+            .filter(|m| m.from.is_some())
+            .map(|m| m.demand)
+            .sum()
+    }
+}
+
+/// Jobs and demand that changed from one cluster to another in a generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moved {
+    /// From (`None`: new jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// To (`None`: deleted or left without a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// How many jobs.
+    pub jobs: usize,
+    /// Their demand in the generation's plan (a deleted job's is 0).
+    pub demand: f64,
+}
+
+/// A generation's `changes` per cluster pair, in pair order, weighed by `plan`'s demand.
+pub fn moved_by_pair(plan: &Plan, changes: &[Change]) -> Vec<Moved> {
+    let mut pairs: BTreeMap<(Option<&str>, Option<&str>), Moved> = BTreeMap::new();
+    for c in changes {
+        let slot = pairs
+            .entry((c.from.as_deref(), c.to.as_deref()))
+            .or_insert_with(|| Moved {
+                from: c.from.clone(),
+                to: c.to.clone(),
+                jobs: 0,
+                demand: 0.0,
+            });
+        slot.jobs += 1;
+        slot.demand += plan.jobs.get(&c.job).map_or(0.0, |e| e.demand);
+    }
+    pairs.into_values().collect()
 }
 
 /// A cluster's part of a generation.

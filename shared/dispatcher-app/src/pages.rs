@@ -2,7 +2,6 @@
 //! the last generations, the overrides. They read the lookup's in-memory generation and,
 //! for heavier data, its plan (loaded once per generation), so a page never slows `POST /`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dispatcher_core::Plan;
@@ -23,25 +22,9 @@ pub enum PageError {
     /// The table failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A snapshot object could not be read.
-    #[error(transparent)]
-    Snapshot(#[from] publish::SnapshotError),
     /// The override book failed.
     #[error(transparent)]
     Book(#[from] book::BookError),
-}
-
-/// Jobs and demand that moved between two clusters in a generation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Moved {
-    /// From (`None`: new jobs).
-    pub from: Option<String>,
-    /// To (`None`: deleted or left without a cluster).
-    pub to: Option<String>,
-    /// How many jobs.
-    pub jobs: usize,
-    /// Their demand.
-    pub demand: f64,
 }
 
 /// The serving generation, as its page shows it.
@@ -51,8 +34,8 @@ pub struct Overview {
     pub pointer: Pointer,
     /// Its plan.
     pub plan: Arc<Plan>,
-    /// What it moved, per cluster pair.
-    pub moved: Vec<Moved>,
+    /// Its record (what it moved, per cluster pair).
+    pub record: GenerationRecord,
     /// Where the backup PR stands.
     pub backup_pr: BackupPr,
 }
@@ -76,6 +59,15 @@ pub struct JobView {
     pub overridden: Option<Overridden>,
 }
 
+/// A generation, as its own page shows it.
+#[derive(Debug, Clone)]
+pub struct GenerationView {
+    /// Its record: when and why, shares, what it moved.
+    pub record: GenerationRecord,
+    /// Whether it is the one serving.
+    pub serving: bool,
+}
+
 /// The pages' reads.
 #[derive(Clone)]
 pub struct Pages {
@@ -94,30 +86,14 @@ impl Pages {
         let Some(pointer) = self.stores.serving().await? else {
             return Ok(None);
         };
-        let changes = publish::load_changes(&self.stores, pointer.generation, &pointer.plan_digest)
-            .await
-            .unwrap_or_default();
-        let mut pairs: BTreeMap<(Option<String>, Option<String>), (usize, f64)> = BTreeMap::new();
-        for c in changes {
-            let demand = plan.jobs.get(&c.job).map_or(0.0, |e| e.demand);
-            let slot = pairs.entry((c.from, c.to)).or_default();
-            slot.0 += 1;
-            slot.1 += demand;
-        }
-        let moved = pairs
-            .into_iter()
-            .map(|((from, to), (jobs, demand))| Moved {
-                from,
-                to,
-                jobs,
-                demand,
-            })
-            .collect();
+        let Some(record) = self.stores.table.generation(pointer.generation).await? else {
+            return Ok(None);
+        };
         let backup_pr = Markers(self.stores.table.as_ref()).backup_pr().await?;
         Ok(Some(Overview {
             pointer,
             plan,
-            moved,
+            record,
             backup_pr,
         }))
     }
@@ -151,6 +127,23 @@ impl Pages {
             history,
             overridden,
         }))
+    }
+
+    /// Generation `n`; `None` when no generation of that number was published (yet).
+    pub async fn generation(&self, n: u64) -> Result<Option<GenerationView>, PageError> {
+        let current = self.stores.serving().await?.map_or(0, |p| p.generation);
+        if n == 0 || n > current {
+            return Ok(None);
+        }
+        Ok(self
+            .stores
+            .table
+            .generation(n)
+            .await?
+            .map(|record| GenerationView {
+                record,
+                serving: n == current,
+            }))
     }
 
     /// The last `n` generations, newest first.

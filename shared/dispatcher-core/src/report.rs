@@ -162,14 +162,21 @@ pub fn text_width(text: &str) -> f64 {
     text.chars().count() as f64 * CHAR_WIDTH
 }
 
-/// Horizontal bars: target share (outline) and achieved share (filled) per cluster. The
-/// columns are as wide as their longest label, so that no label is cut at an edge.
+/// Horizontal bars: target share (outline) and achieved share (filled) per cluster of
+/// `plan`. The columns are as wide as their longest label, so that no label is cut at an
+/// edge.
 pub fn svg(plan: &Plan) -> String {
-    let rows: Vec<(&String, f64, Option<f64>)> = plan
+    let rows: Vec<(&str, f64, Option<f64>)> = plan
         .clusters
         .iter()
-        .map(|(n, c)| (n, c.share, c.target_share))
+        .map(|(n, c)| (n.as_str(), c.share, c.target_share))
         .collect();
+    share_chart(&rows)
+}
+
+/// The chart of [`svg`] from its rows: (cluster, achieved share, target share), drawn in
+/// the order given. The pages draw past generations from their records with it.
+pub fn share_chart(rows: &[(&str, f64, Option<f64>)]) -> String {
     let max = rows
         .iter()
         .map(|(_, a, t)| a.max(t.unwrap_or(0.0)))

@@ -348,6 +348,7 @@ pub async fn commit_requires_the_claim(stores: &Stores) {
         changed: 1,
         deleted: 0,
         clusters: BTreeMap::new(),
+        moved: Vec::new(),
     };
     // Nobody claimed: no commit.
     let e = stores

@@ -3,7 +3,7 @@
 
 use dispatcher_core::Plan;
 
-use crate::model::{Applied, Change, ClusterShare, GenerationRecord, Pointer};
+use crate::model::{Applied, Change, ClusterShare, GenerationRecord, Pointer, moved_by_pair};
 use crate::store::{StoreError, Stores};
 
 use super::{PublishError, PublishOptions};
@@ -53,6 +53,7 @@ impl Commit<'_> {
                     (n.clone(), share)
                 })
                 .collect(),
+            moved: moved_by_pair(self.plan, self.changes),
         }
     }
 
