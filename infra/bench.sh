@@ -2,7 +2,8 @@
 # Runs a benchmark program in release mode: engine | controls | pr | ui | store | lookup.
 # The store and lookup benchmarks get their own emulator; the lookup benchmark installs
 # wrk and nginx from Debian and builds the release binaries and the Lambda bootstraps it runs
-# (DISPATCHER_BASELINE_LOOKUP: another lookup binary to compare cold starts with).
+# (DISPATCHER_BASELINE_LOOKUP: another lookup binary to compare cold starts with;
+# DISPATCHER_BASELINE_SERVE: another dispatcher binary whose serve is loaded beside ours).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in

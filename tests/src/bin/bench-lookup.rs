@@ -6,7 +6,8 @@
 //! Lambda bootstrap `cargo lambda build` made, the artifact that ships), else the release
 //! `lookup` beside this program. With `DISPATCHER_BASELINE_LOOKUP` naming another lookup
 //! binary (an earlier build), both are started in turn against the same generation, for a
-//! ratio.
+//! ratio; with `DISPATCHER_BASELINE_SERVE` naming another `dispatcher` binary, its
+//! `serve` is put under the same load beside this build's.
 //!
 //! `./infra/bench.sh lookup` (installs wrk and nginx from Debian, starts the emulator,
 //! builds the release binaries and the bootstraps, then runs this program).
@@ -312,6 +313,38 @@ async fn cold_start(binary: &Path, store: &Emulated, job: &str) -> Result<Durati
     Ok(elapsed)
 }
 
+/// `dispatcher serve` (the binary `dispatcher`) on the corpus, in a store of its own under
+/// `dir`, under wrk posting the job names of `script`. With nothing published, `serve`
+/// plans and publishes before it listens, so the load meets a server at rest. (On a store
+/// that already serves, it would recompute behind the lookups, on the same core, while wrk
+/// measures.)
+fn serve_under_load(dispatcher: &Path, c: &Path, dir: &Path, script: &Path) -> Result<Wrk> {
+    let port = free_port()?;
+    let serve = pinned(&dispatcher.to_string_lossy(), SERVER_CORE)
+        .env("TOKIO_WORKER_THREADS", "1")
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--vsphere-cluster",
+            "vsphere",
+        ])
+        .arg("--release")
+        .arg(c.join("release-7659af06.tar.gz"))
+        .arg("--clusters")
+        .arg(c.join("clusters-2022.yaml"))
+        .arg("--volumes")
+        .arg(c.join("volumes-7659af06.week1.json.gz"))
+        .env("DISPATCHER_LOCAL_DIR", dir.join("serve-store"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {} serve", dispatcher.display()))?;
+    let _serve = Killed(serve);
+    wait_port(port)?;
+    wrk(&format!("http://127.0.0.1:{port}/"), Some(script))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let Some(c) = corpus_dir() else {
@@ -336,34 +369,6 @@ async fn main() -> Result<()> {
         jobs.len()
     );
 
-    // The local lookup server, on a store of its own: with nothing published, `serve`
-    // plans and publishes before it listens, so the load meets a server at rest. (On a
-    // store that already serves, it would recompute behind the lookups, on the same core,
-    // while wrk measures.)
-    let port = free_port()?;
-    let dispatcher = bin.join("dispatcher");
-    let serve = pinned(&dispatcher.to_string_lossy(), SERVER_CORE)
-        .env("TOKIO_WORKER_THREADS", "1")
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--vsphere-cluster",
-            "vsphere",
-        ])
-        .arg("--release")
-        .arg(c.join("release-7659af06.tar.gz"))
-        .arg("--clusters")
-        .arg(c.join("clusters-2022.yaml"))
-        .arg("--volumes")
-        .arg(c.join("volumes-7659af06.week1.json.gz"))
-        .env("DISPATCHER_LOCAL_DIR", tmp.path().join("serve-store"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("start dispatcher serve")?;
-    let _serve = Killed(serve);
-    wait_port(port)?;
     let names = tmp.path().join("jobs.txt");
     std::fs::write(
         &names,
@@ -390,8 +395,20 @@ end
             names.display()
         ),
     )?;
-    let ours = wrk(&format!("http://127.0.0.1:{port}/"), Some(&script))?;
-    drop(_serve);
+    let ours = serve_under_load(
+        &bin.join("dispatcher"),
+        &c,
+        &tmp.path().join("ours"),
+        &script,
+    )?;
+    let baseline_serve = match std::env::var_os("DISPATCHER_BASELINE_SERVE") {
+        Some(b) => {
+            let b = PathBuf::from(b);
+            let w = serve_under_load(&b, &c, &tmp.path().join("baseline"), &script)?;
+            Some((b, w))
+        }
+        None => None,
+    };
 
     // nginx serving one static JSON file.
     let site = tmp.path().join("site");
@@ -426,36 +443,59 @@ end
     );
     println!("| server | requests/s | p50 | p99 | errors |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, w) in [
-        ("dispatcher serve (POST /, 5,000 distinct jobs)", &ours),
-        ("nginx, one static JSON file (GET)", &theirs),
-    ] {
+    let mut rows = vec![(
+        "dispatcher serve (POST /, 5,000 distinct jobs)".to_owned(),
+        &ours,
+    )];
+    if let Some((b, w)) = &baseline_serve {
+        rows.push((format!("baseline {} serve (the same)", b.display()), w));
+    }
+    rows.push(("nginx, one static JSON file (GET)".to_owned(), &theirs));
+    for (name, w) in rows {
         println!(
             "| {name} | {:.0} | {:.3} ms | {:.3} ms | {} |",
             w.rps, w.p50_ms, w.p99_ms, w.errors
         );
     }
     println!(
-        "\nThroughput: {:.0}% of nginx (goal at least 50%); p99 {:.3} ms (goal under 2 ms); {} errors (goal 0).\n",
+        "\nThroughput: {:.0}% of nginx (goal at least 50%); p99 {:.3} ms (goal under 2 ms); {} errors (goal 0).",
         ours.rps / theirs.rps * 100.0,
         ours.p99_ms,
         ours.errors
     );
+    if let Some((_, w)) = &baseline_serve {
+        println!(
+            "Against the baseline: throughput {:.2}x, p99 {:.2}x.",
+            ours.rps / w.rps,
+            ours.p99_ms / w.p99_ms
+        );
+    }
+    println!();
 
-    // In process: the router alone.
+    // In process: the lookup router alone, and the lookup function's router (the pages
+    // beside it), in turn on the same store.
     let stores = dispatcher_app::local::open(&store)?;
-    let router = dispatcher_api::lookup_router(Arc::new(dispatcher_api::LookupState {
-        service: Arc::new(dispatcher_app::LookupService::new(stores)),
+    let bare = dispatcher_api::lookup_router(Arc::new(dispatcher_api::LookupState {
+        service: Arc::new(dispatcher_app::LookupService::new(stores.clone())),
         now: dispatcher_api::now,
     }));
-    let (p50, p99, max) = in_process(router, &jobs).await?;
-    println!("### In process: the lookup router, 200,000 requests after warm-up\n");
-    println!(
-        "p50 {:.1} µs, p99 {:.1} µs (goal under 50 µs), max {:.1} µs.\n",
-        us(p50),
-        us(p99),
-        us(max)
-    );
+    let cfg = dispatcher_config::RuntimeConfig::from_lookup(|_| None)?;
+    let shipped = lookup::router(&cfg, stores);
+    println!("### In process: 200,000 requests after warm-up\n");
+    println!("| router | p50 | p99 | max |\n|---|---:|---:|---:|");
+    for (name, router) in [
+        ("the lookup router alone", bare),
+        ("the lookup function's (with the pages)", shipped),
+    ] {
+        let (p50, p99, max) = in_process(router, &jobs).await?;
+        println!(
+            "| {name} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            us(p50),
+            us(p99),
+            us(max)
+        );
+    }
+    println!("\nGoal: p99 under 50 µs.\n");
 
     // The Lambda binary, cold: the functions read DynamoDB and S3, here in the emulator.
     let emulated = publish_to_emulator(&store).await?;
