@@ -2,7 +2,7 @@
 //! Shared helpers for the corpus tests and the benchmark programs.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The team corpus (`../shared/corpus` beside the repository, or `$DISPATCHER_CORPUS`).
 /// `None` when it is absent: callers say so clearly and skip.
@@ -25,4 +25,47 @@ pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
         );
     }
     dir
+}
+
+/// The bundled sample data (`tests/fixtures/sample`: a release checkout and run volumes).
+pub fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
+}
+
+/// Copies the tree `from` into `to` (created), so that a test changes a copy of a fixture.
+///
+/// # Panics
+/// On any I/O error: this is test support, and the test fails loudly.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for entry in std::fs::read_dir(from).expect("list a directory") {
+        let entry = entry.expect("read a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// A job name carrying markup: job names come from public files, and every page and
+/// message must show it as text.
+pub const MARKUP_JOB: &str = "pull-ci-acme-widget-main-x<script>alert(1)</script>";
+
+/// Adds [`MARKUP_JOB`] to a copy of the sample release at `release`: a second copy of
+/// `pull-ci-acme-widget-main-unit` in the same file, under that name.
+///
+/// # Panics
+/// When the file is not the sample's (test support).
+pub fn add_markup_job(release: &Path) {
+    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
+    let text = std::fs::read_to_string(&file).expect("the sample's widget presubmits");
+    let odd = text.replacen(
+        "name: pull-ci-acme-widget-main-unit",
+        &format!("name: \"{MARKUP_JOB}\""),
+        1,
+    );
+    let first_job = odd.find("  - ").expect("a job list");
+    std::fs::write(&file, format!("{text}{}", &odd[first_job..])).expect("write the job file");
 }

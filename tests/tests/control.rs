@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -22,6 +21,7 @@ use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{LookupService, Recomputer, Stores};
 use dispatcher_config::RuntimeConfig;
+use dispatcher_tests::sample;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -31,10 +31,6 @@ const TOKEN: &str = "control-t0ken";
 /// A job of the sample that the weekly run puts on build03.
 const JOB: &str = "pull-ci-acme-widget-main-unit";
 const T0: i64 = 1_800_000_000;
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {

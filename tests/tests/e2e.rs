@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,6 +21,7 @@ use dispatcher_app::{Handoff, Recomputer, SourceError};
 use dispatcher_cli::serve::local::LocalServer;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_formats::InputPaths;
+use dispatcher_tests::{copy_tree, sample};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -37,10 +38,6 @@ const CLUSTERS: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
 /// A job of the sample that the weekly run puts on build03.
 const JOB: &str = "pull-ci-acme-widget-main-unit";
 const JOB_FILE: &str = "ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml";
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample/release")
-}
 
 fn require(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.is_empty()) {
@@ -62,7 +59,7 @@ fn require(var: &str) -> Option<String> {
 /// `overlay` files replaced and build03 blocked when `blocked`.
 fn tarball(sha: &str, overlay: &BTreeMap<String, String>, blocked: bool) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    copy(&sample(), dir.path());
+    copy_tree(&sample().join("release"), dir.path());
     for (file, text) in overlay {
         std::fs::write(dir.path().join(file), text).unwrap();
     }
@@ -79,18 +76,6 @@ fn tarball(sha: &str, overlay: &BTreeMap<String, String>, blocked: bool) -> Vec<
     tar.append_dir_all(format!("acme-release-{sha}"), dir.path())
         .unwrap();
     tar.into_inner().unwrap().finish().unwrap()
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 async fn json(server: &MockServer, verb: &str, route: &str, body: Value) {
@@ -297,7 +282,7 @@ async fn a_signed_push_blocking_a_cluster_moves_its_jobs_through_the_local_serve
         return;
     };
     let inputs = InputPaths {
-        release: sample(),
+        release: sample().join("release"),
         ..InputPaths::default()
     };
     let server = LocalServer::build(&cfg, &inputs, "trigger-token".to_owned())

@@ -10,12 +10,9 @@ mod fuzzing;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use dispatcher_tests::sample;
 use fuzzing::{Target, mutated, seeds_of};
 use proptest::prelude::*;
-
-fn sample() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
-}
 
 /// Every job file of the sample release, and a few shapes the sample does not have.
 fn job_seeds() -> Vec<Vec<u8>> {

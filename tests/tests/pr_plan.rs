@@ -7,7 +7,6 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{Handoff, Recomputer, RepoSource, SourceError};
 use dispatcher_config::RuntimeConfig;
 use dispatcher_github::{GitHub, GitHubConfig, Retry};
+use dispatcher_tests::{copy_tree, sample};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -36,26 +36,10 @@ const CLUSTERS: &str = "core-services/sanitize-prow-jobs/_clusters.yaml";
 const CONFIG: &str = "core-services/sanitize-prow-jobs/_config.yaml";
 const T0: i64 = 1_800_000_000;
 
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The sample release at `sha` as GitHub's tarball, with `edits` applied.
 fn tarball(sha: &str, edits: &[(&str, &dyn Fn(String) -> String)]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    copy(&sample().join("release"), dir.path());
+    copy_tree(&sample().join("release"), dir.path());
     for (file, edit) in edits {
         let p = dir.path().join(file);
         let text = std::fs::read_to_string(&p).unwrap();

@@ -7,7 +7,6 @@
     reason = "test helpers fail loudly, like the tests"
 )]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,25 +15,10 @@ use dispatcher_app::records::Markers;
 use dispatcher_app::{Recomputer, RepoSource, SourceError};
 use dispatcher_config::RuntimeConfig;
 use dispatcher_formats::Release;
+use dispatcher_tests::{copy_tree, sample};
 use serde_json::json;
 
 const T0: i64 = 1_800_000_000;
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// GitHub down: every call may work later.
 struct Unreachable;
@@ -80,7 +64,7 @@ async fn a_permanent_failure_is_recorded_not_retried_and_a_transient_one_is_retr
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let stores = dispatcher_app::local::open(&dir.path().join("store")).unwrap();
     let release = dir.path().join("release");
-    copy(&sample().join("release"), &release);
+    copy_tree(&sample().join("release"), &release);
     std::fs::write(
         release.join("core-services/sanitize-prow-jobs/_config.yaml"),
         "buildFarm: {}\n",

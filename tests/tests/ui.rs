@@ -7,7 +7,6 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
@@ -17,27 +16,11 @@ use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_core::overrides::OverrideKind;
+use dispatcher_tests::{add_markup_job, copy_tree, sample};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 const T0: i64 = 1_800_000_000;
-const ODD: &str = "pull-ci-acme-widget-main-x<script>alert(1)</script>";
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample")
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 async fn get(router: &Router, uri: &str) -> (u16, String, String) {
     let r = router
@@ -59,20 +42,9 @@ async fn get(router: &Router, uri: &str) -> (u16, String, String) {
 async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let release = dir.path().join("release");
-    copy(&sample().join("release"), &release);
+    copy_tree(&sample().join("release"), &release);
     // A job whose name carries markup (job names come from public files).
-    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let odd = text.replacen(
-        "name: pull-ci-acme-widget-main-unit",
-        &format!("name: \"{ODD}\""),
-        1,
-    );
-    std::fs::write(
-        &file,
-        format!("{text}{}", &odd[odd.find("  - ").unwrap()..]),
-    )
-    .unwrap();
+    add_markup_job(&release);
     let stores = dispatcher_app::local::open(&dir.path().join("store")).unwrap();
     let vars = BTreeMap::from([("DISPATCHER_PROW_CACHE_TTL", "10s".to_owned())]);
     let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();

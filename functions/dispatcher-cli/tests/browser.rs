@@ -15,27 +15,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use dispatcher_tests::{MARKUP_JOB, add_markup_job, copy_tree, sample};
 use fantoccini::{Client, ClientBuilder, Locator};
 
-const ODD: &str = "pull-ci-acme-widget-main-x<script>alert(1)</script>";
 const TOKEN: &str = "browser-t0ken";
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sample")
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// Kills the child when the test ends, however it ends.
 struct Killed(Child);
@@ -142,19 +125,8 @@ fn serve_with_override(work: &Path, inputs: &[OsString]) -> (Killed, String) {
 /// The sample release, with a second copy of a job whose name carries markup.
 fn sample_with_markup(work: &Path) -> Vec<OsString> {
     let release = work.join("release");
-    copy(&sample().join("release"), &release);
-    let file = release.join("ci-operator/jobs/acme/widget/acme-widget-main-presubmits.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let odd = text.replacen(
-        "name: pull-ci-acme-widget-main-unit",
-        &format!("name: \"{ODD}\""),
-        1,
-    );
-    std::fs::write(
-        &file,
-        format!("{text}{}", &odd[odd.find("  - ").unwrap()..]),
-    )
-    .unwrap();
+    copy_tree(&sample().join("release"), &release);
+    add_markup_job(&release);
     vec![
         "--release".into(),
         release.into(),
@@ -352,7 +324,7 @@ async fn the_pages_work_in_a_real_browser() {
         .text()
         .await
         .unwrap();
-    assert_eq!(shown, ODD);
+    assert_eq!(shown, MARKUP_JOB);
     assert!(
         c.find_all(Locator::Css("main script"))
             .await

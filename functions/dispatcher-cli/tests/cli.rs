@@ -1,13 +1,10 @@
 //! The `dispatcher` binary end to end, on the bundled sample release.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use dispatcher_core::Plan;
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sample")
-}
+use dispatcher_tests::{copy_tree, sample};
 
 fn dispatcher(args: &[&str]) -> Output {
     dispatcher_with(args, &[])
@@ -38,19 +35,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create a directory");
-    for e in std::fs::read_dir(from).expect("list a directory") {
-        let e = e.expect("read a directory entry");
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("file type").is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).expect("copy a file");
-        }
-    }
-}
-
 fn read_plan(p: &Path) -> Plan {
     Plan::from_json(&std::fs::read_to_string(p).expect("read a plan")).expect("parse a plan")
 }
@@ -66,7 +50,7 @@ fn validate_passes_on_the_sample_and_names_file_and_key_on_errors() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&release, dir.path());
+    copy_tree(&release, dir.path());
     let config = dir
         .path()
         .join("core-services/sanitize-prow-jobs/_config.yaml");
@@ -99,7 +83,7 @@ fn validate_passes_on_the_sample_and_names_file_and_key_on_errors() {
 #[test]
 fn a_broken_job_file_is_reported_with_its_line_and_the_rest_still_places() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&sample().join("release"), dir.path());
+    copy_tree(&sample().join("release"), dir.path());
     let broken = dir
         .path()
         .join("ci-operator/jobs/acme/lab/acme-lab-main-presubmits.yaml");
@@ -298,7 +282,7 @@ fn plan_follows_the_live_generation() {
 fn sanitize_writes_the_plan_back_and_resolve_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let release = dir.path().join("release");
-    copy_dir(&sample().join("release"), &release);
+    copy_tree(&sample().join("release"), &release);
     let planned = dir.path().join("p.json");
     assert!(
         dispatcher(&[
@@ -604,7 +588,7 @@ fn serve_demo_answers_the_readmes_lookups() {
 /// A copy of the sample release whose `_config.yaml` (or `_clusters.yaml`) is edited.
 fn edited_release(edit: impl Fn(&str, &str) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
-    copy_dir(&sample().join("release"), dir.path());
+    copy_tree(&sample().join("release"), dir.path());
     for file in ["_config.yaml", "_clusters.yaml"] {
         let path = dir
             .path()
