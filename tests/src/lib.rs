@@ -69,3 +69,74 @@ pub fn add_markup_job(release: &Path) {
     let first_job = odd.find("  - ").expect("a job list");
     std::fs::write(&file, format!("{text}{}", &odd[first_job..])).expect("write the job file");
 }
+
+/// A recomputer of the release checkout at `release` with the sample's run volumes, on
+/// `stores`, without GitHub: what the end-to-end tests publish their first generations with.
+pub fn sample_recomputer(
+    cfg: &dispatcher_config::RuntimeConfig,
+    stores: dispatcher_app::Stores,
+    release: PathBuf,
+) -> dispatcher_app::recompute::Recomputer {
+    recompute::recomputer_over(
+        cfg,
+        stores,
+        std::sync::Arc::new(dispatcher_app::local::LocalRepo {
+            path: release,
+            clusters: None,
+            limits: cfg.release_limits,
+        }),
+        std::sync::Arc::new(dispatcher_app::local::FileDemand {
+            runs: sample().join("volumes.json"),
+            durations: None,
+            cpu: None,
+            memory: None,
+        }),
+        None,
+    )
+}
+
+/// A recomputer of the corpus tarball with its 2022 inventory and week-1 volumes, on
+/// `stores`, without GitHub: what the benchmarks publish their first generation with.
+pub fn corpus_recomputer(
+    corpus: &Path,
+    stores: dispatcher_app::Stores,
+    settings: dispatcher_core::Settings,
+) -> dispatcher_app::recompute::Recomputer {
+    dispatcher_app::recompute::Recomputer {
+        stores,
+        repo: std::sync::Arc::new(dispatcher_app::local::LocalRepo {
+            path: corpus.join("release-7659af06.tar.gz"),
+            clusters: Some(corpus.join("clusters-2022.yaml")),
+            limits: Default::default(),
+        }),
+        demand: std::sync::Arc::new(dispatcher_app::local::FileDemand {
+            runs: corpus.join("volumes-7659af06.week1.json.gz"),
+            durations: None,
+            cpu: None,
+            memory: None,
+        }),
+        fallback: None,
+        settings,
+        max_deleted: dispatcher_app::publish::MAX_DELETED,
+        notifier: None,
+        pull_requests: None,
+    }
+}
+
+/// The files of a `.tar.gz`, with their paths, in archive order.
+pub fn tar_members(tarball: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    use std::io::Read as _;
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(tarball)?);
+    let mut out = Vec::new();
+    for entry in tar::Archive::new(gz).entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut buf = Vec::new();
+        entry.read_to_end(&mut buf)?;
+        out.push((path, buf));
+    }
+    Ok(out)
+}

@@ -17,11 +17,11 @@ use axum::Router;
 use axum::body::Body;
 use dispatcher_api::{ControlAuth, ControlState, LookupState, control_router, lookup_router};
 use dispatcher_app::control::{Control, State};
-use dispatcher_app::local::{FileDemand, LocalRepo};
+use dispatcher_app::local::LocalRepo;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{LookupService, Recomputer, Stores};
 use dispatcher_config::RuntimeConfig;
-use dispatcher_tests::sample;
+use dispatcher_tests::{sample, sample_recomputer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -83,22 +83,7 @@ impl World {
             }
         };
         let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
-        let recomputer = recompute::recomputer_over(
-            &cfg,
-            stores.clone(),
-            Arc::new(LocalRepo {
-                path: sample().join("release"),
-                clusters: None,
-                limits: cfg.release_limits,
-            }),
-            Arc::new(FileDemand {
-                runs: sample().join("volumes.json"),
-                durations: None,
-                cpu: None,
-                memory: None,
-            }),
-            None,
-        );
+        let recomputer = sample_recomputer(&cfg, stores.clone(), sample().join("release"));
         clock.store(T0, Ordering::SeqCst);
         recomputer
             .run(&RecomputeRequest::weekly(), "weekly-1", T0)

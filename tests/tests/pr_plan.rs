@@ -14,13 +14,12 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use dispatcher_api::{WebhookState, webhook_router};
-use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::ports::PullRequests;
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{Handoff, Recomputer, RepoSource, SourceError};
 use dispatcher_config::RuntimeConfig;
 use dispatcher_github::{GitHub, GitHubConfig, Retry};
-use dispatcher_tests::{copy_tree, sample};
+use dispatcher_tests::{copy_tree, sample, sample_recomputer};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -95,22 +94,7 @@ async fn world() -> World {
     let stores = dispatcher_app::local::open(&dir).unwrap();
     let vars = BTreeMap::<&str, String>::new();
     let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let local = recompute::recomputer_over(
-        &cfg,
-        stores.clone(),
-        Arc::new(LocalRepo {
-            path: sample().join("release"),
-            clusters: None,
-            limits: cfg.release_limits,
-        }),
-        Arc::new(FileDemand {
-            runs: sample().join("volumes.json"),
-            durations: None,
-            cpu: None,
-            memory: None,
-        }),
-        None,
-    );
+    let local = sample_recomputer(&cfg, stores.clone(), sample().join("release"));
     local
         .run(&RecomputeRequest::weekly(), "weekly", T0)
         .await

@@ -7,16 +7,14 @@
 )]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use dispatcher_app::control::{Control, PlanRequest};
-use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_core::overrides::OverrideKind;
-use dispatcher_tests::{add_markup_job, copy_tree, sample};
+use dispatcher_tests::{add_markup_job, copy_tree, sample, sample_recomputer};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -48,22 +46,7 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     let stores = dispatcher_app::local::open(&dir.path().join("store")).unwrap();
     let vars = BTreeMap::from([("DISPATCHER_PROW_CACHE_TTL", "10s".to_owned())]);
     let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let recomputer = recompute::recomputer_over(
-        &cfg,
-        stores.clone(),
-        Arc::new(LocalRepo {
-            path: release,
-            clusters: None,
-            limits: cfg.release_limits,
-        }),
-        Arc::new(FileDemand {
-            runs: sample().join("volumes.json"),
-            durations: None,
-            cpu: None,
-            memory: None,
-        }),
-        None,
-    );
+    let recomputer = sample_recomputer(&cfg, stores.clone(), release);
     recomputer
         .run(&RecomputeRequest::weekly(), "w", T0)
         .await

@@ -299,14 +299,23 @@ pub fn plan_answer(r: &PlanRecord) -> serde_json::Value {
     })
 }
 
+/// An action on a plan or an override: its body and the actor it is recorded for.
+async fn action(
+    s: &ControlState,
+    req: Request<axum::body::Body>,
+) -> Result<(ActionBody, String), ControlFailure> {
+    let (headers, ctx, body) = parts(req).await?;
+    let b: ActionBody = parse(&body)?;
+    let who = actor(s, &headers, ctx.as_ref(), b.actor.as_deref())?;
+    Ok((b, who))
+}
+
 async fn apply(
     State(s): State<Arc<ControlState>>,
     Path(id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Answer {
-    let (headers, ctx, body) = parts(req).await?;
-    let b: ActionBody = parse(&body)?;
-    let who = actor(&s, &headers, ctx.as_ref(), b.actor.as_deref())?;
+    let (b, who) = action(&s, req).await?;
     let o = s
         .control
         .apply(&id, &who, b.confirm_unprotected, (s.now)())
@@ -319,9 +328,7 @@ async fn approve(
     Path(id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Answer {
-    let (headers, ctx, body) = parts(req).await?;
-    let b: ActionBody = parse(&body)?;
-    let who = actor(&s, &headers, ctx.as_ref(), b.actor.as_deref())?;
+    let (_, who) = action(&s, req).await?;
     json(
         StatusCode::OK,
         &s.control.approve(&id, &who, (s.now)()).await?,
@@ -333,9 +340,7 @@ async fn cancel(
     Path(id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Answer {
-    let (headers, ctx, body) = parts(req).await?;
-    let b: ActionBody = parse(&body)?;
-    let who = actor(&s, &headers, ctx.as_ref(), b.actor.as_deref())?;
+    let (_, who) = action(&s, req).await?;
     json(
         StatusCode::OK,
         &s.control.cancel(&id, &who, (s.now)()).await?,

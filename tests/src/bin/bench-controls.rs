@@ -6,14 +6,12 @@
 //! `./infra/bench.sh controls`
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dispatcher_app::control::{Control, Limits, PlanRequest};
-use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::{Recomputer, Stores};
+use dispatcher_app::Stores;
 use dispatcher_core::overrides::OverrideKind;
 use dispatcher_core::{Settings, Strategy};
 use dispatcher_formats::InputPaths;
@@ -82,25 +80,7 @@ async fn main() -> Result<()> {
     let week1 = c.join("volumes-7659af06.week1.json.gz");
     let dir = tempfile::tempdir()?;
     let stores: Stores = dispatcher_app::local::open(&dir.path().join("store"))?;
-    let recomputer = Recomputer {
-        stores: stores.clone(),
-        repo: Arc::new(LocalRepo {
-            path: tarball.clone(),
-            clusters: Some(clusters.clone()),
-            limits: Default::default(),
-        }),
-        demand: Arc::new(FileDemand {
-            runs: week1.clone(),
-            durations: None,
-            cpu: None,
-            memory: None,
-        }),
-        fallback: None,
-        settings: settings(),
-        max_deleted: dispatcher_app::publish::MAX_DELETED,
-        notifier: None,
-        pull_requests: None,
-    };
+    let recomputer = dispatcher_tests::corpus_recomputer(&c, stores.clone(), settings());
     let t = Instant::now();
     let weekly = recomputer
         .run(&RecomputeRequest::weekly(), "weekly", T0)

@@ -83,19 +83,7 @@ fn plan(
 /// and job names suffixed so that nothing collides, and volumes to match.
 fn synthesize(corpus: &Path, copies: usize, dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let name_line = regex::Regex::new(r"(?m)^(\s*(?:- )?name: )([A-Za-z0-9_.\-]+)\s*$")?;
-    let gz =
-        flate2::read::GzDecoder::new(std::fs::File::open(corpus.join("release-7659af06.tar.gz"))?);
-    let mut members = Vec::new();
-    for entry in tar::Archive::new(gz).entries()? {
-        let mut entry = entry?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path()?.to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        entry.read_to_end(&mut buf)?;
-        members.push((path, buf));
-    }
+    let members = dispatcher_tests::tar_members(&corpus.join("release-7659af06.tar.gz"))?;
     let out = dir.join(format!("synthetic-x{copies}.tar.gz"));
     let gz =
         flate2::write::GzEncoder::new(std::fs::File::create(&out)?, flate2::Compression::default());

@@ -7,15 +7,12 @@
 //! `./infra/bench.sh pr`
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use axum::body::Body;
-use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_app::{Handoff, Recomputer, RepoSource, SourceError};
 use dispatcher_core::{Settings, Strategy};
@@ -45,23 +42,6 @@ fn settings() -> Settings {
         vsphere_cluster: "vsphere".to_owned(),
         ..Settings::default()
     }
-}
-
-/// The corpus tarball's files.
-fn members(tarball: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(tarball)?);
-    let mut out = Vec::new();
-    for entry in tar::Archive::new(gz).entries()? {
-        let mut entry = entry?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path()?.to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        entry.read_to_end(&mut buf)?;
-        out.push((path, buf));
-    }
-    Ok(out)
 }
 
 /// The head of a pull request as GitHub's tarball: every member under a top directory,
@@ -145,25 +125,7 @@ async fn main() -> Result<()> {
     let week1 = c.join("volumes-7659af06.week1.json.gz");
     let dir = tempfile::tempdir()?;
     let stores = dispatcher_app::local::open(&dir.path().join("store"))?;
-    let local = Recomputer {
-        stores: stores.clone(),
-        repo: Arc::new(LocalRepo {
-            path: tarball.clone(),
-            clusters: Some(clusters.clone()),
-            limits: Default::default(),
-        }),
-        demand: Arc::new(FileDemand {
-            runs: week1.clone(),
-            durations: None,
-            cpu: None,
-            memory: None,
-        }),
-        fallback: None,
-        settings: settings(),
-        max_deleted: dispatcher_app::publish::MAX_DELETED,
-        notifier: None,
-        pull_requests: None,
-    };
+    let local = dispatcher_tests::corpus_recomputer(&c, stores.clone(), settings());
     local.run(&RecomputeRequest::weekly(), "weekly", T0).await?;
     let pointer = stores.serving().await?.context("a generation")?;
     let serving = dispatcher_app::publish::load_plan(&stores, &pointer.snapshot).await?;
@@ -175,7 +137,7 @@ async fn main() -> Result<()> {
         "  - name: build03\n",
         "  - name: build03\n    blocked: true\n",
     );
-    let members = members(&tarball)?;
+    let members = dispatcher_tests::tar_members(&tarball)?;
     let head = head_tarball(&members, inventory.as_bytes())?;
     let head_file = dir.path().join("head.tar.gz");
     std::fs::write(&head_file, &head)?;
