@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use dispatcher_app::Stores;
 use dispatcher_app::control::{Control, Limits, PlanRequest};
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::Stores;
 use dispatcher_core::overrides::OverrideKind;
 use dispatcher_core::{Settings, Strategy};
 use dispatcher_formats::InputPaths;

@@ -5,12 +5,9 @@
 //! `./infra/bench.sh ui`
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dispatcher_app::Recomputer;
-use dispatcher_app::local::{FileDemand, LocalRepo};
 use dispatcher_app::recompute::RecomputeRequest;
 use dispatcher_core::{Settings, Strategy};
 use dispatcher_tests::corpus_dir;
@@ -58,25 +55,7 @@ async fn main() -> Result<()> {
         vsphere_cluster: "vsphere".to_owned(),
         ..Settings::default()
     };
-    let recomputer = Recomputer {
-        stores: stores.clone(),
-        repo: Arc::new(LocalRepo {
-            path: c.join("release-7659af06.tar.gz"),
-            clusters: Some(c.join("clusters-2022.yaml")),
-            limits: Default::default(),
-        }),
-        demand: Arc::new(FileDemand {
-            runs: c.join("volumes-7659af06.week1.json.gz"),
-            durations: None,
-            cpu: None,
-            memory: None,
-        }),
-        fallback: None,
-        settings,
-        max_deleted: dispatcher_app::publish::MAX_DELETED,
-        notifier: None,
-        pull_requests: None,
-    };
+    let recomputer = dispatcher_tests::corpus_recomputer(&c, stores.clone(), settings);
     recomputer
         .run(&RecomputeRequest::weekly(), "weekly", 1_800_000_000)
         .await?;
