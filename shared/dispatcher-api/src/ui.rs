@@ -1,7 +1,7 @@
 //! The read-only pages for people, under `/ui`: this generation, job search and
-//! explanation, the history of generations and a page per generation, the overrides. Server-rendered HTML (maud: every
-//! value is escaped; job names come from public files), no JavaScript needed, readable on
-//! a phone. They read the lookup's in-memory generation and its plan (loaded once per
+//! explanation, the history of generations and a page per generation, the overrides.
+//! Server-rendered HTML (maud: every value is escaped; job names come from public files),
+//! no JavaScript needed (one small script adds a filter box), readable on a phone. They read the lookup's in-memory generation and its plan (loaded once per
 //! generation), so they never slow `POST /`.
 
 use std::sync::Arc;
