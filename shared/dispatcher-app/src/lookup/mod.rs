@@ -9,7 +9,7 @@
 //! generation N, or (before anything is loaded) nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use crate::model::{Assignments, Overridden};
@@ -19,10 +19,12 @@ use crate::{StoreError, Stores};
 use tokio::time::Instant;
 
 mod ephemeral;
+mod names;
 #[cfg(test)]
 mod tests;
 
 pub use ephemeral::{EphemeralLimit, TokenBucket};
+use names::NameIndex;
 
 /// How often the pointer is re-read: the staleness bound of answers.
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -46,6 +48,8 @@ pub struct Served {
     usable: Arc<Vec<String>>,
     /// Jobs an override moved: past its end, their baseline answers.
     overridden: Arc<HashMap<String, Overridden>>,
+    /// Its job names laid out for the pages' search, built on the first search.
+    names: Arc<OnceLock<NameIndex>>,
     checked: Instant,
 }
 
@@ -58,6 +62,7 @@ impl Served {
             jobs: Arc::clone(&self.jobs),
             usable: Arc::clone(&self.usable),
             overridden: Arc::clone(&self.overridden),
+            names: Arc::clone(&self.names),
             checked: Instant::now(),
         }
     }
@@ -258,6 +263,7 @@ impl LookupService {
             jobs: Arc::new(table.jobs.into_iter().collect()),
             usable: Arc::new(table.usable),
             overridden: Arc::new(table.overridden.into_iter().collect()),
+            names: Arc::default(),
             checked: Instant::now(),
         }))
     }
@@ -376,16 +382,14 @@ impl LookupService {
         let Some(served) = self.current().await? else {
             return Ok(Vec::new());
         };
-        let needle = text.trim().to_lowercase();
-        let mut found: Vec<(String, String)> = served
-            .jobs
-            .iter()
-            .filter(|(j, _)| j.to_lowercase().contains(&needle))
-            .map(|(j, c)| (j.clone(), c.clone()))
-            .collect();
-        found.sort();
-        found.truncate(limit);
-        Ok(found)
+        let index = served
+            .names
+            .get_or_init(|| NameIndex::new(served.jobs.keys().map(String::as_str)));
+        let found = index.search(text.trim(), limit);
+        Ok(found
+            .into_iter()
+            .filter_map(|j| served.jobs.get(j).map(|c| (j.to_owned(), c.clone())))
+            .collect())
     }
 
     /// A job's plan entry and its file's decision (rule, candidates, scores), from the
