@@ -79,6 +79,14 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         .await
         .unwrap();
     let record = stores.table.generation(2).await.unwrap().unwrap();
+    // A job the override moved off build05.
+    let moved = dispatcher_app::publish::load_changes(&stores, 2, &record.plan_digest)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.from.as_deref() == Some("build05"))
+        .unwrap()
+        .job;
     let router = lookup::router(&cfg, stores);
 
     let (status, overview, csp) = get(&router, "/ui").await;
@@ -104,6 +112,18 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     assert!(job.contains("<dt>Rule</dt>"), "{job}");
     assert!(job.contains("Its file's candidates"), "{job}");
     assert!(job.contains("Its moves"), "{job}");
+
+    // Its page says the override moved it, and which override is in force there; a job
+    // on a cluster no override touches shows none.
+    let (status, page, _) = get(&router, &format!("/ui/jobs/{moved}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Moved by an override"), "{page}");
+    assert!(
+        page.contains("Overrides in force on its cluster")
+            && page.contains("capacity of <strong>build05</strong> to 10 until"),
+        "{page}"
+    );
+    assert!(!job.contains("Overrides in force"), "{job}");
 
     let (status, odd, _) = get(&router, "/ui/jobs?q=script").await;
     assert_eq!(status, 200);

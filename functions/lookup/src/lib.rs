@@ -36,6 +36,7 @@ pub fn counted_router(
             stores,
             service: service.clone(),
         },
+        now: dispatcher_api::now,
     }));
     lookup_router(Arc::new(LookupState {
         service,

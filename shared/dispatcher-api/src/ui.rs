@@ -27,6 +27,8 @@ pub const HISTORY: u64 = 20;
 pub struct UiState {
     /// Their reads.
     pub pages: Pages,
+    /// The clock (seconds since the epoch): an override ends at its time.
+    pub now: fn() -> i64,
 }
 
 /// The pages' routes.
@@ -197,11 +199,19 @@ fn applied(overrides: &[OverrideSpec]) -> Markup {
         @if !overrides.is_empty() {
             section aria-labelledby="applied" {
                 h2 id="applied" { "Overrides applied" }
-                ul { @for ov in overrides {
-                    li { (ov.kind.as_str()) " of " strong { (ov.cluster) } @if let Some(c) = &ov.capability { " (" (c) ")" } " until " (utc(ov.expires_at)) }
-                } }
+                ul { @for ov in overrides { li { (override_item(ov)) } } }
             }
         }
+    }
+}
+
+/// One override, in a line.
+fn override_item(ov: &OverrideSpec) -> Markup {
+    html! {
+        (ov.kind.as_str()) " of " strong { (ov.cluster) }
+        @if let Some(c) = &ov.capability { " (" (c) ")" }
+        @if let Some(n) = ov.capacity { " to " (n) }
+        " until " (utc(ov.expires_at))
     }
 }
 
@@ -283,7 +293,7 @@ async fn job(State(s): State<Arc<UiState>>, Path(name): Path<String>) -> Respons
             html! { h1 { "No job has a name that long" } },
         );
     }
-    match s.pages.job(&name).await {
+    match s.pages.job(&name, (s.now)()).await {
         Ok(Some(v)) => page(StatusCode::OK, &v.name, "", job_body(&v)),
         Ok(None) => page(
             StatusCode::NOT_FOUND,
@@ -309,6 +319,12 @@ fn job_body(v: &JobView) -> Markup {
             section.notice aria-labelledby="override" {
                 h2 id="override" { "Moved by an override" }
                 p { "Without it this job runs on " strong { (o.baseline.as_deref().unwrap_or("no cluster")) } "; the override ends " (utc(o.until)) "." }
+            }
+        }
+        @if !v.affecting.is_empty() {
+            section aria-labelledby="in-force" {
+                h2 id="in-force" { "Overrides in force on its cluster" }
+                ul { @for ov in &v.affecting { li { (override_item(ov)) } } }
             }
         }
         @if let Some(u) = &v.unschedulable {

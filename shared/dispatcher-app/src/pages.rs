@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use dispatcher_core::Plan;
+use dispatcher_core::overrides::OverrideSpec;
 use dispatcher_core::plan::{FileEntry, JobEntry, Unschedulable};
 
 use crate::control::{Override, book};
@@ -57,6 +58,8 @@ pub struct JobView {
     pub history: Vec<Change>,
     /// The active override that moved it, if any: its baseline cluster and end.
     pub overridden: Option<Overridden>,
+    /// The overrides in force on the cluster it runs on, or would run on without them.
+    pub affecting: Vec<OverrideSpec>,
 }
 
 /// A generation, as its own page shows it.
@@ -107,8 +110,8 @@ impl Pages {
         Ok(self.service.search(text, limit).await?)
     }
 
-    /// One job of the serving generation; `None` when it has none of that name.
-    pub async fn job(&self, name: &str) -> Result<Option<JobView>, PageError> {
+    /// One job of the serving generation at `now`; `None` when it has none of that name.
+    pub async fn job(&self, name: &str, now: i64) -> Result<Option<JobView>, PageError> {
         let Some((generation, plan)) = self.service.plan().await? else {
             return Ok(None);
         };
@@ -118,6 +121,17 @@ impl Pages {
         let mut history = publish::history(&self.stores, name).await?;
         history.reverse();
         let overridden = self.service.overridden(name).await?;
+        let baseline = overridden.as_ref().and_then(|o| o.baseline.as_deref());
+        let affecting = self
+            .service
+            .overrides_in_force(now)
+            .await?
+            .into_iter()
+            .filter(|o| {
+                entry.cluster.as_deref() == Some(o.cluster.as_str())
+                    || baseline == Some(o.cluster.as_str())
+            })
+            .collect();
         Ok(Some(JobView {
             name: name.to_owned(),
             generation,
@@ -126,6 +140,7 @@ impl Pages {
             entry,
             history,
             overridden,
+            affecting,
         }))
     }
 

@@ -16,6 +16,7 @@ use crate::model::{Assignments, Overridden};
 use crate::publish;
 use crate::records::EphemeralChoices;
 use crate::{StoreError, Stores};
+use dispatcher_core::overrides::OverrideSpec;
 use tokio::time::Instant;
 
 mod ephemeral;
@@ -50,6 +51,8 @@ pub struct Served {
     overridden: Arc<HashMap<String, Overridden>>,
     /// Its job names laid out for the pages' search, built on the first search.
     names: Arc<OnceLock<NameIndex>>,
+    /// The overrides it applies, each with its end.
+    applied: Arc<Vec<OverrideSpec>>,
     checked: Instant,
 }
 
@@ -63,6 +66,7 @@ impl Served {
             usable: Arc::clone(&self.usable),
             overridden: Arc::clone(&self.overridden),
             names: Arc::clone(&self.names),
+            applied: Arc::clone(&self.applied),
             checked: Instant::now(),
         }
     }
@@ -264,6 +268,7 @@ impl LookupService {
             usable: Arc::new(table.usable),
             overridden: Arc::new(table.overridden.into_iter().collect()),
             names: Arc::default(),
+            applied: Arc::new(pointer.applied.overrides.clone()),
             checked: Instant::now(),
         }))
     }
@@ -370,6 +375,17 @@ impl LookupService {
             .current()
             .await?
             .and_then(|s| s.overridden.get(job).cloned()))
+    }
+
+    /// The overrides the serving generation applies that are still in force at `now`.
+    pub async fn overrides_in_force(&self, now: i64) -> Result<Vec<OverrideSpec>, LookupError> {
+        Ok(self.current().await?.map_or_else(Vec::new, |s| {
+            s.applied
+                .iter()
+                .filter(|o| o.expires_at > now)
+                .cloned()
+                .collect()
+        }))
     }
 
     /// Jobs of the serving generation whose name contains `text` (case-insensitively), in
