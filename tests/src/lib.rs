@@ -140,3 +140,72 @@ pub fn tar_members(tarball: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     }
     Ok(out)
 }
+
+/// Lambda's asynchronous invoke, played by a test or a benchmark: each hand-off goes
+/// through JSON into the recompute function's handler, on a task of its own, and the
+/// handler's result (the invocation's outcome, or its error as text) is sent to `results`.
+pub struct LambdaInvoke {
+    /// The recompute function's recomputer.
+    pub recomputer: std::sync::Arc<dispatcher_app::recompute::Recomputer>,
+    /// Where each invocation's result goes.
+    pub results: tokio::sync::mpsc::UnboundedSender<Result<serde_json::Value, String>>,
+    /// The handler's clock (seconds since the epoch).
+    pub now: fn() -> i64,
+}
+
+#[async_trait::async_trait]
+impl dispatcher_app::ports::Handoff for LambdaInvoke {
+    async fn submit(
+        &self,
+        request: &dispatcher_app::recompute::RecomputeRequest,
+    ) -> Result<(), dispatcher_app::ports::SourceError> {
+        let payload = serde_json::to_value(request).map_err(|e| {
+            dispatcher_app::ports::SourceError::permanent("hand-off", "request").because(e)
+        })?;
+        let (recomputer, results, now) = (self.recomputer.clone(), self.results.clone(), self.now);
+        tokio::spawn(async move {
+            let event =
+                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+            let r = recompute::handle(&recomputer, event, now()).await;
+            let _ = results.send(r.map_err(|e| e.to_string()));
+        });
+        Ok(())
+    }
+}
+
+/// Removes from `cmd` (a `dispatcher serve`) the variables that would point it at AWS,
+/// GitHub or Prometheus, or at another local store: a developer's environment must not
+/// reach into a test. Call it before setting the variables the test wants.
+pub fn local_only(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in [
+        "DISPATCHER_TABLE",
+        "DISPATCHER_BUCKET",
+        "DISPATCHER_STORE",
+        "DISPATCHER_LOCAL_DIR",
+        "DISPATCHER_PROMETHEUS_URL",
+        "DISPATCHER_GITHUB_API",
+        "DISPATCHER_GITHUB_TOKEN",
+        "DISPATCHER_WEBHOOK_SECRET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The first line of `child`'s stdout that contains `marker`, from just after it. The rest
+/// of the output is drained on a thread, so the child never blocks on (or dies of) a full
+/// or closed pipe.
+///
+/// # Panics
+/// When the child's stdout is not piped, or no line holds the marker (test support).
+pub fn line_after(child: &mut std::process::Child, marker: &str) -> String {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("a piped stdout")).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once(marker).map(|(_, a)| a.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no line with {marker:?}"));
+    std::thread::spawn(move || lines.for_each(drop));
+    found
+}

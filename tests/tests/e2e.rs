@@ -13,11 +13,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::{Handoff, Recomputer, SourceError};
 use dispatcher_cli::serve::local::LocalServer;
 use dispatcher_config::RuntimeConfig;
 use dispatcher_formats::InputPaths;
@@ -371,28 +369,6 @@ async fn a_signed_push_blocking_a_cluster_moves_its_jobs_through_the_local_serve
     );
 }
 
-/// Lambda's asynchronous invoke, played by the test: the hand-off message goes through
-/// JSON into the recompute function's handler.
-struct Invoke {
-    recomputer: Arc<Recomputer>,
-    results: mpsc::UnboundedSender<Result<Value, String>>,
-}
-
-#[async_trait]
-impl Handoff for Invoke {
-    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
-        let payload = serde_json::to_value(request).unwrap();
-        let (recomputer, results) = (self.recomputer.clone(), self.results.clone());
-        tokio::spawn(async move {
-            let event =
-                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-            let r = recompute::handle(&recomputer, event, dispatcher_api::now()).await;
-            let _ = results.send(r.map_err(|e| e.to_string()));
-        });
-        Ok(())
-    }
-}
-
 fn event(name: &str, replace: &[(&str, &str)]) -> lambda_http::Request {
     let mut text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -484,9 +460,10 @@ async fn the_same_through_recorded_lambda_event_shapes() {
 
     // The push, as API Gateway delivers it to the webhook function.
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let handoff = Arc::new(Invoke {
+    let handoff = Arc::new(dispatcher_tests::LambdaInvoke {
         recomputer: recomputer.clone(),
         results: tx,
+        now: dispatcher_api::now,
     });
     let source = recompute::github(&cfg, &aws).await.unwrap();
     let webhook = webhook::router(&cfg, &aws, &stores, source, handoff, None)

@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use dispatcher_api::{WebhookState, webhook_router};
+use dispatcher_app::RepoSource;
 use dispatcher_app::ports::PullRequests;
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::{Handoff, Recomputer, RepoSource, SourceError};
 use dispatcher_config::RuntimeConfig;
 use dispatcher_github::{GitHub, GitHubConfig, Retry};
 use dispatcher_tests::{copy_tree, sample, sample_recomputer};
@@ -56,28 +55,6 @@ fn block_build03(text: String) -> String {
         "  - name: build03\n",
         "  - name: build03\n    blocked: true\n",
     )
-}
-
-/// Hands each request to the recompute function's handler, as Lambda would, and reports
-/// its result.
-struct Invoke {
-    recomputer: Arc<Recomputer>,
-    results: mpsc::UnboundedSender<Result<Value, String>>,
-}
-
-#[async_trait]
-impl Handoff for Invoke {
-    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
-        let payload = serde_json::to_value(request).unwrap();
-        let (recomputer, results) = (self.recomputer.clone(), self.results.clone());
-        tokio::spawn(async move {
-            let event =
-                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-            let r = recompute::handle(&recomputer, event, T0 + 60).await;
-            let _ = results.send(r.map_err(|e| e.to_string()));
-        });
-        Ok(())
-    }
 }
 
 struct World {
@@ -124,9 +101,10 @@ async fn world() -> World {
         repo: "acme/release".to_owned(),
         source: gh.clone() as Arc<dyn RepoSource>,
         table: stores.table.clone(),
-        handoff: Arc::new(Invoke {
+        handoff: Arc::new(dispatcher_tests::LambdaInvoke {
             recomputer: Arc::new(recomputer),
             results: tx,
+            now: || T0 + 60,
         }),
         prs: Some(gh as Arc<dyn PullRequests>),
         now: || T0 + 60,

@@ -11,11 +11,10 @@
 )]
 
 use std::ffi::OsString;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use dispatcher_tests::{MARKUP_JOB, add_markup_job, copy_tree, sample};
+use dispatcher_tests::{MARKUP_JOB, add_markup_job, copy_tree, line_after, local_only, sample};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const TOKEN: &str = "browser-t0ken";
@@ -28,20 +27,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The first line of `child`'s stdout that contains `marker`, from just after it. The rest
-/// of the output is drained on a thread, so the child never blocks on (or dies of) a full
-/// or closed pipe.
-fn line_after(child: &mut Child, marker: &str) -> String {
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let found = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once(marker).map(|(_, a)| a.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line with {marker:?}"));
-    std::thread::spawn(move || lines.for_each(drop));
-    found
 }
 
 fn chromedriver() -> Option<String> {
@@ -70,7 +55,7 @@ fn chromedriver() -> Option<String> {
 /// API by the CLI; the server and its address.
 fn serve_with_override(work: &Path, inputs: &[OsString]) -> (Killed, String) {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
-    serve
+    local_only(&mut serve)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(inputs)
         .current_dir(work)
@@ -80,17 +65,6 @@ fn serve_with_override(work: &Path, inputs: &[OsString]) -> (Killed, String) {
         .env("DISPATCHER_LOCAL_DIR", work.join("store"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    for var in [
-        "DISPATCHER_TABLE",
-        "DISPATCHER_BUCKET",
-        "DISPATCHER_STORE",
-        "DISPATCHER_PROMETHEUS_URL",
-        "DISPATCHER_GITHUB_API",
-        "DISPATCHER_GITHUB_TOKEN",
-        "DISPATCHER_WEBHOOK_SECRET",
-    ] {
-        serve.env_remove(var);
-    }
     let mut serve = Killed(serve.spawn().unwrap());
     let addr = line_after(&mut serve.0, "serving on http://");
     let api = format!("http://{addr}/control/v1");

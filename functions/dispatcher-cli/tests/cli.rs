@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use dispatcher_core::Plan;
-use dispatcher_tests::{copy_tree, sample};
+use dispatcher_tests::{copy_tree, line_after, local_only, sample};
 
 fn dispatcher(args: &[&str]) -> Output {
     dispatcher_with(args, &[])
@@ -13,16 +13,7 @@ fn dispatcher(args: &[&str]) -> Output {
 /// The binary with a clean store environment plus `env`.
 fn dispatcher_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
-    cmd.args(args);
-    for var in [
-        "DISPATCHER_TABLE",
-        "DISPATCHER_BUCKET",
-        "DISPATCHER_STORE",
-        "DISPATCHER_LOCAL_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
+    local_only(&mut cmd).args(args).envs(env.iter().copied());
     cmd.output().expect("dispatcher runs")
 }
 
@@ -534,22 +525,11 @@ fn serve_demo_answers_the_readmes_lookups() {
     use std::io::BufRead;
     let work = tempfile::tempdir().expect("temporary directory");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
-    cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+    local_only(&mut cmd)
+        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
         .current_dir(work.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    for var in [
-        "DISPATCHER_TABLE",
-        "DISPATCHER_BUCKET",
-        "DISPATCHER_STORE",
-        "DISPATCHER_LOCAL_DIR",
-        "DISPATCHER_PROMETHEUS_URL",
-        "DISPATCHER_GITHUB_API",
-        "DISPATCHER_GITHUB_TOKEN",
-        "DISPATCHER_WEBHOOK_SECRET",
-    ] {
-        cmd.env_remove(var);
-    }
     let mut child = cmd.spawn().expect("dispatcher serve --demo starts");
     // It says where it listens once the first generation is published.
     let lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
@@ -798,38 +778,18 @@ fn a_broken_config_is_reported_alone_and_causes_are_said_once() {
 /// server prints.
 #[test]
 fn override_commands_drive_a_local_server_through_its_control_api() {
-    use std::io::BufRead;
     let work = tempfile::tempdir().expect("temporary directory");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
-    cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+    local_only(&mut cmd)
+        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
         .current_dir(work.path())
         .env("DISPATCHER_TRIGGER_TOKEN", "serve-t0ken")
         .env("DISPATCHER_PROW_CACHE_TTL", "10s")
         .env("DISPATCHER_LOOKUP_REFRESH", "0s")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    for var in [
-        "DISPATCHER_TABLE",
-        "DISPATCHER_BUCKET",
-        "DISPATCHER_STORE",
-        "DISPATCHER_LOCAL_DIR",
-        "DISPATCHER_PROMETHEUS_URL",
-        "DISPATCHER_GITHUB_API",
-        "DISPATCHER_GITHUB_TOKEN",
-        "DISPATCHER_WEBHOOK_SECRET",
-    ] {
-        cmd.env_remove(var);
-    }
     let mut child = cmd.spawn().expect("dispatcher serve --demo starts");
-    let lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let addr = lines
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("serving on http://")
-                .map(|a| a.trim().to_owned())
-        })
-        .expect("serve printed its address");
+    let addr = line_after(&mut child, "serving on http://");
     let api = format!("http://{addr}/control/v1");
     let cli = |actor: &str, args: &[&str]| {
         let mut all = vec![

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use async_trait::async_trait;
 use axum::body::Body;
+use dispatcher_app::RepoSource;
 use dispatcher_app::recompute::RecomputeRequest;
-use dispatcher_app::{Handoff, Recomputer, RepoSource, SourceError};
 use dispatcher_core::{Settings, Strategy};
 use dispatcher_formats::InputPaths;
 use dispatcher_github::{GitHub, GitHubConfig};
@@ -62,27 +61,6 @@ fn head_tarball(members: &[(String, Vec<u8>)], clusters: &[u8]) -> Result<Vec<u8
     }
     append(CLUSTERS, clusters)?;
     Ok(tar.into_inner()?.finish()?)
-}
-
-struct Invoke {
-    recomputer: Arc<Recomputer>,
-    results: mpsc::UnboundedSender<Result<Value, String>>,
-}
-
-#[async_trait]
-impl Handoff for Invoke {
-    async fn submit(&self, request: &RecomputeRequest) -> Result<(), SourceError> {
-        let payload = serde_json::to_value(request)
-            .map_err(|e| SourceError::permanent("bench", "request").because(e))?;
-        let (recomputer, results) = (self.recomputer.clone(), self.results.clone());
-        tokio::spawn(async move {
-            let event =
-                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-            let r = recompute::handle(&recomputer, event, T0 + 60).await;
-            let _ = results.send(r.map_err(|e| e.to_string()));
-        });
-        Ok(())
-    }
 }
 
 async fn on(server: &MockServer, verb: &str, route: &str, body: ResponseTemplate) {
@@ -238,9 +216,10 @@ async fn main() -> Result<()> {
         repo: "acme/release".to_owned(),
         source: gh.clone() as Arc<dyn RepoSource>,
         table: stores.table.clone(),
-        handoff: Arc::new(Invoke {
+        handoff: Arc::new(dispatcher_tests::LambdaInvoke {
             recomputer: Arc::new(recomputer),
             results: tx,
+            now: || T0 + 60,
         }),
         prs: Some(gh.clone()),
         now: || T0 + 60,
