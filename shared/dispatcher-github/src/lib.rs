@@ -5,7 +5,8 @@ mod pr_plan;
 mod pull_request;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dispatcher_app::ports::{RepoSource, SourceError};
@@ -34,8 +35,10 @@ pub struct GitHubConfig {
     pub retry: Retry,
     /// What a release tarball may hold.
     pub limits: dispatcher_formats::Limits,
-    /// The most API calls one client makes (a recompute or a plan builds its own):
-    /// beyond it every call is refused, so that a loop cannot spend the token's quota.
+    /// The most API calls one client makes in an hour (the window of GitHub's own quota):
+    /// beyond it every call is refused until the hour is over, so that a loop cannot spend
+    /// the token's quota. Per hour, not per client's life: the webhook keeps one client for
+    /// as long as its instance lives.
     pub max_calls: usize,
 }
 
@@ -59,7 +62,8 @@ impl GitHubConfig {
     }
 }
 
-/// The default cap on one client's API calls: a recompute makes a few dozen.
+/// The default cap on one client's API calls an hour: a recompute makes a few dozen, a pull
+/// request's plan at most one per changed file; GitHub's quota is 5,000.
 pub const MAX_CALLS: usize = 1000;
 /// The longest wait GitHub may ask for (`Retry-After`, `x-ratelimit-reset`) that a call
 /// sits out; a longer one fails the call as retryable at once, rather than holding a
@@ -91,6 +95,41 @@ pub struct GitHub {
     config: GitHubConfig,
     /// API calls made, for reports and tests.
     calls: AtomicUsize,
+    /// The calls the current hour still allows.
+    budget: Budget,
+}
+
+/// How long a call budget lasts: GitHub's own quota is per hour.
+const BUDGET_WINDOW: Duration = Duration::from_secs(3600);
+
+/// At most `max` calls per [`BUDGET_WINDOW`], counted from the window's first call.
+#[derive(Debug)]
+struct Budget {
+    max: usize,
+    /// When the current window opened, and the calls spent in it.
+    window: Mutex<(Instant, usize)>,
+}
+
+impl Budget {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            window: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Spends one call at `now`; false when the window's calls are spent.
+    fn spend(&self, now: Instant) -> bool {
+        let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.duration_since(w.0) >= BUDGET_WINDOW {
+            *w = (now, 0);
+        }
+        if w.1 >= self.max {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
 }
 
 /// What a failed call says about retrying.
@@ -181,7 +220,7 @@ fn server_wait(headers: &http::HeaderMap, status: http::StatusCode) -> Option<Du
 /// clients that failed together do not retry together.
 fn jittered(backoff: Duration) -> Duration {
     use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
     let half = backoff / 2;
     let millis = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
     half + Duration::from_millis(random % millis)
@@ -243,6 +282,7 @@ impl GitHub {
     pub fn new(crab: Octocrab, config: GitHubConfig) -> Self {
         Self {
             crab,
+            budget: Budget::new(config.max_calls),
             config,
             calls: AtomicUsize::new(0),
         }
@@ -306,15 +346,16 @@ impl GitHub {
         let mut backoff = self.config.retry.base;
         let mut attempt = 1;
         loop {
-            if self.calls.fetch_add(1, Ordering::Relaxed) >= self.config.max_calls {
+            if !self.budget.spend(Instant::now()) {
                 return Err(SourceError::permanent(
                     "github",
                     format!(
-                        "{what}: this client's budget of {} API calls is spent",
+                        "{what}: this client's budget of {} API calls an hour is spent",
                         self.config.max_calls
                     ),
                 ));
             }
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let e = match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e.into(),
@@ -540,5 +581,21 @@ impl RepoSource for GitHub {
             Err(SourceError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::{BUDGET_WINDOW, Budget};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_budget_refuses_beyond_its_calls_and_opens_again_after_the_hour() {
+        let b = Budget::new(2);
+        let t0 = Instant::now();
+        assert!(b.spend(t0) && b.spend(t0 + Duration::from_secs(1)));
+        assert!(!b.spend(t0 + BUDGET_WINDOW - Duration::from_secs(1)));
+        assert!(b.spend(t0 + BUDGET_WINDOW));
+        assert!(b.spend(t0 + BUDGET_WINDOW) && !b.spend(t0 + BUDGET_WINDOW));
     }
 }
