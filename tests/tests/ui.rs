@@ -87,6 +87,10 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
         .find(|c| c.from.as_deref() == Some("build05"))
         .unwrap()
         .job;
+    let pages = dispatcher_app::pages::Pages {
+        stores: stores.clone(),
+        service: std::sync::Arc::new(dispatcher_app::LookupService::new(stores.clone())),
+    };
     let router = lookup::router(&cfg, stores);
 
     let (status, overview, csp) = get(&router, "/ui").await;
@@ -125,6 +129,20 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
     );
     assert!(!job.contains("Overrides in force"), "{job}");
 
+    // Once the override ended, the page says where the lookup sends the job: its baseline
+    // cluster, with no generation in between.
+    let now = dispatcher_api::now();
+    let during = pages.job(&moved, now).await.unwrap().unwrap();
+    assert_ne!(during.cluster.as_deref(), Some("build05"));
+    assert!(during.overridden.is_some() && during.override_ended.is_none());
+    let after = pages.job(&moved, now + 3 * 3600).await.unwrap().unwrap();
+    assert_eq!(after.cluster.as_deref(), Some("build05"), "{after:?}");
+    assert!(after.overridden.is_none() && after.override_ended.is_some());
+    assert!(
+        after.affecting.is_empty(),
+        "the override is over: {after:?}"
+    );
+
     let (status, odd, _) = get(&router, "/ui/jobs?q=script").await;
     assert_eq!(status, 200);
     assert!(
@@ -140,7 +158,10 @@ async fn the_pages_show_the_generation_a_job_the_history_and_the_overrides() {
             && history.contains("href=\"/ui/generations/1\""),
         "{history}"
     );
-    assert!(history.contains("override"), "{history}");
+    assert!(
+        history.contains("<td>override</td>"),
+        "the cause: {history}"
+    );
     // The override's generation moved demand off build05, and the history says how much.
     let off: Vec<_> = record
         .moved

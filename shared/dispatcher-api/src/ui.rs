@@ -153,7 +153,7 @@ async fn overview(State(s): State<Arc<UiState>>) -> Response {
 }
 
 fn overview_body(o: &Overview) -> Markup {
-    let p = &o.pointer;
+    let p = &o.record;
     let plan = &o.plan;
     html! {
         h1 { "Generation " (p.generation) }
@@ -310,7 +310,7 @@ fn job_body(v: &JobView) -> Markup {
     html! {
         h1 { code { (v.name) } }
         dl {
-            dt { "Cluster" } dd { strong { (e.cluster.as_deref().unwrap_or("none")) } " (generation " (v.generation) ")" }
+            dt { "Cluster" } dd { strong { (v.cluster.as_deref().unwrap_or("none")) } " (generation " (v.generation) ")" }
             dt { "Rule" } dd { (e.rule.as_str()) @if !e.detail.is_empty() { ": " (e.detail) } }
             dt { "File" } dd { code { (e.file) } }
             dt { "Demand" } dd { (format!("{:.2}", e.demand)) }
@@ -319,6 +319,12 @@ fn job_body(v: &JobView) -> Markup {
             section.notice aria-labelledby="override" {
                 h2 id="override" { "Moved by an override" }
                 p { "Without it this job runs on " strong { (o.baseline.as_deref().unwrap_or("no cluster")) } "; the override ends " (utc(o.until)) "." }
+            }
+        }
+        @if let Some(t) = v.override_ended {
+            section.notice aria-labelledby="ended" {
+                h2 id="ended" { "Back where it ran before an override" }
+                p { "An override moved it until " (utc(t)) "; since then the lookup answers its cluster without it. The rule and candidates below are still the override's, until the next generation." }
             }
         }
         @if !v.affecting.is_empty() {

@@ -10,7 +10,7 @@ use dispatcher_core::plan::{FileEntry, JobEntry, Unschedulable};
 
 use crate::control::{Override, book};
 use crate::lookup::{LookupError, LookupService};
-use crate::model::{Change, GenerationRecord, Overridden, Pointer};
+use crate::model::{Change, GenerationRecord, Overridden};
 use crate::records::{BackupPr, Markers};
 use crate::{StoreError, Stores, publish};
 
@@ -31,8 +31,6 @@ pub enum PageError {
 /// The serving generation, as its page shows it.
 #[derive(Debug, Clone)]
 pub struct Overview {
-    /// The pointer: number, time, cause, applied overrides.
-    pub pointer: Pointer,
     /// Its plan.
     pub plan: Arc<Plan>,
     /// Its record (what it moved, per cluster pair).
@@ -48,6 +46,9 @@ pub struct JobView {
     pub name: String,
     /// The generation answering.
     pub generation: u64,
+    /// The cluster the lookup answers for it now: the plan's, or its baseline once the
+    /// override that moved it ended.
+    pub cluster: Option<String>,
     /// Its plan entry (cluster, rule, detail, demand, file).
     pub entry: JobEntry,
     /// Its file's decision (candidates with scores and reject reasons).
@@ -56,8 +57,10 @@ pub struct JobView {
     pub unschedulable: Option<Unschedulable>,
     /// Its moves, newest first.
     pub history: Vec<Change>,
-    /// The active override that moved it, if any: its baseline cluster and end.
+    /// The override in force that moved it, if any: its baseline cluster and end.
     pub overridden: Option<Overridden>,
+    /// When the override that moved it ended, if it ended before a new generation.
+    pub override_ended: Option<i64>,
     /// The overrides in force on the cluster it runs on, or would run on without them.
     pub affecting: Vec<OverrideSpec>,
 }
@@ -83,18 +86,16 @@ pub struct Pages {
 impl Pages {
     /// The serving generation; `None` before the first.
     pub async fn overview(&self) -> Result<Option<Overview>, PageError> {
-        let Some((_, plan)) = self.service.plan().await? else {
+        // The record of the generation the lookup serves, not of the store's pointer: during
+        // a refresh the pointer may already name the next one, and the page would mix two.
+        let Some((generation, plan)) = self.service.plan().await? else {
             return Ok(None);
         };
-        let Some(pointer) = self.stores.serving().await? else {
-            return Ok(None);
-        };
-        let Some(record) = self.stores.table.generation(pointer.generation).await? else {
+        let Some(record) = self.stores.table.generation(generation).await? else {
             return Ok(None);
         };
         let backup_pr = Markers(self.stores.table.as_ref()).backup_pr().await?;
         Ok(Some(Overview {
-            pointer,
             plan,
             record,
             backup_pr,
@@ -120,7 +121,12 @@ impl Pages {
         };
         let mut history = publish::history(&self.stores, name).await?;
         history.reverse();
-        let overridden = self.service.overridden(name).await?;
+        // The lookup answers a moved job's baseline once its override ended, whether or not
+        // a generation followed: so does its page.
+        let (cluster, overridden, override_ended) = match self.service.overridden(name).await? {
+            Some(o) if o.until <= now => (o.baseline, None, Some(o.until)),
+            o => (entry.cluster.clone(), o, None),
+        };
         let baseline = overridden.as_ref().and_then(|o| o.baseline.as_deref());
         let affecting = self
             .service
@@ -128,7 +134,7 @@ impl Pages {
             .await?
             .into_iter()
             .filter(|o| {
-                entry.cluster.as_deref() == Some(o.cluster.as_str())
+                cluster.as_deref() == Some(o.cluster.as_str())
                     || baseline == Some(o.cluster.as_str())
             })
             .collect();
@@ -137,16 +143,18 @@ impl Pages {
             generation,
             file: plan.files.get(&entry.file).cloned(),
             unschedulable: plan.unschedulable.iter().find(|u| u.job == name).cloned(),
+            cluster,
             entry,
             history,
             overridden,
+            override_ended,
             affecting,
         }))
     }
 
     /// Generation `n`; `None` when no generation of that number was published (yet).
     pub async fn generation(&self, n: u64) -> Result<Option<GenerationView>, PageError> {
-        let current = self.stores.serving().await?.map_or(0, |p| p.generation);
+        let current = self.serving_generation().await?;
         if n == 0 || n > current {
             return Ok(None);
         }
@@ -163,14 +171,19 @@ impl Pages {
 
     /// The last `n` generations, newest first.
     pub async fn history(&self, n: u64) -> Result<Vec<GenerationRecord>, PageError> {
-        let current = self.stores.serving().await?.map_or(0, |p| p.generation);
+        let current = self.serving_generation().await?;
         let mut out = Vec::new();
-        for g in (current.saturating_sub(n - 1).max(1)..=current).rev() {
+        for g in (current.saturating_sub(n.saturating_sub(1)).max(1)..=current).rev() {
             if let Some(r) = self.stores.table.generation(g).await? {
                 out.push(r);
             }
         }
         Ok(out)
+    }
+
+    /// The generation the lookup serves (0 before the first), from memory.
+    async fn serving_generation(&self) -> Result<u64, PageError> {
+        Ok(self.service.current().await?.map_or(0, |s| s.generation))
     }
 
     /// The overrides, newest first.
