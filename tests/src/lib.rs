@@ -151,6 +151,8 @@ pub struct LambdaInvoke {
     pub results: tokio::sync::mpsc::UnboundedSender<Result<serde_json::Value, String>>,
     /// The handler's clock (seconds since the epoch).
     pub now: fn() -> i64,
+    /// Hand-offs submitted, counted as they are submitted (before their task runs).
+    pub submitted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -162,6 +164,8 @@ impl dispatcher_app::ports::Handoff for LambdaInvoke {
         let payload = serde_json::to_value(request).map_err(|e| {
             dispatcher_app::ports::SourceError::permanent("hand-off", "request").because(e)
         })?;
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (recomputer, results, now) = (self.recomputer.clone(), self.results.clone(), self.now);
         tokio::spawn(async move {
             let event =

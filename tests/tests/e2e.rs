@@ -464,6 +464,7 @@ async fn the_same_through_recorded_lambda_event_shapes() {
         recomputer: recomputer.clone(),
         results: tx,
         now: dispatcher_api::now,
+        submitted: Default::default(),
     });
     let source = recompute::github(&cfg, &aws).await.unwrap();
     let webhook = webhook::router(&cfg, &aws, &stores, source, handoff, None)

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -61,6 +62,8 @@ struct World {
     github: MockServer,
     webhook: Router,
     results: mpsc::UnboundedReceiver<Result<Value, String>>,
+    /// Hand-offs the webhook submitted.
+    submitted: Arc<AtomicUsize>,
 }
 
 async fn world() -> World {
@@ -96,6 +99,7 @@ async fn world() -> World {
     recomputer.repo = gh.clone();
     recomputer.pull_requests = Some(gh.clone());
     let (tx, results) = mpsc::unbounded_channel();
+    let submitted = Arc::new(AtomicUsize::new(0));
     let webhook = webhook_router(Arc::new(WebhookState {
         secret: SECRET.as_bytes().to_vec(),
         repo: "acme/release".to_owned(),
@@ -105,6 +109,7 @@ async fn world() -> World {
             recomputer: Arc::new(recomputer),
             results: tx,
             now: || T0 + 60,
+            submitted: submitted.clone(),
         }),
         prs: Some(gh as Arc<dyn PullRequests>),
         now: || T0 + 60,
@@ -114,6 +119,7 @@ async fn world() -> World {
         github,
         webhook,
         results,
+        submitted,
     }
 }
 
@@ -313,10 +319,16 @@ async fn job_files_are_fetched_alone_and_a_readme_or_a_stale_head_posts_nothing(
     let mut w = world().await;
     // A README: nothing planned, nothing posted.
     pull_request(&w, "head4", &["README.md"], json!([])).await;
+    let before = w.submitted.load(Ordering::SeqCst);
     let (status, text) = deliver(&w, "d-4", "opened", "head4").await;
     assert_eq!(status, 202);
     assert!(text.contains("ignored"), "{text}");
-    assert!(w.results.try_recv().is_err(), "nothing handed off");
+    // Counted when submitted, not when the plan ends: no race with a task still running.
+    assert_eq!(
+        w.submitted.load(Ordering::SeqCst),
+        before,
+        "nothing handed off"
+    );
 
     // A job file adding a job: fetched alone (no tarball), a success, no comment; GitHub
     // throttles the file once (Retry-After: 2, waited out) and fails the head twice

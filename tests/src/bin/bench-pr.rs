@@ -220,6 +220,7 @@ async fn main() -> Result<()> {
             recomputer: Arc::new(recomputer),
             results: tx,
             now: || T0 + 60,
+            submitted: Default::default(),
         }),
         prs: Some(gh.clone()),
         now: || T0 + 60,
