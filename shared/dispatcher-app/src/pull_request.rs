@@ -360,8 +360,8 @@ fn static_lines(inputs: &StoredInputs, plan: &Plan) -> usize {
         .iter()
         .flat_map(|f| f.jobs.iter())
         .filter(|j| {
-            let planned = plan.jobs.get(&j.name).and_then(|e| e.cluster.as_deref());
-            planned.is_some() && planned != j.cluster.as_deref()
+            dispatcher_formats::writeback::planned_cluster(plan, &j.name)
+                .is_some_and(|c| j.cluster.as_deref() != Some(c.as_str()))
         })
         .count()
 }
