@@ -184,12 +184,7 @@ pub fn diff(old: &Path, new: &Path, format: crate::args::DiffFormat) -> Result<E
         crate::args::DiffFormat::Text => print!("{}", render::diff(&old, &new)),
         crate::args::DiffFormat::Markdown => {
             let impact = dispatcher_core::overrides::impact(&old, &new, &[]);
-            let errors: Vec<Diagnostic> = new
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity <= Severity::Error)
-                .cloned()
-                .collect();
+            let errors = dispatcher_core::report::new_errors(&old, &new);
             print!(
                 "{}",
                 dispatcher_core::report::change_markdown(&dispatcher_core::report::Change {

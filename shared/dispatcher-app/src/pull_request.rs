@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use dispatcher_core::overrides::{self, Impact, OverrideSpec};
 use dispatcher_core::report::{Change, change_markdown};
-use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, StoredInputs};
+use dispatcher_core::{Diagnostic, Mode, Plan, Settings, StoredInputs};
 use dispatcher_formats::{CLUSTERS_PATH, CONFIG_PATH, assemble};
 use serde::{Deserialize, Serialize};
 
@@ -267,20 +267,12 @@ impl PrPlanner<'_> {
             .filter(|o| o.expires_at > now && o.check(&inputs.inventory).is_ok())
             .cloned()
             .collect();
-        let known: BTreeSet<&Diagnostic> = serving.diagnostics.iter().collect();
-        let new_errors = |plan: &Plan| -> Vec<Diagnostic> {
-            plan.diagnostics
-                .iter()
-                .filter(|d| d.severity <= Severity::Error && !known.contains(d))
-                .cloned()
-                .collect()
-        };
         let (after, errors) = match dispatcher_core::run(&inputs.inputs(Some(&baseline)), &settings)
         {
             Ok(plan) => {
                 let answering =
                     overrides::plan(&inputs, &plan, self.settings, &live).unwrap_or(plan);
-                let errors = new_errors(&answering);
+                let errors = dispatcher_core::report::new_errors(&serving, &answering);
                 (answering, errors)
             }
             // Nothing can be placed: the merge's recompute would refuse it; nothing moves.

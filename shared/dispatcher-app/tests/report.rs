@@ -113,3 +113,20 @@ fn the_summary_carries_a_mermaid_chart_of_achieved_and_target_shares() {
     assert!(chart.contains("bar [25.00"), "{chart}");
     assert!(chart.contains("line [50.00"), "{chart}");
 }
+
+#[test]
+fn a_change_is_blamed_only_for_the_errors_it_adds() {
+    use dispatcher_core::{Diagnostic, Severity};
+    let old_error = Diagnostic::new(Severity::Error, "_config.yaml", "groups.a", "known");
+    let new_error = Diagnostic::new(Severity::Error, "_config.yaml", "groups.b", "added");
+    let warning = Diagnostic::new(Severity::Warning, "_config.yaml", "groups.c", "a warning");
+    let mut before = dispatcher_app::contract::plan_of(&[("a", "build01")]);
+    before.diagnostics = vec![old_error.clone()];
+    let mut after = before.clone();
+    after.diagnostics = vec![old_error, new_error.clone(), warning];
+    assert_eq!(
+        dispatcher_core::report::new_errors(&before, &after),
+        [new_error]
+    );
+    assert!(dispatcher_core::report::new_errors(&after, &after).is_empty());
+}

@@ -244,6 +244,18 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The error-level diagnostics of `after` that `before` does not already have: what a
+/// change introduces (the errors a release already has would otherwise fail every change).
+pub fn new_errors(before: &Plan, after: &Plan) -> Vec<crate::Diagnostic> {
+    let known: std::collections::BTreeSet<&crate::Diagnostic> = before.diagnostics.iter().collect();
+    after
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity <= crate::Severity::Error && !known.contains(d))
+        .cloned()
+        .collect()
+}
+
 /// A change of placement, as a reviewer reads it: what `dispatcher diff --format markdown`
 /// prints, and the body of a pull request's plan comment.
 #[derive(Debug, Clone, Copy)]
