@@ -10,9 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use dispatcher_core::overrides::{self, Impact, OverrideSpec};
+use dispatcher_core::overrides::{self, Impact};
 use dispatcher_core::report::{Change, change_markdown};
-use dispatcher_core::{Diagnostic, Mode, Plan, Settings, StoredInputs};
+use dispatcher_core::{Diagnostic, Mode, Plan, Settings, Severity, StoredInputs};
 use dispatcher_formats::{CLUSTERS_PATH, CONFIG_PATH, assemble};
 use serde::{Deserialize, Serialize};
 
@@ -260,21 +260,26 @@ impl PrPlanner<'_> {
             mode,
             ..self.settings.clone()
         };
-        let live: Vec<OverrideSpec> = pointer
-            .applied
-            .overrides
-            .iter()
-            .filter(|o| o.expires_at > now && o.check(&inputs.inventory).is_ok())
-            .cloned()
-            .collect();
+        let (live, _) = overrides::in_force(&pointer.applied.overrides, &inputs.inventory, now);
         let (after, errors) = match dispatcher_core::run(&inputs.inputs(Some(&baseline)), &settings)
         {
-            Ok(plan) => {
-                let answering =
-                    overrides::plan(&inputs, &plan, self.settings, &live).unwrap_or(plan);
-                let errors = dispatcher_core::report::new_errors(&serving, &answering);
-                (answering, errors)
-            }
+            Ok(plan) => match overrides::plan(&inputs, &plan, self.settings, &live) {
+                Ok(answering) => {
+                    let errors = dispatcher_core::report::new_errors(&serving, &answering);
+                    (answering, errors)
+                }
+                // The merge's recompute would refuse to publish: say so, move nothing.
+                Err(e) => {
+                    let ids: Vec<&str> = live.iter().map(|o| o.id.as_str()).collect();
+                    let why = Diagnostic::new(
+                        Severity::Error,
+                        "overrides",
+                        ids.join(", "),
+                        format!("the overrides in force cannot be applied to this change: {e}"),
+                    );
+                    (serving.clone(), vec![why])
+                }
+            },
             // Nothing can be placed: the merge's recompute would refuse it; nothing moves.
             Err(fatal) => (serving.clone(), fatal.0),
         };

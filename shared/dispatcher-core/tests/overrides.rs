@@ -222,3 +222,17 @@ fn overrides_that_do_not_fit_the_inventory_are_refused() {
         Err(OverrideError::Overlap { .. })
     ));
 }
+
+#[test]
+fn in_force_drops_the_ended_and_splits_off_what_the_inventory_supersedes() {
+    let w = world();
+    let mut ended = spec(OverrideKind::Drain, "a");
+    ended.expires_at = 100;
+    let mut gone = spec(OverrideKind::Drain, "gone");
+    gone.expires_at = 500;
+    let kept = spec(OverrideKind::Drain, "b");
+    let (live, superseded) =
+        overrides::in_force(&[ended, gone.clone(), kept.clone()], &w.inventory, 100);
+    assert_eq!(live, [kept]);
+    assert_eq!(superseded, [gone]);
+}

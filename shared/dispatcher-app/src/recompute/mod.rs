@@ -293,16 +293,9 @@ impl Recomputer {
         let current = serving
             .as_ref()
             .map(|s| (s.snapshot.clone(), s.overrides.clone()));
-        // The overrides serving now stay applied until they end (`now` is the edge's clock).
-        let active: Vec<OverrideSpec> = serving
+        let applied: Vec<OverrideSpec> = serving
             .as_ref()
-            .map(|s| {
-                s.overrides
-                    .iter()
-                    .filter(|o| o.expires_at > now)
-                    .cloned()
-                    .collect()
-            })
+            .map(|s| s.overrides.clone())
             .unwrap_or_default();
         // Delta needs something to add to; without a generation, everything is placed (F10).
         let mode = if serving.is_none() {
@@ -318,11 +311,10 @@ impl Recomputer {
         let plan =
             dispatcher_core::run(&loaded.inputs(), &settings).map_err(RecomputeError::Inputs)?;
         let stored = loaded.stored();
-        // The release now blocks, drops or changes what an override changes: the release
-        // says more, and the override ends with this generation.
-        let (active, superseded): (Vec<OverrideSpec>, Vec<OverrideSpec>) = active
-            .into_iter()
-            .partition(|o| o.check(&stored.inventory).is_ok());
+        // The overrides serving now stay applied until they end (`now` is the edge's clock),
+        // unless the release now blocks, drops or changes what one changes: the release
+        // says more, and that override ends with this generation.
+        let (active, superseded) = overrides::in_force(&applied, &stored.inventory, now);
         let answering = overrides::plan(&stored, &plan, &settings, &active).map_err(|source| {
             RecomputeError::Override {
                 id: active

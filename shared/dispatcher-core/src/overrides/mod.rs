@@ -64,6 +64,22 @@ pub struct OverrideSpec {
     pub expires_at: i64,
 }
 
+/// The overrides of `applied` still in force at `now`, split into those `inventory` admits
+/// and those it supersedes (the release blocks or drops their cluster, or the capability):
+/// what a recompute keeps applying, and what ends with it. A pull request's plan splits
+/// them the same way, so that it shows what the merge would do.
+pub fn in_force(
+    applied: &[OverrideSpec],
+    inventory: &Inventory,
+    now: i64,
+) -> (Vec<OverrideSpec>, Vec<OverrideSpec>) {
+    applied
+        .iter()
+        .filter(|o| o.expires_at > now)
+        .cloned()
+        .partition(|o| o.check(inventory).is_ok())
+}
+
 /// Why overrides cannot be applied to an inventory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OverrideError {
