@@ -72,6 +72,11 @@ pub struct PublishOptions {
     /// Refuse a plan that deletes more than this share of the jobs the current generation
     /// places: a release cut short looks like one whose jobs were deleted.
     pub max_deleted: f64,
+    /// Publish nothing when the plan answers every lookup as the serving generation does,
+    /// with the same overrides (a recompute: no generation without a change, and every
+    /// lookup keeps its table). Off for an operator's publish, which may bring new details
+    /// (an explanation, input digests) with the same answers.
+    pub unless_same_answers: bool,
 }
 
 impl PublishOptions {
@@ -86,6 +91,7 @@ impl PublishOptions {
             take_over: false,
             max_unassigned: 0.25,
             max_deleted: MAX_DELETED,
+            unless_same_answers: false,
         }
     }
 
@@ -135,22 +141,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Nothing published: generation `generation` (at `snapshot`) answers as the plan
-    /// would.
-    pub fn verified(generation: u64, snapshot: &str) -> Self {
-        Self {
-            generation,
-            snapshot: snapshot.to_owned(),
-            plan_digest: format!("sha256:{}", snapshot.trim_start_matches("snapshots/")),
-            unchanged: true,
-            changed: 0,
-            deleted: 0,
-            writes: WriteStats::default(),
-            snapshot_puts: 0,
-        }
-    }
-
-    /// The plan `digest` already serves as `current`.
+    /// Nothing published: `current` already answers as the plan (of `digest`) would.
     fn already(current: &Pointer, digest: String) -> Self {
         Self {
             generation: current.generation,
@@ -234,22 +225,6 @@ impl<'a> Generation<'a> {
     }
 }
 
-/// Whether `next` answers exactly as the generation at `snapshot` applying `overrides`
-/// does: the same overrides, answers, usable clusters and overridden jobs.
-pub async fn answers_as(
-    stores: &Stores,
-    snapshot: &str,
-    overrides: &[OverrideSpec],
-    next: &Generation<'_>,
-) -> Result<bool, SnapshotError> {
-    if overrides != next.overrides {
-        return Ok(false);
-    }
-    let serving = load_assignments(stores, snapshot).await?;
-    let table = snapshot::assignments_of_generation(next, &serving.plan_digest);
-    Ok(table == serving)
-}
-
 /// Publishes `plan` as the next generation.
 pub async fn publish(
     stores: &Stores,
@@ -284,7 +259,19 @@ pub async fn publish_generation(
         });
     }
     let base_table = match serving {
-        Some(p) => load_assignments(stores, &p.snapshot).await?.jobs,
+        Some(p) => {
+            let current = load_assignments(stores, &p.snapshot).await?;
+            // A plan that answers every lookup as the serving generation does, with the
+            // same overrides, is no new generation: nothing is published, and every lookup
+            // keeps its table.
+            if opts.unless_same_answers
+                && p.applied.overrides == next.overrides
+                && snapshot::assignments_of_generation(&next, &current.plan_digest) == current
+            {
+                return Ok(Published::already(p, p.plan_digest.clone()));
+            }
+            current.jobs
+        }
         None => BTreeMap::new(),
     };
     guard::check(plan, &base_table, opts)?;

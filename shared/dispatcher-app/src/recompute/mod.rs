@@ -290,9 +290,6 @@ impl Recomputer {
         }
         let serving = self.serving().await?;
         let base = serving.as_ref().map_or(0, |s| s.generation);
-        let current = serving
-            .as_ref()
-            .map(|s| (s.snapshot.clone(), s.overrides.clone()));
         let applied: Vec<OverrideSpec> = serving
             .as_ref()
             .map(|s| s.overrides.clone())
@@ -331,24 +328,15 @@ impl Recomputer {
             overrides: &active,
             release: Release::New(&stored),
         };
-        // A plan that answers as the serving generation does publishes nothing: no
-        // generation without a change, and every lookup keeps its table.
-        let same = match &current {
-            Some((snapshot, applied)) => {
-                publish::answers_as(&self.stores, snapshot, applied, &next).await?
-            }
-            None => false,
-        };
-        let published = if let (true, Some((snapshot, _))) = (same, &current) {
+        // A plan that answers as the serving generation does publishes nothing (the
+        // publish step decides it, on the table it loads anyway); the marker records when
+        // the serving generation was last verified.
+        let published = self.publish(next, request, attempt, base, now).await?;
+        if published.unchanged {
             tracing::info!(
-                generation = base,
+                generation = published.generation,
                 "the plan answers as the serving generation does: nothing published"
             );
-            Published::verified(base, snapshot)
-        } else {
-            self.publish(next, request, attempt, base, now).await?
-        };
-        if published.unchanged {
             Markers(self.stores.table.as_ref())
                 .verified(published.generation, now)
                 .await?;
@@ -436,7 +424,6 @@ impl Recomputer {
         };
         Ok(Some(Serving {
             generation: pointer.generation,
-            snapshot: pointer.snapshot.clone(),
             digest,
             plan,
             overrides: pointer.applied.overrides,
@@ -483,6 +470,7 @@ impl Recomputer {
         let mut options = PublishOptions::new(request.cause(), now)
             .owned_by(attempt)
             .expecting(base);
+        options.unless_same_answers = true;
         options.max_deleted = if request.allow_deletions {
             1.0
         } else {
@@ -524,8 +512,6 @@ impl Recomputer {
 /// The generation serving when a recompute starts.
 pub(super) struct Serving {
     pub(super) generation: u64,
-    /// Its snapshot prefix (the answers serving).
-    snapshot: String,
     /// The digest of its baseline plan.
     digest: String,
     /// Its baseline plan.
