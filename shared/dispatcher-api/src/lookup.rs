@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
-use dispatcher_app::lookup::{Answer, LookupError, LookupService, Source};
+use dispatcher_app::lookup::{Answer, LookupError, LookupService};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -118,13 +118,8 @@ async fn lookup(
     else {
         return Err(ApiError::NotFound("Cluster not found"));
     };
-    let source = match source {
-        Source::Generation => "generation",
-        Source::Override => "override",
-        Source::Ephemeral => "ephemeral-cluster",
-    };
     let mut body =
-        serde_json::json!({"cluster": cluster, "generation": generation, "source": source})
+        serde_json::json!({"cluster": cluster, "generation": generation, "source": source.as_str()})
             .to_string();
     body.push('\n');
     let mut response = (StatusCode::OK, body).into_response();

@@ -93,12 +93,12 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source as metrics and answers name it.
+    /// The source as answers and metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Generation => "generation",
             Source::Override => "override",
-            Source::Ephemeral => "ephemeral",
+            Source::Ephemeral => "ephemeral-cluster",
         }
     }
 }
