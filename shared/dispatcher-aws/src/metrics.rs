@@ -38,7 +38,7 @@ pub fn emf(function: &str, at_millis: i64, metrics: &[(&str, f64, &str)]) -> Str
 }
 
 /// One EMF document with a second dimension beside the function's name.
-pub fn emf_by(
+fn emf_by(
     function: &str,
     dimension: Option<(&str, &str)>,
     at_millis: i64,
@@ -93,7 +93,7 @@ struct Tally {
 }
 
 /// How often the counts are written, in seconds.
-pub const FLUSH_EVERY: i64 = 60;
+const FLUSH_EVERY: i64 = 60;
 
 impl EmfAnswers {
     /// Counts for `function`.
@@ -105,20 +105,18 @@ impl EmfAnswers {
     }
 
     /// The EMF lines of the counts since the last flush, if a minute passed by `now`; the
-    /// counts start again.
-    pub fn due(&self, now: i64) -> Vec<String> {
-        let Ok(mut t) = self.tally.lock() else {
-            return Vec::new();
+    /// counts start again (what an answer writes, for the tests to read).
+    #[cfg(test)]
+    fn due(&self, now: i64) -> Vec<String> {
+        let done = match self.tally.lock() {
+            Ok(mut t) => t.take_due(now),
+            Err(_) => None,
         };
-        if t.since == 0 {
-            t.since = now;
-        }
-        if now - t.since < FLUSH_EVERY {
-            return Vec::new();
-        }
-        let done = std::mem::take(&mut *t);
-        t.since = now;
-        t.generation = done.generation;
+        done.map_or_else(Vec::new, |d| self.lines(&d, now))
+    }
+
+    /// The EMF lines of a minute's counts, written at `now`.
+    fn lines(&self, done: &Tally, now: i64) -> Vec<String> {
         let at = now * 1000;
         let mut lines = vec![emf(
             &self.function,
@@ -145,21 +143,44 @@ impl EmfAnswers {
     }
 }
 
+impl Tally {
+    /// The counts so far, if a minute passed by `now`; the counts start again (the
+    /// generation served carries over).
+    fn take_due(&mut self, now: i64) -> Option<Tally> {
+        if self.since == 0 {
+            self.since = now;
+        }
+        if now - self.since < FLUSH_EVERY {
+            return None;
+        }
+        let done = std::mem::take(self);
+        self.since = now;
+        self.generation = done.generation;
+        Some(done)
+    }
+}
+
 impl dispatcher_app::ports::AnswerMetrics for EmfAnswers {
     fn answered(&self, source: &'static str, cluster: Option<&str>, generation: u64, now: i64) {
-        if let Ok(mut t) = self.tally.lock() {
-            *t.by_source.entry(source).or_default() += 1;
-            if let Some(c) = cluster {
-                match t.by_cluster.get_mut(c) {
-                    Some(n) => *n += 1,
-                    None => {
-                        t.by_cluster.insert(c.to_owned(), 1);
+        // One lock per answer: count, and take the minute's counts if it is over; the lines
+        // are formatted and written after the lock is released.
+        let done = match self.tally.lock() {
+            Ok(mut t) => {
+                *t.by_source.entry(source).or_default() += 1;
+                if let Some(c) = cluster {
+                    match t.by_cluster.get_mut(c) {
+                        Some(n) => *n += 1,
+                        None => {
+                            t.by_cluster.insert(c.to_owned(), 1);
+                        }
                     }
                 }
+                t.generation = generation;
+                t.take_due(now)
             }
-            t.generation = generation;
-        }
-        for line in self.due(now) {
+            Err(_) => None,
+        };
+        for line in done.map_or_else(Vec::new, |d| self.lines(&d, now)) {
             println!("{line}");
         }
     }
