@@ -13,7 +13,7 @@ use dispatcher_app::control::{Control, ControlError, PlanRequest};
 use dispatcher_aws::Aws;
 use dispatcher_config::RuntimeConfig;
 
-use crate::args::{OverrideArgs, OverrideCommand};
+use crate::args::{OverrideArgs, OverrideCommand, OverridePlanArgs};
 
 /// Runs one `dispatcher override` command.
 pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
@@ -23,18 +23,7 @@ pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
     );
     let actor = actor(args.actor.clone(), writes)?;
     if let Some(api) = args.api.clone() {
-        let (ok, value) = remote::call(&args, &api, &actor).await?;
-        if ok {
-            println!("{}", serde_json::to_string_pretty(&value)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let e = &value["error"];
-        eprintln!(
-            "refused ({}): {}",
-            e["code"].as_str().unwrap_or("?"),
-            e["message"].as_str().unwrap_or_default()
-        );
-        return Ok(ExitCode::from(1));
+        return print(remote::call(&args, &api, &actor).await?);
     }
     let cfg = RuntimeConfig::from_env()?;
     let stores = crate::store::open_with(&cfg.store, &Aws::default()).await?;
@@ -46,24 +35,10 @@ pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
     };
     let now = dispatcher_api::now();
     let answer = match args.command {
-        OverrideCommand::Plan(p) => {
-            let request = PlanRequest {
-                kind: p.kind,
-                cluster: p.cluster,
-                capability: p.capability,
-                capacity: p.capacity,
-                duration: p.duration,
-                reason: p.reason,
-                incident_url: p.incident_url,
-                idempotency_key: p.idempotency_key.unwrap_or_else(|| {
-                    format!("cli-{}", dispatcher_app::publish::fresh_owner(now))
-                }),
-            };
-            control
-                .plan(request, &actor, now)
-                .await
-                .map(|r| dispatcher_api::control::plan_answer(&r))
-        }
+        OverrideCommand::Plan(p) => control
+            .plan(plan_request(&p, now), &actor, now)
+            .await
+            .map(|r| dispatcher_api::control::plan_answer(&r)),
         OverrideCommand::Apply {
             plan,
             confirm_unprotected,
@@ -78,15 +53,51 @@ pub async fn run(args: OverrideArgs) -> Result<ExitCode> {
         OverrideCommand::Sweep => to_json(control.sweep(now).await),
     };
     match answer {
+        Ok(value) => print(Ok(value)),
+        Err(e) if e.is_refusal() => print(Err(Refusal {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        })),
+        Err(e) => Err(anyhow::Error::new(e).context("the control action failed")),
+    }
+}
+
+/// A control action refused, as the control API's error body says it.
+pub(crate) struct Refusal {
+    code: String,
+    message: String,
+}
+
+/// Prints an answer as the control API writes it, whether it came from the store or the
+/// API: the JSON on stdout; a refusal with its code on stderr, and exit code 1.
+fn print(answer: Result<serde_json::Value, Refusal>) -> Result<ExitCode> {
+    match answer {
         Ok(value) => {
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if e.is_refusal() => {
-            eprintln!("refused ({}): {e}", e.code());
+        Err(r) => {
+            eprintln!("refused ({}): {}", r.code, r.message);
             Ok(ExitCode::from(1))
         }
-        Err(e) => Err(anyhow::Error::new(e).context("the control action failed")),
+    }
+}
+
+/// The plan request of `dispatcher override plan`, the same on the store and through the
+/// API; without `--idempotency-key`, a fresh one.
+fn plan_request(p: &OverridePlanArgs, now: i64) -> PlanRequest {
+    PlanRequest {
+        kind: p.kind,
+        cluster: p.cluster.clone(),
+        capability: p.capability.clone(),
+        capacity: p.capacity,
+        duration: p.duration.clone(),
+        reason: p.reason.clone(),
+        incident_url: p.incident_url.clone(),
+        idempotency_key: p
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| format!("cli-{}", dispatcher_app::publish::fresh_owner(now))),
     }
 }
 

@@ -5,26 +5,18 @@ use anyhow::{Context, Result};
 use dispatcher_aws::Aws;
 use serde_json::Value;
 
+use super::Refusal;
 use crate::args::{OverrideArgs, OverrideCommand};
 
 /// One request to the control API: the verb, the path under `/control/v1/`, the body.
-fn request(args: &OverrideArgs, actor: &str) -> (&'static str, String, Option<Value>) {
+fn request(args: &OverrideArgs, actor: &str) -> Result<(&'static str, String, Option<Value>)> {
     let with_actor = |mut v: Value| {
         v["actor"] = Value::from(actor);
         Some(v)
     };
-    match &args.command {
+    Ok(match &args.command {
         OverrideCommand::Plan(p) => {
-            let body = serde_json::json!({
-                "kind": p.kind.as_str(),
-                "cluster": p.cluster,
-                "capability": p.capability,
-                "capacity": p.capacity,
-                "duration": p.duration,
-                "reason": p.reason,
-                "incident_url": p.incident_url,
-                "idempotency_key": p.idempotency_key.clone().unwrap_or_else(|| format!("cli-{}", dispatcher_app::publish::fresh_owner(dispatcher_api::now()))),
-            });
+            let body = serde_json::to_value(super::plan_request(p, dispatcher_api::now()))?;
             ("POST", "plans".to_owned(), with_actor(body))
         }
         OverrideCommand::Apply {
@@ -47,19 +39,16 @@ fn request(args: &OverrideArgs, actor: &str) -> (&'static str, String, Option<Va
         ),
         OverrideCommand::List => ("GET", "overrides".to_owned(), None),
         OverrideCommand::Status => ("GET", "status".to_owned(), None),
-        OverrideCommand::Sweep => ("POST", "sweep".to_owned(), None),
-    }
+        OverrideCommand::Sweep => anyhow::bail!(
+            "the sweep runs on its schedule on AWS; run `dispatcher override sweep` against the store instead"
+        ),
+    })
 }
 
-/// Sends the command to `base` (the API's `/control/v1/` URL); answers the body and
-/// whether it was a success.
-pub async fn call(args: &OverrideArgs, base: &str, actor: &str) -> Result<(bool, Value)> {
-    if matches!(args.command, OverrideCommand::Sweep) {
-        anyhow::bail!(
-            "the sweep runs on its schedule on AWS; run `dispatcher override sweep` against the store instead"
-        );
-    }
-    let (verb, path, body) = request(args, actor);
+/// Sends the command to `base` (the API's `/control/v1/` URL); answers the body, or the
+/// refusal its error body says.
+pub async fn call(args: &OverrideArgs, base: &str, actor: &str) -> Result<Result<Value, Refusal>> {
+    let (verb, path, body) = request(args, actor)?;
     let url = format!("{}/{path}", base.trim_end_matches('/'));
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -90,11 +79,20 @@ pub async fn call(args: &OverrideArgs, base: &str, actor: &str) -> Result<(bool,
         .send()
         .await
         .with_context(|| format!("Failed to reach {url}"))?;
-    let ok = response.status().is_success();
     let status = response.status();
     let text = response.text().await.context("Failed to read the answer")?;
-    let value = serde_json::from_str(&text).unwrap_or_else(
-        |_| serde_json::json!({"error": {"code": status.as_str(), "message": text}}),
-    );
-    Ok((ok, value))
+    let value: Option<Value> = serde_json::from_str(&text).ok();
+    if status.is_success() {
+        return Ok(Ok(value.unwrap_or(Value::String(text))));
+    }
+    let error = value.as_ref().map(|v| &v["error"]);
+    Ok(Err(Refusal {
+        code: error
+            .and_then(|e| e["code"].as_str())
+            .unwrap_or(status.as_str())
+            .to_owned(),
+        message: error
+            .and_then(|e| e["message"].as_str())
+            .map_or(text.clone(), str::to_owned),
+    }))
 }
