@@ -123,11 +123,13 @@ pub fn resolve(r: &ReleaseArgs, ladder_only: bool, out: &Path) -> Result<ExitCod
 }
 
 /// `dispatcher plan`: every job placed.
-pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
-    if matches!(a.mode, ModeArg::Delta) && a.previous.is_none() {
+/// `dispatcher plan`; `live` is the serving generation's plan and its digest, when
+/// `--previous live` named it.
+pub fn plan(a: &PlanArgs, live: Option<(Plan, String)>) -> Result<ExitCode> {
+    if matches!(a.mode, ModeArg::Delta) && a.previous.is_none() && live.is_none() {
         bail!("--mode delta places only jobs absent from a previous plan: pass --previous");
     }
-    let loaded = load(&InputPaths {
+    let mut loaded = load(&InputPaths {
         volumes: Some(a.volumes.clone()),
         durations: a.demand.durations.clone(),
         cpu: a.demand.cpu_seconds.clone(),
@@ -135,6 +137,9 @@ pub fn plan(a: &PlanArgs) -> Result<ExitCode> {
         previous: a.previous.clone(),
         ..paths(&a.release)
     })?;
+    if let Some((plan, digest)) = live {
+        loaded = loaded.following(plan, digest);
+    }
     let settings = Settings {
         strategy: match a.strategy {
             StrategyArg::Balanced => Strategy::Balanced,

@@ -25,17 +25,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out,
         } => commands::resolve(&release, ladder_only, &out),
         Command::Plan(mut args) => {
-            // `--previous live`: the serving generation's plan, in a file for as long as
-            // the plan runs.
-            let _live = match args.previous.as_deref() {
+            // `--previous live`: the serving generation's baseline plan, read from the store.
+            let live = match args.previous.as_deref() {
                 Some(p) if p == std::path::Path::new(store::LIVE) => {
-                    let file = store::live_plan().await?;
-                    args.previous = Some(file.path().to_owned());
-                    Some(file)
+                    args.previous = None;
+                    Some(store::live_plan().await?)
                 }
                 _ => None,
             };
-            commands::plan(&args)
+            commands::plan(&args, live)
         }
         Command::Explain { plan, job } => commands::explain(&plan, &job),
         Command::Diff { old, new, format } => commands::diff(&old, &new, format),

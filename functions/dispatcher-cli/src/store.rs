@@ -32,23 +32,21 @@ async fn open() -> Result<Stores> {
 /// `--previous live`: the serving generation.
 pub const LIVE: &str = "live";
 
-/// The serving generation's baseline plan (what the next recompute follows), written to
-/// a temporary file.
-pub async fn live_plan() -> Result<tempfile::NamedTempFile> {
+/// The serving generation's baseline plan (what the next recompute follows), with the
+/// digest of its JSON (as a `--previous` file of it would have).
+pub async fn live_plan() -> Result<(Plan, String)> {
     let stores = open().await?;
     let pointer = stores
         .serving()
         .await?
         .context("--previous live: no generation is serving in the configured store")?;
     let plan = publish::load_baseline(&stores, &pointer).await?;
-    let mut file = tempfile::NamedTempFile::new().context("Failed to create a temporary file")?;
-    std::io::Write::write_all(&mut file, plan.to_json().as_bytes())
-        .context("Failed to write the live plan")?;
+    let digest = dispatcher_formats::digest::sha256(plan.to_json().as_bytes());
     eprintln!(
-        "previous: generation {} ({})",
-        pointer.generation, pointer.plan_digest
+        "previous: the baseline of generation {} ({digest})",
+        pointer.generation
     );
-    Ok(file)
+    Ok((plan, digest))
 }
 
 fn now() -> i64 {
