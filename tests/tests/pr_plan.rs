@@ -174,15 +174,27 @@ async fn pull_request(w: &World, head: &str, files: &[&str], comments: Value) {
     .await;
 }
 
-/// A signed delivery of `pull_request` `action` for head `head`, from a fork.
+/// A signed delivery of `pull_request` `action` for head `head`, from a fork, into the
+/// default branch.
 async fn deliver(w: &World, delivery: &str, action: &str, head: &str) -> (u16, String) {
+    deliver_into(w, delivery, action, head, "main").await
+}
+
+/// The same, into branch `base`.
+async fn deliver_into(
+    w: &World,
+    delivery: &str,
+    action: &str,
+    head: &str,
+    base: &str,
+) -> (u16, String) {
     let body = json!({
         "action": action,
         "number": 7,
         "pull_request": {
             "number": 7, "draft": false, "state": "open",
             "head": {"sha": head, "ref": "fix", "repo": {"full_name": "someone/release", "fork": true}},
-            "base": {"sha": "base0", "ref": "main", "repo": {"full_name": "acme/release"}}
+            "base": {"sha": "base0", "ref": base, "repo": {"full_name": "acme/release"}}
         },
         "repository": {"full_name": "acme/release", "default_branch": "main"},
         "sender": {"login": "someone"}
@@ -324,6 +336,15 @@ async fn job_files_are_fetched_alone_and_a_readme_or_a_stale_head_posts_nothing(
     assert_eq!(status, 202);
     assert!(text.contains("ignored"), "{text}");
     // Counted when submitted, not when the plan ends: no race with a task still running.
+    assert_eq!(
+        w.submitted.load(Ordering::SeqCst),
+        before,
+        "nothing handed off"
+    );
+    // Into another branch than the default: nothing planned, before any call to GitHub.
+    let (status, text) = deliver_into(&w, "d-4b", "opened", "head4", "release-4.1").await;
+    assert_eq!(status, 202);
+    assert!(text.contains("not the default branch"), "{text}");
     assert_eq!(
         w.submitted.load(Ordering::SeqCst),
         before,

@@ -260,7 +260,9 @@ fn plan_follows_the_live_generation() {
         "{}",
         String::from_utf8_lossy(&live.stderr)
     );
-    assert!(String::from_utf8_lossy(&live.stderr).contains("previous: the baseline of generation 1"));
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("previous: the baseline of generation 1")
+    );
     let published = String::from_utf8_lossy(&std::fs::read(&first).unwrap()).into_owned();
     let digest = dispatcher_app::publish::plan_digest(&published);
     assert_eq!(

@@ -66,9 +66,19 @@ pub struct PullRequestEvent {
 pub struct PullRequestPayload {
     /// Its head.
     pub head: CommitRef,
+    /// The branch it merges into.
+    pub base: BaseRef,
     /// Whether it is a draft.
     #[serde(default)]
     pub draft: bool,
+}
+
+/// The branch a pull request merges into.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaseRef {
+    /// The branch's name (`main`).
+    #[serde(rename = "ref")]
+    pub branch: String,
 }
 
 /// A commit named by a delivery.

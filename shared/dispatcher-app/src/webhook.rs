@@ -130,6 +130,14 @@ impl Intake<'_> {
                 event.repository.full_name, self.repo
             )));
         }
+        // Only a merge into the default branch reaches the dispatcher (pushes elsewhere
+        // are ignored): a pull request into another branch would plan nothing real.
+        if event.pull_request.base.branch != event.repository.default_branch {
+            return Ok(Received::Ignored(format!(
+                "the pull request merges into {}, not the default branch",
+                event.pull_request.base.branch
+            )));
+        }
         if !pull_request::PLANNED_ACTIONS.contains(&event.action.as_str())
             || event.pull_request.draft
         {

@@ -74,7 +74,7 @@ async fn on(server: &MockServer, verb: &str, route: &str, body: ResponseTemplate
 fn signed(number: u64, head: &str, delivery: &str) -> Result<axum::http::Request<Body>> {
     let body = json!({
         "action": "synchronize", "number": number,
-        "pull_request": {"number": number, "draft": false, "head": {"sha": head}},
+        "pull_request": {"number": number, "draft": false, "head": {"sha": head}, "base": {"ref": "main"}},
         "repository": {"full_name": "acme/release", "default_branch": "main"}
     })
     .to_string();
