@@ -19,8 +19,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = RuntimeConfig::from_env()?;
     let aws = Aws::default();
     let stores = aws.open(&config.store).await?;
-    let own =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").context("AWS_LAMBDA_FUNCTION_NAME is unset")?;
+    let own = config
+        .function_name
+        .clone()
+        .context("AWS_LAMBDA_FUNCTION_NAME is unset")?;
     let queue = Arc::new(LambdaHandoff::new(aws.lambda().await, own));
     let wiring = control::wiring(&config, &aws, stores, queue).await?;
     let wiring = &wiring;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use dispatcher_app::model::utc;
 use dispatcher_app::publish::{self, PublishOptions, Published};
 use dispatcher_app::records::{BackupPr, Markers};
 use dispatcher_app::{Cause, Stores};
@@ -51,11 +52,6 @@ pub async fn live_plan() -> Result<(Plan, String)> {
 
 fn now() -> i64 {
     dispatcher_api::now()
-}
-
-/// Seconds since the epoch as an RFC 3339 UTC time.
-pub fn when(at: i64) -> String {
-    dispatcher_app::model::utc(at)
 }
 
 fn report(p: &Published) {
@@ -145,7 +141,7 @@ pub async fn history(job: &str) -> Result<ExitCode> {
         println!(
             "generation {:>5}  {}  {:<8}  {} -> {}",
             c.generation,
-            when(c.at),
+            utc(c.at),
             c.cause.as_str(),
             c.from.as_deref().unwrap_or("(none)"),
             c.to.as_deref().unwrap_or("(none)")
@@ -168,8 +164,8 @@ pub async fn status() -> Result<ExitCode> {
             "publish in progress: generation {} of {} since {} (lease until {})",
             p.generation,
             p.plan_digest,
-            when(p.started_at),
-            when(p.lease_until)
+            utc(p.started_at),
+            utc(p.lease_until)
         );
     }
     if pointer.generation == 0 {
@@ -187,7 +183,7 @@ pub async fn status() -> Result<ExitCode> {
     println!(
         "generation {}, published {} ({}), snapshot {}",
         pointer.generation,
-        when(pointer.published_at),
+        utc(pointer.published_at),
         pointer.cause.as_str(),
         pointer.snapshot
     );

@@ -253,7 +253,13 @@ struct SearchQuery {
 }
 
 async fn search(State(s): State<Arc<UiState>>, Query(query): Query<SearchQuery>) -> Response {
-    let q: String = query.q.chars().take(253).collect();
+    // No job's name is longer than a lookup accepts: a longer text cannot match.
+    let q: String = query
+        .q
+        .char_indices()
+        .take_while(|(i, c)| i + c.len_utf8() <= dispatcher_app::lookup::MAX_JOB_NAME)
+        .map(|(_, c)| c)
+        .collect();
     if q.trim().is_empty() {
         return page(
             StatusCode::OK,

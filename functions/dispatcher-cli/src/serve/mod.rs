@@ -150,8 +150,8 @@ async fn start_recompute(server: &LocalServer, release: &Path) -> Result<()> {
         println!(
             "a publish of generation {} started at {} holds the store until {} (UTC), its publisher probably dead: serving generation {serving} meanwhile; recomputing {} when the publish may be taken over (`dispatcher publish --take-over` takes it over now)",
             held.generation,
-            crate::store::when(held.started_at),
-            crate::store::when(held.lease_until),
+            dispatcher_app::model::utc(held.started_at),
+            dispatcher_app::model::utc(held.lease_until),
             release.display()
         );
         let handoff = server.handoff.clone();
