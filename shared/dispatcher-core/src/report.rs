@@ -111,7 +111,7 @@ pub fn markdown(plan: &Plan) -> String {
 
 /// Share of placed demand per cluster as a Mermaid bar chart (GitHub renders it in PR
 /// bodies and comments): achieved shares as bars, targets as a line.
-pub fn mermaid(plan: &Plan) -> String {
+fn mermaid(plan: &Plan) -> String {
     let rows: Vec<(&String, f64, f64)> = plan
         .clusters
         .iter()

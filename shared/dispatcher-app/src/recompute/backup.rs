@@ -10,9 +10,9 @@ use crate::records::Markers;
 use crate::writeback;
 
 /// How long a backup PR may stay pending before operators hear of it.
-pub const BACKUP_PR_LATE: i64 = 24 * 3600;
+const BACKUP_PR_LATE: i64 = 24 * 3600;
 /// Remembered keys of late backup PRs already announced.
-pub const LATE_BACKUP_PR: &str = "late-backup-pr#";
+const LATE_BACKUP_PR: &str = "late-backup-pr#";
 
 impl Recomputer {
     /// Retries a backup PR that failed after its generation was published (F15): the

@@ -542,7 +542,7 @@ pub(crate) fn demand_of(plan: &Plan) -> Demand {
 
 mod backup;
 
-pub use backup::{BACKUP_PR_LATE, LATE_BACKUP_PR, NoText, fallback_change};
+pub use backup::{NoText, fallback_change};
 
 #[cfg(test)]
 mod tests;
